@@ -1,0 +1,49 @@
+"""dogclf: fine-tune, tune, debug, profile and serve image classifiers, locally and on SageMaker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Lazy re-exports keep `import dogclf` fast; torch loads on first use.
+_EXPORTS = {
+    "RunConfig": "dogclf.config",
+    "DataConfig": "dogclf.config",
+    "ModelConfig": "dogclf.config",
+    "OptimConfig": "dogclf.config",
+    "RuntimeConfig": "dogclf.config",
+    "build_config": "dogclf.config",
+    "create_model": "dogclf.models",
+    "list_models": "dogclf.models",
+    "train": "dogclf.train",
+    "evaluate": "dogclf.evaluate",
+    "predict": "dogclf.predict",
+    "load_artifact": "dogclf.artifact",
+    "make_dataset": "dogclf.data.synthetic",
+    "Preprocess": "dogclf.data.preprocess",
+    "DogclfError": "dogclf.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from dogclf.artifact import load_artifact
+    from dogclf.config import DataConfig, ModelConfig, OptimConfig, RunConfig, RuntimeConfig, build_config
+    from dogclf.data.preprocess import Preprocess
+    from dogclf.data.synthetic import make_dataset
+    from dogclf.errors import DogclfError
+    from dogclf.evaluate import evaluate
+    from dogclf.models import create_model, list_models
+    from dogclf.predict import predict
+    from dogclf.train import train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dogclf' has no attribute {name!r}")

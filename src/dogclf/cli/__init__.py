@@ -1,0 +1,1 @@
+"""Command-line interface: `dogclf <command>`; each command lives in dogclf.cli.commands."""

@@ -1,0 +1,49 @@
+"""`dogclf` entry point: discovers command modules, turns user errors into one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from dogclf import __version__
+from dogclf.errors import DogclfError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; every module in dogclf.cli.commands adds its subcommands via register()."""
+    from dogclf.cli import commands
+
+    parser = argparse.ArgumentParser(
+        prog="dogclf", description="Fine-tune, tune, debug, profile and serve image classifiers."
+    )
+    parser.add_argument("--version", action="version", version=f"dogclf {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse argv and run the chosen command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
+    )
+    try:
+        return int(args.func(args) or 0)
+    except DogclfError as exc:
+        print(f"dogclf: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dogclf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Shared CLI option helpers: config overrides from flags."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from dogclf.errors import ConfigError
+
+
+def parse_set(values: list[str] | None) -> dict[str, Any]:
+    """--set a.b=value pairs; values parsed as YAML scalars (1e-3, true, null...)."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects FIELD=VALUE (e.g. optim.lr=0.01), got {item!r}")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", metavar="FIELD=VALUE", help="override any config field, e.g. optim.warmup_epochs=1"
+    )
+
+

@@ -1,0 +1,1 @@
+"""Debugging: smdebug hooks, Debugger-style rules and the HTML debug report (smdebug imported lazily)."""

@@ -1,0 +1,11 @@
+"""Trainer callbacks built from the debug config."""
+
+from __future__ import annotations
+
+from dogclf.train.callbacks import Callback
+from dogclf.train.rundir import RunPaths
+
+
+def make_callbacks(cfg, paths: RunPaths) -> list[Callback]:
+    """Callbacks for cfg.debug (none yet)."""
+    return []

@@ -1,0 +1,67 @@
+"""Inference core shared by `predict`, `evaluate` users and the serving handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dogclf.artifact import Artifact
+from dogclf.config import RuntimeConfig
+from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource
+from dogclf.data.preprocess import eval_transform
+from dogclf.data.images import decode_image
+from dogclf.train.runtime import Runtime, resolve_runtime
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes of one image, most probable first."""
+
+    labels: list[str]
+    probabilities: list[float]
+    indices: list[int]
+
+    def to_dict(self) -> dict:
+        return {"predictions": [{"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities)]}
+
+
+class InferenceEngine:
+    """Decode + preprocess (from the artifact's metadata) + batched forward + top-k."""
+
+    def __init__(self, artifact: Artifact, runtime: Runtime | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.artifact = artifact
+        self.runtime = runtime or resolve_runtime(RuntimeConfig(device="cpu"))
+        self.model = self.runtime.prepare_model(artifact.model).eval()
+        self.transform = eval_transform(artifact.preprocess)
+        self.decode_options = artifact.preprocess.decode_options(max_pixels)
+
+    def preprocess(self, source: ImageSource) -> torch.Tensor:
+        """One image (path or encoded bytes) -> normalized CHW float tensor."""
+        return self.transform(decode_image(source, self.decode_options))
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """NCHW batch -> float32 logits on the CPU."""
+        with self.runtime.autocast():
+            out = self.model(self.runtime.to_input(batch))
+        return out.float().cpu()
+
+    def topk(self, logits: torch.Tensor, k: int = 5) -> list[Prediction]:
+        """Softmax probabilities of the k best classes, with breed names."""
+        k = max(1, min(k, logits.shape[1]))
+        probs = logits.softmax(dim=1)
+        values, indices = probs.topk(k, dim=1)
+        names = self.artifact.class_names
+        return [
+            Prediction([names[i] for i in idx.tolist()], [round(float(v), 6) for v in vals], idx.tolist())
+            for vals, idx in zip(values, indices)
+        ]
+
+    def predict(self, sources: list[ImageSource], k: int = 5, batch_size: int = 32) -> list[Prediction]:
+        """Predict many images in batches."""
+        out: list[Prediction] = []
+        for start in range(0, len(sources), batch_size):
+            batch = torch.stack([self.preprocess(s) for s in sources[start : start + batch_size]])
+            out.extend(self.topk(self.logits(batch), k))
+        return out

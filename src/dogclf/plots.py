@@ -1,0 +1,58 @@
+"""PNG plots of a run: loss/accuracy curves and confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(history: list[dict], out: Path) -> Path:
+    """Train/valid loss and top-1 per epoch."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for phase in ("train", "valid"):
+        ax_loss.plot(epochs, [r[phase]["loss"] for r in history], marker="o", label=phase)
+        ax_acc.plot(epochs, [r[phase]["top1"] for r in history], marker="o", label=phase)
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_acc.set(title="top-1 accuracy", xlabel="epoch", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path, title: str) -> Path:
+    """Row-normalized confusion matrix; labels shown when there are few classes."""
+    import numpy as np
+
+    matrix = np.asarray(confusion, dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalized = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    n = len(class_names)
+    side = min(20, max(5, n * 0.35))
+    fig, ax = plt.subplots(figsize=(side, side))
+    image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set(title=title, xlabel="predicted", ylabel="true")
+    if n <= 40:
+        ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), class_names, fontsize=8)
+        if n <= 15:
+            for i in range(n):
+                for j in range(n):
+                    if matrix[i, j]:
+                        ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
+                                color="white" if normalized[i, j] > 0.5 else "black")  # fmt: skip
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,1 @@
+"""Profiling: step timing, system metrics, torch.profiler window, bottleneck rules and report."""

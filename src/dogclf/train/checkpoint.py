@@ -1,0 +1,24 @@
+"""Atomic per-epoch checkpoints that make a killed run resumable to identical results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dogclf.errors import ModelError
+from dogclf.fsutil import atomic_write
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save via a temp file + fsync + rename, so a kill never leaves half a checkpoint."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with weights_only=True; errors name the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load checkpoint {path}: {exc}") from None

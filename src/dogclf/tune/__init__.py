@@ -1,0 +1,1 @@
+"""Hyperparameter tuning: one search space for the local Optuna tuner and SageMaker tuning jobs."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny generated dataset, a tiny config and one trained tiny run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dogclf.config import RunConfig, build_config
+from dogclf.data.synthetic import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(data: Path, **overrides) -> RunConfig:
+    """A config that trains tiny_cnn at 32 px in about a second per epoch."""
+    base = {
+        "data.root": str(data), "data.image_size": 32, "data.batch_size": 8, "data.num_workers": 0,
+        "model.arch": "tiny_cnn", "model.weights": None, "model.freeze": "full",
+        "optim.epochs": 2, "optim.lr": 0.01, "runtime.progress": False, "runtime.threads": 1,
+    }  # fmt: skip
+    base.update(overrides)
+    return build_config(overrides=base)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """3 classes x 12 train / 4 valid / 4 test images of 32 px."""
+    return make_dataset(tmp_path_factory.mktemp("data") / "dogs", classes=3, per_class=12, size=32, eval_per_class=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A finished training run of tiny_cnn on tiny_data (its model/ is a valid artifact)."""
+    from dogclf.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(tiny_data, **{"optim.epochs": 3}), out)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
+    """Run `python -m dogclf.cli.main ARGS` in a subprocess; returns CompletedProcess (text)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "dogclf.cli.main", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )  # fmt: skip
