@@ -79,6 +79,9 @@ class OptimConfig(StrictModel):
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without a better monitored value."
     )
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="Smallest change of the monitored value that counts as better."
+    )
     monitor: Literal["valid_loss", "valid_top1"] = Field(
         "valid_loss", description="Validation metric that selects the best checkpoint."
     )

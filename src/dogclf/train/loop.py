@@ -117,6 +117,8 @@ class Trainer:
                 raise ConfigError(f"cannot resume {root}: config differs from the saved run: " + "; ".join(diffs))
         elif root.exists() and any(root.iterdir()) and not self.resume:
             raise DogclfError(f"{root} exists and is not empty; choose a new --output (nothing was changed)")
+        # Nothing is written before the dataset has passed its checks.
+        self.layout, self.bad_images, self.fingerprint = load_dataset(self.cfg)
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.paths.config, config_to_yaml(self.cfg))
         if self.resume and self.paths.last_checkpoint.exists():
@@ -125,7 +127,8 @@ class Trainer:
 
     def _build(self) -> None:
         cfg = self.cfg
-        self.layout, self.bad_images, self.fingerprint = load_dataset(cfg)
+        if not hasattr(self, "layout"):
+            self.layout, self.bad_images, self.fingerprint = load_dataset(cfg)
         self.num_classes = len(self.layout.class_folders)
         self.runtime: Runtime = resolve_runtime(cfg.runtime)
         seed_everything(cfg.runtime.seed)
@@ -246,7 +249,7 @@ class Trainer:
 
     def _improved(self, valid: dict[str, float]) -> bool:
         value = valid["loss"] if self.cfg.optim.monitor == "valid_loss" else -valid["top1"]
-        if self.best_value is None or value < self.best_value:
+        if self.best_value is None or value < self.best_value - self.cfg.optim.early_stopping_min_delta:
             self.best_value = value
             return True
         return False
