@@ -39,8 +39,10 @@ HYPERPARAMETERS: dict[str, str] = {
     "precision": "runtime.precision",
     "device": "runtime.device",
     "profile": "profile.enabled",
+    "profile-interval-ms": "profile.interval_ms",
     "debug": "debug.enabled",
     "debug-rules": "debug.live_rules",
+    "debug-save-interval": "debug.save_interval",
 }
 
 

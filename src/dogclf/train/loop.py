@@ -26,6 +26,7 @@ from dogclf.errors import ConfigError, DatasetError, DogclfError
 from dogclf.evaluate import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
+from dogclf.train import distributed
 from dogclf.train.callbacks import Callback
 from dogclf.train.checkpoint import load_checkpoint, save_checkpoint
 from dogclf.train.metrics import RunningMetrics, format_metric_line
@@ -87,25 +88,35 @@ def load_dataset(cfg: RunConfig) -> tuple[DatasetLayout, list[BadImage], str]:
 
 
 class Trainer:
-    """Fits a RunConfig into a run directory; `fit()` is resumable from the last epoch checkpoint."""
+    """Fits a RunConfig into a run directory; `fit()` is resumable from the last epoch checkpoint.
+
+    `paths` may relocate parts of the run (e.g. the artifact to SM_MODEL_DIR); under torchrun every rank
+    trains its data shard and rank 0 alone writes.
+    """
 
     def __init__(
-        self, cfg: RunConfig, output: str | Path, resume: bool = False, callbacks: Sequence[Callback] = ()
+        self,
+        cfg: RunConfig,
+        output: str | Path,
+        resume: bool = False,
+        callbacks: Sequence[Callback] = (),
+        paths: RunPaths | None = None,
     ) -> None:
         self.cfg = cfg
-        self.paths = RunPaths(Path(output))
+        self.paths = paths or RunPaths(Path(output))
         self.resume = resume
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.sync_timing = False
-        self.is_main = True
+        self.dist = distributed.info_from_env()
+        self.is_main = self.dist.is_main
         self.history: list[dict] = []
         self.global_step = 0
         self.epoch = 0
 
     # ----------------------------------------------------------------- setup
-    def _prepare_run_dir(self) -> dict | None:
-        """Create or validate the run folder; return the checkpoint to resume from, if any."""
+    def _prepare_run_dir(self) -> None:
+        """Create or validate the run folder (rank 0 only)."""
         root = self.paths.root
         current = self.cfg.model_dump(mode="json")
         if self.paths.config.exists():
@@ -121,6 +132,9 @@ class Trainer:
         self.layout, self.bad_images, self.fingerprint = load_dataset(self.cfg)
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.paths.config, config_to_yaml(self.cfg))
+
+    def _resume_checkpoint(self) -> dict | None:
+        """The last epoch checkpoint when resuming, read by every rank."""
         if self.resume and self.paths.last_checkpoint.exists():
             return load_checkpoint(self.paths.last_checkpoint)
         return None
@@ -131,6 +145,7 @@ class Trainer:
             self.layout, self.bad_images, self.fingerprint = load_dataset(cfg)
         self.num_classes = len(self.layout.class_folders)
         self.runtime: Runtime = resolve_runtime(cfg.runtime)
+        self._owns_group = distributed.setup(self.dist, self.runtime.device)
         seed_everything(cfg.runtime.seed)
         self.preprocess = Preprocess.for_size(cfg.data.image_size, cfg.data.resize_size)
         decode = self.preprocess.decode_options(cfg.data.max_image_pixels)
@@ -158,7 +173,8 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
 
     def _steps_per_epoch(self) -> int:
-        steps = -(-len(self.train_set) // self.cfg.data.batch_size)
+        per_rank = -(-len(self.train_set) // self.dist.world_size)  # DistributedSampler pads to equal shards
+        steps = -(-per_rank // self.cfg.data.batch_size)
         cap = self.cfg.optim.max_steps_per_epoch
         return min(steps, cap) if cap else steps
 
@@ -197,9 +213,16 @@ class Trainer:
 
     def train_loader(self, epoch: int) -> torch.utils.data.DataLoader:
         """The shuffled training loader of `epoch` (order depends only on seed and epoch)."""
-        d = self.cfg.data
+        d, sampler = self.cfg.data, None
+        if self.dist.enabled:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(
+                self.train_set, self.dist.world_size, self.dist.rank, seed=self.cfg.runtime.seed
+            )
+            sampler.set_epoch(epoch)
         return make_loader(self.train_set, d.batch_size, True, self.workers, self._epoch_seed(epoch),
-                           pin_memory=self.runtime.device.type == "cuda")  # fmt: skip
+                           pin_memory=self.runtime.device.type == "cuda", sampler=sampler)  # fmt: skip
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         train_mode(self.model)
@@ -213,7 +236,7 @@ class Trainer:
             t_data = self._now()
             x, y = rt.to_input(images), targets.to(rt.device, non_blocking=True)
             with rt.autocast():
-                logits = self.model(x)
+                logits = self.train_model(x)
             loss = self.criterion(logits.float(), y)
             t_fwd = self._now()
             self.optimizer.zero_grad(set_to_none=True)
@@ -235,9 +258,10 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_step_end(self, out)
             t_prev = self._now()
-            if i + 1 >= self.steps_per_epoch or self.should_stop:
+            # Under DDP a mid-epoch stop would leave other ranks waiting in backward: stop at epoch end.
+            if i + 1 >= self.steps_per_epoch or (self.should_stop and not self.dist.enabled):
                 break
-        return running.result()
+        return distributed.reduce_metrics(running).result()
 
     def evaluate_split(self, split: str) -> EvalResult:
         """Evaluate the current model on 'valid' or 'test'."""
@@ -294,9 +318,19 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Run (or resume) training, then evaluate the best model on test and write the artifact."""
-        ckpt = self._prepare_run_dir() if self.is_main else None
+        if self.is_main:
+            self._prepare_run_dir()
         self._build()
+        try:
+            return self._fit()
+        finally:
+            if self._owns_group:
+                distributed.shutdown()
+
+    def _fit(self) -> TrainResult:
+        distributed.barrier()  # rank 0 has validated the run folder
         self.start_epoch, self.best_value, self.best_epoch, self.bad_epochs = 0, None, 0, 0
+        ckpt = self._resume_checkpoint()
         if ckpt is not None:
             self._restore(ckpt)
         log.info("training %s on %d classes (%s) with %s", self.cfg.model.arch, self.num_classes,
@@ -304,20 +338,30 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_start(self)
         for epoch in range(self.start_epoch, self.cfg.optim.epochs):
+            self.should_stop = distributed.any_rank(self.should_stop)
             if self.should_stop:
                 break
             self.epoch = epoch + 1
             if self.cfg.model.freeze == "staged":
                 set_trainable(self.model, self.cfg.model.arch, backbone=epoch >= self.cfg.optim.head_epochs)
+            # Rebuilt each epoch: DDP syncs only the parameters trainable when built (staged unfreezing).
+            self.train_model = distributed.wrap(self.model, self.runtime.device)
             seed_everything(self._epoch_seed(epoch))
             started = time.perf_counter()
             train = self._train_epoch(epoch)
-            valid = self.evaluate_split("valid").metrics()
+            valid = distributed.from_main(self.evaluate_split("valid").metrics())
             self._end_epoch(epoch, train, valid, time.perf_counter() - started)
         return self._finish()
 
     # ----------------------------------------------------------------- end
     def _finish(self) -> TrainResult:
+        if not self.is_main:  # rank 0 evaluates the best weights (its checkpoints may be on another node)
+            valid = self.history[-1]["valid"] if self.history else {}
+            paths = self.paths
+            result = TrainResult(paths.root, paths.model, self.history, self.best_epoch, valid, None)
+            for cb in self.callbacks:
+                cb.on_train_end(self, result)
+            return result
         if self.paths.best_weights.exists():
             self.model.load_state_dict(load_checkpoint(self.paths.best_weights))
         results = {split: self.evaluate_split(split) for split in self.eval_sets}
@@ -326,8 +370,7 @@ class Trainer:
             self._emit(self.best_epoch, "test", test)
         valid = results["valid"].metrics()
         result = TrainResult(self.paths.root, self.paths.model, self.history, self.best_epoch, valid, test, self.bad_images)
-        if self.is_main:
-            self._write_outputs(results)
+        self._write_outputs(results)
         for cb in self.callbacks:
             cb.on_train_end(self, result)
         return result
@@ -356,10 +399,15 @@ class Trainer:
 
 
 def train(
-    cfg: RunConfig, output: str | Path, resume: bool = False, callbacks: Sequence[Callback] = ()
+    cfg: RunConfig,
+    output: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    paths: RunPaths | None = None,
 ) -> TrainResult:
     """Train `cfg` into the run folder `output` (see Trainer); config-enabled callbacks run first."""
     from dogclf.train.plugins import callbacks_from_config
 
-    configured = callbacks_from_config(cfg, RunPaths(Path(output)))
-    return Trainer(cfg, output, resume, [*configured, *callbacks]).fit()
+    paths = paths or RunPaths(Path(output))
+    configured = callbacks_from_config(cfg, paths)
+    return Trainer(cfg, output, resume, [*configured, *callbacks], paths).fit()

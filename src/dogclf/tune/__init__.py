@@ -1,1 +1,34 @@
 """Hyperparameter tuning: one search space for the local Optuna tuner and SageMaker tuning jobs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "SearchSpace": "dogclf.tune.space",
+    "Continuous": "dogclf.tune.space",
+    "Integer": "dogclf.tune.space",
+    "Categorical": "dogclf.tune.space",
+    "default_space": "dogclf.tune.space",
+    "load_space": "dogclf.tune.space",
+    "tune": "dogclf.tune.study",
+    "TuneResult": "dogclf.tune.study",
+    "FeatureCache": "dogclf.tune.features",
+}
+__all__ = [
+    "Categorical", "Continuous", "FeatureCache", "Integer", "SearchSpace", "TuneResult", "default_space",
+    "load_space", "tune",
+]  # fmt: skip
+
+if TYPE_CHECKING:
+    from dogclf.tune.features import FeatureCache
+    from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace, default_space, load_space
+    from dogclf.tune.study import TuneResult, tune
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dogclf.tune' has no attribute {name!r}")

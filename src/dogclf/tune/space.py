@@ -126,7 +126,7 @@ class SearchSpace(BaseModel):
 
 
 def default_space() -> SearchSpace:
-    """The classic course setup: lr 0.001-0.1 (log), batch-size in [20, 34, 40, 60, 75], minimize valid loss."""
+    """The classic course setup: lr 0.001-0.1 (log), batch-size in [20, 34, 40, 60, 75], min valid loss."""
     return SearchSpace(
         parameters={
             "lr": Continuous(min=0.001, max=0.1, scale="log"),

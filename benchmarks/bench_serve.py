@@ -1,0 +1,241 @@
+"""Serving throughput and latency: the local endpoint at concurrency 1/8/32 vs the raw model, in one run.
+
+Builds a random-init ResNet50 artifact (133 classes, 224 px), writes real JPEGs (500x375, like dogImages),
+then measures, on this machine:
+  raw bf16      the model alone on preprocessed batches (bf16 autocast + channels_last), images/s
+  fp32 handler  the SageMaker handlers in process, fp32, one request at a time (decode + forward + encode)
+  server cN     `dogclf serve` in a subprocess, N concurrent HTTP clients, one JPEG per request
+Targets: server c8 >= 75% of raw bf16 and >= 2x the fp32 handler.
+
+    python benchmarks/bench_serve.py                 # ~200 requests per level
+    python benchmarks/bench_serve.py --requests 24   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def build_model(workdir: Path, image_size: int) -> Path:
+    """A random-init resnet50 artifact; serving cost does not depend on the weights' values."""
+    from dogclf.artifact import ArtifactMetadata, save_artifact
+    from dogclf.data.preprocess import Preprocess
+    from dogclf.data.synthetic import breed_folder
+    from dogclf.models import create_model
+
+    folders = [breed_folder(i) for i in range(133)]
+    names = [f.split(".", 1)[1] for f in folders]
+    preprocess = Preprocess.for_size(image_size)
+    meta = ArtifactMetadata(arch="resnet50", num_classes=133, class_names=names, class_folders=folders,
+                            preprocess=preprocess, run_name="bench-resnet50")  # fmt: skip
+    return save_artifact(workdir / "model", create_model("resnet50", 133, weights=None), meta)
+
+
+def make_jpegs(workdir: Path, count: int) -> list[bytes]:
+    """Photo-like 500x375 JPEGs (smooth gradients + texture + noise), quality 90."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:375, 0:500].astype(np.float32)
+    out = []
+    for i in range(count):
+        base = rng.uniform(40, 200, 3) + 50 * np.sin(xx[..., None] / rng.uniform(20, 80) + np.arange(3))
+        texture = 25 * np.sin((xx + yy * rng.uniform(0.2, 2.0))[..., None] / rng.uniform(3, 9))
+        pixels = np.clip(base + texture + rng.normal(0, 12, (375, 500, 3)), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+        out.append(buffer.getvalue())
+        (workdir / f"img{i:03d}.jpg").write_bytes(buffer.getvalue())
+    return out
+
+
+class RawModel:
+    """The model alone on one preprocessed batch: the ceiling any server on this machine can reach."""
+
+    def __init__(self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int) -> None:
+        import torch
+
+        from dogclf.artifact import load_artifact
+        from dogclf.config import RuntimeConfig
+        from dogclf.inference import InferenceEngine
+        from dogclf.train.runtime import resolve_runtime
+
+        runtime = resolve_runtime(RuntimeConfig(device="cpu", precision=precision))
+        self.engine = InferenceEngine(load_artifact(model_dir), runtime)
+        self.x = torch.stack([self.engine.preprocess(j) for j in jpegs[:batch]])
+        for _ in range(2):
+            self.engine.logits(self.x)
+
+    def throughput(self, n: int) -> float:
+        """Images/s over at least n images (whole batches)."""
+        steps = max(2, -(-n // len(self.x)))
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.engine.logits(self.x)
+        return steps * len(self.x) / (time.perf_counter() - start)
+
+
+def handler_throughput(model_dir: Path, jpegs: list[bytes], n: int) -> tuple[float, list[float]]:
+    """The SageMaker handlers, fp32, one request at a time (what an unbatched endpoint does)."""
+    os.environ["DOGCLF_PRECISION"] = "fp32"
+    from dogclf.serve import handlers
+
+    model = handlers.model_fn(str(model_dir))
+
+    def request(body: bytes) -> bytes:
+        prediction = handlers.predict_fn(handlers.input_fn(body, "image/jpeg"), model)
+        return handlers.output_fn(prediction, "application/json")[0]
+
+    for body in jpegs[:2]:
+        request(body)
+    latencies = []
+    start = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        request(jpegs[i % len(jpegs)])
+        latencies.append(time.perf_counter() - t0)
+    return n / (time.perf_counter() - start), latencies
+
+
+def load_server(url: str, jpegs: list[bytes], concurrency: int, n: int) -> tuple[float, list[float]]:
+    """n requests from `concurrency` keep-alive clients; returns (requests/s, latencies)."""
+    import httpx
+
+    local = threading.local()
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def one(_: int) -> float:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=120)
+        with lock:
+            i = next(counter)
+        t0 = time.perf_counter()
+        r = local.client.post(f"{url}/invocations", content=jpegs[i % len(jpegs)],
+                              headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        r.raise_for_status()
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(min(n, 2 * concurrency))))  # warm-up: connections and first batches
+        counter = iter(range(n))
+        start = time.perf_counter()
+        latencies = list(pool.map(one, range(n)))
+        return n / (time.perf_counter() - start), latencies
+
+
+def interleaved(raw: RawModel, url: str, jpegs: list[bytes], concurrency: int, args: argparse.Namespace):
+    """Alternate raw-model and server slices so both see the same background load; median of the ratios."""
+    per_round = max(concurrency, args.requests // args.rounds)
+    raws = [raw.throughput(per_round // 2)]
+    served, latencies = [], []
+    for _ in range(args.rounds):
+        throughput, lat = load_server(url, jpegs, concurrency, per_round)
+        served.append(throughput)
+        latencies += lat
+        raws.append(raw.throughput(per_round // 2))
+    ratios = [s / ((a + b) / 2) for s, a, b in zip(served, raws[:-1], raws[1:], strict=True)]
+    total = per_round * args.rounds / sum(per_round / s for s in served)
+    return total, latencies, statistics.median(raws), statistics.median(ratios)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, q))
+
+
+def batch_totals(url: str) -> tuple[float, float]:
+    """(images, forward passes) so far, from the server's /metrics."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics").text
+    lines = [line.split() for line in text.splitlines() if line.startswith("dogclf_batch_size_")]
+    found = {name: float(value) for name, value in lines if not name.startswith("dogclf_batch_size_bucket")}
+    return found["dogclf_batch_size_sum"], found["dogclf_batch_size_count"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--rounds", type=int, default=3, help="raw/server alternations per concurrency level")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from dogclf.serve.local import LocalEndpoint
+    from dogclf.train.runtime import cpu_supports_bf16
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        workdir = Path(tmp)
+        model_dir = build_model(workdir, args.image_size)
+        jpegs = make_jpegs(workdir, 32)
+        mean_kib = statistics.mean(map(len, jpegs)) / 1024
+        threads = torch.get_num_threads()
+        print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} threads, "
+              f"native bf16: {cpu_supports_bf16()}; JPEGs 500x375, mean {mean_kib:.0f} KiB")  # fmt: skip
+        figures: dict[str, dict | float] = {}
+
+        def report(name: str, label: str, throughput: float, latencies: list[float] | None = None) -> None:
+            figures[name] = {"throughput": throughput}
+            line = f"{label:<28} {throughput:7.1f} img/s"
+            if latencies:
+                figures[name] |= {"p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99)}
+                line += f"  p50 {pct(latencies, 50):7.1f} ms  p99 {pct(latencies, 99):7.1f} ms"
+            print(line, flush=True)
+
+        batch = args.max_batch_size
+        raw = RawModel(model_dir, jpegs, "bf16", batch)
+        report("raw_bf16", f"raw bf16 model, batch {batch}", raw.throughput(args.requests))
+        report("raw_fp32", f"raw fp32 model, batch {batch}",
+               RawModel(model_dir, jpegs, "fp32", batch).throughput(args.requests // 2))  # fmt: skip
+        handler, latencies = handler_throughput(model_dir, jpegs, max(16, args.requests // 4))
+        report("fp32_handler", "fp32 handler, 1 at a time", handler, latencies)
+
+        # Load from other processes drifts: each level is compared with raw bf16 measured right around it.
+        serve_args = ["--max-batch-size", str(batch), "--max-batch-delay-ms", str(args.max_batch_delay_ms)]
+        with LocalEndpoint(model_dir, *serve_args) as endpoint:
+            for c in levels:
+                images, passes = batch_totals(endpoint.url)
+                throughput, latencies, around, ratio = interleaved(raw, endpoint.url, jpegs, c, args)
+                images_after, passes_after = batch_totals(endpoint.url)
+                mean_batch = (images_after - images) / max(1.0, passes_after - passes)
+                report(f"server_c{c}", f"server, concurrency {c}", throughput, latencies)
+                figures[f"server_c{c}"] |= {
+                    "raw_bf16_around": around,
+                    "vs_raw_bf16": ratio,
+                    "mean_batch": mean_batch,
+                }
+                print(f"{'':<28} = {ratio:.0%} of raw bf16 around it (median of {args.rounds} rounds; "
+                      f"raw {around:.1f} img/s); mean batch {mean_batch:.1f}")  # fmt: skip
+        if 8 in levels:
+            c8 = figures["server_c8"]
+            verdict = {True: "met", False: "MISSED"}
+            vs_raw, vs_handler = verdict[c8["vs_raw_bf16"] >= 0.75], verdict[c8["throughput"] >= 2 * handler]
+            times = c8["throughput"] / handler
+            print(f"server c8 = {c8['vs_raw_bf16']:.0%} of raw bf16 (target >= 75%: {vs_raw}); "
+                  f"{times:.1f}x the fp32 handler (target >= 2x: {vs_handler})")  # fmt: skip
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

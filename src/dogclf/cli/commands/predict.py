@@ -1,0 +1,153 @@
+"""`dogclf predict`: top-k breeds for files or folders, offline from a model or through an endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dogclf.serve.client import FileResult
+
+
+def _offline(
+    model: str, files: list[Path], topk: int, batch_size: int, precision: str, bar
+) -> list[FileResult]:
+    """Predict in batches with the artifact's own preprocessing; undecodable files become error rows."""
+    import torch
+
+    from dogclf.artifact import load_artifact
+    from dogclf.config import RuntimeConfig
+    from dogclf.data.images import ImageDecodeError
+    from dogclf.inference import InferenceEngine
+    from dogclf.serve.client import FileResult
+    from dogclf.train.runtime import resolve_runtime
+
+    engine = InferenceEngine(
+        load_artifact(model), resolve_runtime(RuntimeConfig(device="auto", precision=precision))
+    )
+    results: list[FileResult] = []
+    for start in range(0, len(files), batch_size):
+        good, tensors = [], []
+        for path in files[start : start + batch_size]:
+            try:
+                tensors.append(engine.preprocess(path))
+                good.append(path)
+            except ImageDecodeError as exc:
+                results.append(FileResult(path, None, str(exc).removeprefix(f"{path}: ")))
+        if tensors:
+            predictions = engine.topk(engine.logits(torch.stack(tensors)), topk)
+            results.extend(FileResult(path, pred) for path, pred in zip(good, predictions, strict=True))
+        bar.update(len(files[start : start + batch_size]))
+    order = {path: i for i, path in enumerate(files)}
+    return sorted(results, key=lambda r: order[r.path])
+
+
+def _jsonl(results: list[FileResult]) -> str:
+    lines = []
+    for r in results:
+        doc: dict = {"path": str(r.path)}
+        if r.prediction is not None:
+            p = r.prediction
+            rows = zip(p.labels, p.probabilities, p.indices, strict=True)
+            doc["predictions"] = [
+                {"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows
+            ]
+        else:
+            doc["error"] = r.error
+        lines.append(json.dumps(doc))
+    return "\n".join(lines) + "\n"
+
+
+def _csv(results: list[FileResult], topk: int) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    ranked = [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "probability")]
+    writer.writerow(["path", *ranked, "error"])
+    for r in results:
+        cells: list[object] = []
+        if r.prediction is not None:
+            for label, prob in zip(r.prediction.labels, r.prediction.probabilities, strict=True):
+                cells += [label, f"{prob:.6f}"]
+        cells += [""] * (2 * topk - len(cells))
+        writer.writerow([str(r.path), *cells, r.error or ""])
+    return buffer.getvalue()
+
+
+def _text(results: list[FileResult]) -> str:
+    lines = []
+    for r in results:
+        if r.prediction is None:
+            lines.append(f"{r.path}: error: {r.error}")
+        else:
+            pairs = zip(r.prediction.labels, r.prediction.probabilities, strict=True)
+            top = ", ".join(f"{lbl} {p:.3f}" for lbl, p in pairs)
+            lines.append(f"{r.path}: {top}")
+    return "\n".join(lines) + "\n"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dogclf.errors import ConfigError
+    from dogclf.fsutil import atomic_write_text
+    from dogclf.predict import collect_images
+
+    inputs = list(args.inputs)
+    model = None if args.endpoint else inputs.pop(0)
+    if not inputs:
+        raise ConfigError("give the images to predict: dogclf predict MODEL FILES_OR_DIR... "
+                          "(or dogclf predict --endpoint URL FILES_OR_DIR...)")  # fmt: skip
+    if not 1 <= args.topk <= 100:
+        raise ConfigError(f"--topk must be between 1 and 100, got {args.topk}")
+    if args.batch_size < 1 or args.concurrency < 1:
+        raise ConfigError("--batch-size and --concurrency must be at least 1")
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix not in (".csv", ".jsonl"):
+        raise ConfigError(f"--output must end in .csv or .jsonl, got {output}")
+    files = collect_images(inputs)
+    with tqdm(total=len(files), unit="img", desc="predict", file=sys.stderr, disable=None) as bar:
+        if args.endpoint:
+            from dogclf.serve.client import EndpointClient
+
+            with EndpointClient(args.endpoint) as client:
+                results = client.predict_files(
+                    files, args.topk, args.concurrency, on_result=lambda: bar.update(1)
+                )
+        else:
+            results = _offline(model, files, args.topk, args.batch_size, args.precision, bar)
+    if output is not None:
+        text = _csv(results, args.topk) if output.suffix == ".csv" else _jsonl(results)
+        atomic_write_text(output, text)
+        print(f"wrote {len(results)} predictions to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(_jsonl(results) if args.json else _text(results))
+    failed = [r for r in results if r.error]
+    if failed:
+        print(f"{len(failed)} of {len(results)} images could not be predicted", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="top-k breeds for images, offline or through an endpoint",
+                       description="dogclf predict MODEL FILES_OR_DIR... | dogclf predict --endpoint URL "
+                       "FILES_OR_DIR...; exits 1 when some image could not be predicted.")  # fmt: skip
+    p.add_argument(
+        "inputs", nargs="+", metavar="[MODEL] FILES_OR_DIR", help="model (unless --endpoint), then images"
+    )
+    p.add_argument(
+        "--endpoint", metavar="URL", help="send the images to this endpoint (e.g. http://127.0.0.1:8080)"
+    )
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--output", help="write predictions to a .csv or .jsonl file")
+    p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
+    p.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision"
+    )
+    p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
+    p.set_defaults(func=_run)

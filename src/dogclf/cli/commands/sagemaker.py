@@ -1,0 +1,218 @@
+"""`dogclf sagemaker train|tune|best-params|deploy|delete-endpoint|profiler-report`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from dogclf.cli.commands.train import add_train_options, build_run_config
+
+
+def _connection(args: argparse.Namespace):
+    from dogclf.sagemaker.jobs import connect
+
+    return connect(args.bucket, args.region, args.endpoint_url, args.prefix)
+
+
+def _data_uri(conn, data: str) -> str:
+    """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
+    if data.startswith("s3://"):
+        return data
+    from dogclf.s3 import make_client, upload_folder
+
+    uri = conn.s3_uri("data", Path(data).resolve().name)
+    result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
+    print(f"data: {uri} ({len(result.transferred)} uploaded, {len(result.skipped)} unchanged)")
+    return uri
+
+
+def _estimator_options(args: argparse.Namespace, mode: str):
+    from dogclf.sagemaker.jobs import BUILTIN_RULES, EstimatorOptions
+
+    tags = dict(t.split("=", 1) for t in args.tag or [])
+    return EstimatorOptions(
+        role=args.role,
+        mode=mode,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        spot=args.spot,
+        max_run_s=args.max_run,
+        checkpoint_s3_uri=args.checkpoint_s3_uri,
+        debugger=not args.no_debugger,
+        builtin_rules=args.rule if args.rule is not None else BUILTIN_RULES,
+        custom_rules=args.custom_rule,
+        rule_image_uri=args.rule_image_uri,
+        profiler=not args.no_profiler,
+        system_monitor_interval_ms=args.system_monitor_ms,
+        tags=tags,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import make_estimator, submit
+
+    cfg = build_run_config(args)
+    conn = _connection(args)
+    estimator = make_estimator(cfg, conn, _estimator_options(args, "train"))
+    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait)
+    print(f"training job: {name}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import make_estimator, make_tuner, submit
+    from dogclf.tune.space import default_space, load_space
+
+    space = load_space(args.space) if args.space else default_space()
+    updates = {
+        k: v
+        for k, v in (
+            ("max_trials", args.max_trials),
+            ("parallel_trials", args.parallel_trials),
+            ("strategy", args.strategy),
+        )
+        if v is not None
+    }
+    space = space.model_validate({**space.model_dump(), **updates}) if updates else space
+    conn = _connection(args)
+    estimator = make_estimator(build_run_config(args), conn, _estimator_options(args, "hpo"))
+    tuner = make_tuner(estimator, space, warm_start_from=args.warm_start or ())
+    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait)
+    print(f"tuning job: {name}")
+    return 0
+
+
+def _best_params(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import best_params
+
+    best = best_params(_connection(args), args.job, args.output)
+    origin = f" (best of tuning job {best.tuning_job})" if best.tuning_job else ""
+    print(f"training job: {best.training_job}{origin}")
+    if best.objective:
+        print(f"objective: {best.objective.get('MetricName')} = {best.objective.get('Value')}")
+    for name, value in sorted(best.hyperparameters.items()):
+        print(f"  {name} = {value}")
+    print(f"config: {args.output}")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import DeployOptions, deploy
+
+    options = DeployOptions(
+        role=args.role,
+        endpoint_name=args.endpoint_name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        serverless_memory_mb=args.serverless_memory,
+        serverless_max_concurrency=args.serverless_concurrency,
+        autoscale_max_instances=args.autoscale_max,
+    )
+    predictor = deploy(_connection(args), args.model_data, options)
+    print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
+    return 0
+
+
+def _delete_endpoint(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import delete_endpoint
+
+    for item in delete_endpoint(_connection(args), args.endpoint_name, delete_model=not args.keep_model):
+        print(f"deleted {item}")
+    return 0
+
+
+def _profiler_report(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker.jobs import download_profiler_report
+
+    files = download_profiler_report(_connection(args), args.job, args.output)
+    html = [f for f in files if f.suffix == ".html"]
+    print(f"profiler report: {html[0] if html else args.output} ({len(files)} files)")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bucket",
+        default=os.environ.get("DOGCLF_S3_BUCKET"),
+        help="S3 bucket for code, data, outputs (default: $DOGCLF_S3_BUCKET)",
+    )
+    p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket")
+    p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
+    p.add_argument("--endpoint-url", help="AWS endpoint URL (e.g. a local emulator such as moto)")
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)"
+    )
+    p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
+    p.add_argument("--instance-type", default="ml.g4dn.xlarge")
+    p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel")
+    p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
+    p.add_argument("--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped")
+    p.add_argument("--checkpoint-s3-uri", help="default: s3://BUCKET/PREFIX/checkpoints/<run name>")
+    p.add_argument("--no-debugger", action="store_true", help="no tensor collection and no Debugger rules")
+    p.add_argument("--rule", action="append", help="built-in Debugger rule (rule_configs name); repeatable")
+    p.add_argument("--custom-rule", action="append", help="dogclf.debug.rules class to run as custom rule")
+    p.add_argument("--rule-image-uri", help="custom-rule evaluator image (needed outside known regions)")
+    p.add_argument("--no-profiler", action="store_true", help="no system monitor and no ProfilerReport rule")
+    p.add_argument("--system-monitor-ms", type=int, default=500, help="system metrics interval")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
+    p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
+    add_train_options(p)
+    _common(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sagemaker", help="train, tune and deploy on Amazon SageMaker")
+    sm = p.add_subparsers(dest="sagemaker_command", metavar="ACTION", required=True)
+
+    t = sm.add_parser(
+        "train", help="submit a training job", description="Submit entrypoints/train.py as a job."
+    )
+    _job_options(t)
+    t.set_defaults(func=_train)
+
+    t = sm.add_parser("tune", help="submit a hyperparameter tuning job")
+    _job_options(t)
+    t.add_argument("--space", help="search space YAML (default: lr log 0.001-0.1, batch-size categorical)")
+    t.add_argument("--max-trials", type=int)
+    t.add_argument("--parallel-trials", type=int)
+    t.add_argument("--strategy", choices=["bayesian", "random", "hyperband", "grid"])
+    t.add_argument(
+        "--warm-start", action="append", metavar="TUNING_JOB", help="parent tuning job; repeatable"
+    )
+    t.set_defaults(func=_tune)
+
+    t = sm.add_parser("best-params", help="best training job of a tuning job, written as a dogclf config")
+    t.add_argument("job", help="tuning job name (or a training job name)")
+    t.add_argument("--output", "-o", default="best.yaml", help="config file to write (default best.yaml)")
+    _common(t)
+    t.set_defaults(func=_best_params)
+
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
+    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
+    t.add_argument("--endpoint-name")
+    t.add_argument("--instance-type", default="ml.m5.large")
+    t.add_argument("--instance-count", type=int, default=1)
+    t.add_argument("--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory")
+    t.add_argument("--serverless-concurrency", type=int, default=5)
+    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
+    _common(t)
+    t.set_defaults(func=_deploy)
+
+    t = sm.add_parser("delete-endpoint", help="delete an endpoint, its config and its model")
+    t.add_argument("endpoint_name")
+    t.add_argument("--keep-model", action="store_true")
+    _common(t)
+    t.set_defaults(func=_delete_endpoint)
+
+    t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
+    t.add_argument("job", help="training job name")
+    t.add_argument(
+        "--output", "-o", default="profiler-report", help="folder to write (default profiler-report)"
+    )
+    _common(t)
+    t.set_defaults(func=_profiler_report)

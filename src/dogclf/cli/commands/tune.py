@@ -1,0 +1,76 @@
+"""`dogclf tune`: local hyperparameter search with Optuna (resumable, optional parallel workers)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dogclf.cli.commands.train import add_train_options, build_run_config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dogclf.tune.results import format_table
+    from dogclf.tune.space import default_space, load_space
+    from dogclf.tune.study import tune
+
+    space = load_space(args.space) if args.space else default_space()
+    result = tune(
+        build_run_config(args),
+        space,
+        args.output,
+        n_trials=args.n_trials,
+        jobs=args.jobs,
+        storage=args.storage,
+        study_name=args.study_name,
+        pruner=args.pruner,
+        feature_cache=not args.no_feature_cache,
+        cache_dir=args.feature_cache_dir,
+        final_train=args.final_train,
+    )
+    print(format_table(result.rows))
+    print(f"best: trial {result.best_trial} {space.objective}={result.best_value:.6g} {result.best_params}")
+    print(f"table: {result.table}")
+    print(f"plots: {', '.join(str(p) for p in result.plots)}")
+    print(f"config: {result.config}  (dogclf train --config {result.config} --output RUN)")
+    if result.final_run is not None:
+        print(f"final run: {result.final_run}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search hyperparameters locally (Optuna: TPE + pruning, resumable)",
+        description="Tune over a search space (default: lr 1e-3..1e-1 log, batch-size in [20,34,40,60,75]) "
+        "minimizing validation loss. With --freeze head and --augment false, trials train heads from "
+        "cached backbone features. Rerun the same command to resume an interrupted study.",
+    )
+    p.add_argument("--data", help="dataset root: train/ valid/ [test/] class folders, or one flat folder")
+    p.add_argument(
+        "--output", "-o", required=True, help="tune folder: study.db, results.csv, plots/, best_config.yaml"
+    )
+    p.add_argument("--space", help="search space YAML/JSON (default: the classic lr + batch-size space)")
+    p.add_argument(
+        "--n-trials",
+        type=int,
+        help="finished trials the study should hold; a rerun adds only "
+        "what is missing, a larger value adds more [default: the space's max_trials]",
+    )
+    p.add_argument(
+        "--jobs", type=int, help="parallel worker processes [default: the space's parallel_trials]"
+    )
+    p.add_argument("--storage", help="Optuna RDB URL shared by many machines [default: sqlite in --output]")
+    p.add_argument("--study-name", default="dogclf", help="study name in the storage [default: dogclf]")
+    p.add_argument(
+        "--pruner",
+        choices=["median", "halving", "none"],
+        help="prune on per-epoch objective [default: median if space has early_stopping]",
+    )
+    p.add_argument("--no-feature-cache", action="store_true", help="always run the full trainer per trial")
+    p.add_argument(
+        "--feature-cache-dir", help="where cached backbone features live [default: OUTPUT/feature_cache]"
+    )
+    p.add_argument(
+        "--final-train", action="store_true", help="train the best config in OUTPUT/final/ afterwards"
+    )
+    add_train_options(p)
+    p.set_defaults(func=_run)

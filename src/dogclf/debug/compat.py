@@ -1,0 +1,44 @@
+"""numpy-2 compatibility for smdebug 1.0.34: its tensor writer calls the removed `ndarray.tostring()`.
+
+`smdebug.core.tfevent.util.make_tensor_proto` is the only caller; `smdebug.core.writer` imports it by
+name. `apply()` swaps in a copy that calls `tobytes()` (same bytes) in both places, once per process.
+"""
+
+from __future__ import annotations
+
+_applied = False
+
+
+def _make_tensor_proto(nparray_data, tag):
+    """smdebug's make_tensor_proto with `tobytes()` in place of numpy 2's removed `tostring()`."""
+    from smdebug.core.tfevent.util import TensorProto, TensorShapeProto, _get_proto_dtype
+
+    isnum, dtype = _get_proto_dtype(nparray_data.dtype)
+    dims = [TensorShapeProto.Dim(size=d, name=f"{tag}_{d}") for d in nparray_data.shape]
+    shape = TensorShapeProto(dim=dims)
+    if isnum:
+        return TensorProto(dtype=dtype, tensor_content=nparray_data.tobytes(), tensor_shape=shape)
+    proto = TensorProto(tensor_shape=shape)
+    for s in nparray_data:
+        proto.string_val.append(bytes(s, encoding="utf-8"))
+    return proto
+
+
+def needs_fix() -> bool:
+    """True when numpy lacks `ndarray.tostring` (numpy >= 2), which smdebug's writer calls."""
+    import numpy as np
+
+    return not hasattr(np.empty(0), "tostring")
+
+
+def apply() -> None:
+    """Patch smdebug's tensor writer for numpy 2 (idempotent; a no-op on numpy 1)."""
+    global _applied
+    if _applied or not needs_fix():
+        return
+    import smdebug.core.tfevent.util as util
+    import smdebug.core.writer as writer
+
+    util.make_tensor_proto = _make_tensor_proto
+    writer.make_tensor_proto = _make_tensor_proto
+    _applied = True

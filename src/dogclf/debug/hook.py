@@ -1,0 +1,113 @@
+"""smdebug hook: SageMaker's from debughookconfig.json, a local one writing to runs/<name>/debug/, or none."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from dogclf.debug.config import DebugConfig
+
+log = logging.getLogger("dogclf")
+
+SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
+LOSS_TENSOR = "CrossEntropyLoss_output_0"
+LABELS_TENSOR = "CrossEntropyLoss_input_1"
+PREDICTIONS_TENSOR = "CrossEntropyLoss_input_0"
+CLASS_COUNTS_TENSOR = "dataset/class_counts"
+VALID_LOSS_TENSOR = "valid_loss"  # saved as valid_loss_output_0, which the losses collection matches
+
+
+def create_hook(
+    cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG
+) -> Any | None:
+    """The SageMaker hook when its JSON config exists, else a local hook when enabled, else None."""
+    if not (sagemaker_config.exists() or cfg.enabled or cfg.live_rules):
+        return None
+    from dogclf.debug import compat
+
+    compat.apply()
+    import smdebug.pytorch as smd
+
+    hook_class = _hook_class()
+    if sagemaker_config.exists():
+        log.info("smdebug hook from %s", sagemaker_config)
+        return hook_class.create_from_json_file(str(sagemaker_config))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return hook_class(
+        out_dir=str(out_dir), export_tensorboard=False,
+        save_config=smd.SaveConfig(save_interval=cfg.save_interval),
+        include_collections=[*cfg.collections, *(["custom"] if cfg.include_regex else [])],
+    )  # fmt: skip
+
+
+def _hook_class() -> type:
+    """smdebug's PyTorch hook, saving bf16/fp16 tensors (autocast) as float32, which numpy can hold."""
+    import torch
+    from smdebug.pytorch import Hook
+
+    class DogclfHook(Hook):
+        @staticmethod
+        def _make_numpy_array(tensor_value):
+            if isinstance(tensor_value, torch.Tensor) and tensor_value.dtype in (
+                torch.bfloat16,
+                torch.float16,
+            ):
+                tensor_value = tensor_value.float()
+            return Hook._make_numpy_array(tensor_value)
+
+    return DogclfHook
+
+
+def _relu_regexes(model: nn.Module, suffix: str) -> list[str]:
+    """Tensor names of every ReLU module's input or output (smdebug names them `<module>_<suffix>_0`)."""
+    return [
+        re.escape(name) + f"_{suffix}_"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ReLU) and name
+    ]
+
+
+def configure(hook: Any, model: nn.Module, cfg: DebugConfig) -> None:
+    """Fill dogclf's collections: losses every step in TRAIN and EVAL, labels, predictions, ReLUs, custom."""
+    import smdebug.pytorch as smd
+
+    every_step = smd.SaveConfigMode(save_interval=1)
+    hook.get_collection("losses").save_config = {smd.modes.TRAIN: every_step, smd.modes.EVAL: every_step}
+    hook.get_collection("labels").include(re.escape(LABELS_TENSOR))
+    hook.get_collection("predictions").include(re.escape(PREDICTIONS_TENSOR))
+    hook.get_collection("dataset").include(re.escape(CLASS_COUNTS_TENSOR))
+    hook.get_collection("relu_input").include(_relu_regexes(model, "input"))
+    hook.get_collection("relu_output").include(_relu_regexes(model, "output"))
+    if cfg.include_regex:
+        hook.get_collection("custom").include(cfg.include_regex)
+
+
+class GradientHooks:
+    """Gradient hooks for parameters trainable now; frozen ones are skipped and picked up once unfrozen."""
+
+    def __init__(self, hook: Any, model: nn.Module) -> None:
+        self.hook, self.model = hook, model
+        # smdebug's register_module hooks the parameters that require grad at that moment.
+        self.done = {name for name, p in model.named_parameters() if p.requires_grad}
+
+    def refresh(self) -> int:
+        """Hook parameters unfrozen since the last call (staged fine-tuning); returns how many."""
+        added = 0
+        for name, p in self.model.named_parameters():
+            if p.requires_grad and name not in self.done:
+                p.register_hook(self.hook.backward_hook(f"{self.model._get_name()}_{name}"))
+                self.done.add(name)
+                added += 1
+        return added
+
+
+def attach(hook: Any, model: nn.Module, criterion: nn.Module, cfg: DebugConfig) -> GradientHooks:
+    """Register the model and loss with the hook; frozen parameters never get a gradient hook."""
+    configure(hook, model, cfg)
+    hook.register_module(model)
+    hook.register_loss(criterion)
+    return GradientHooks(hook, model)

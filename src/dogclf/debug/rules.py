@@ -1,0 +1,481 @@
+"""Debugger-style rules on `smdebug.rules.Rule`, with the parameters and defaults AWS documents for its
+built-in rule of the same name.
+
+Self-contained (smdebug + numpy only, no dogclf imports) so this file can be uploaded as a SageMaker
+`Rule.custom` source. Parameters may arrive as strings (SageMaker passes rule parameters as text). Each rule
+sets `finding` when it fires and carries a one-line `explanation` and `advice` for reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from smdebug.core.modes import ModeKeys
+from smdebug.exceptions import TensorUnavailable, TensorUnavailableForStep
+from smdebug.rules.rule import Rule
+
+_MODES = {
+    "TRAIN": ModeKeys.TRAIN,
+    "EVAL": ModeKeys.EVAL,
+    "PREDICT": ModeKeys.PREDICT,
+    "GLOBAL": ModeKeys.GLOBAL,
+}
+
+
+def _list(value) -> list[str]:
+    """A list of strings from None, a list or a comma-separated string."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [s.strip() for s in items if s and s.strip() and s.strip().lower() != "none"]
+
+
+def _bool(value) -> bool:
+    return value.strip().lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
+
+
+def _optional_float(value) -> float | None:
+    return (
+        None
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+        else float(value)
+    )
+
+
+class DogclfRule(Rule):
+    """Base: tensor lookup by collections and regexes, values that may be missing, and a finding."""
+
+    explanation = ""
+    advice = ""
+
+    def __init__(self, base_trial) -> None:
+        super().__init__(base_trial, action_str="")
+        self.finding = ""
+
+    def tensors(self, collections=(), regexes=()) -> list[str]:
+        """Names in any of `collections` (those that exist) or matching any of `regexes`."""
+        trial, names = self.base_trial, set()
+        known = trial.collections()
+        for c in collections:
+            if c in known:
+                names |= set(trial.tensor_names(collection=c))
+        if regexes:
+            names |= set(trial.tensor_names(regex=list(regexes)))
+        return sorted(names)
+
+    def value(self, name: str, step: int, mode=ModeKeys.GLOBAL) -> np.ndarray | None:
+        """The tensor's value at `step` (of `mode`), or None when it was not saved then."""
+        try:
+            return np.asarray(self.base_trial.tensor(name).value(step, mode=mode))
+        except (TensorUnavailableForStep, TensorUnavailable):
+            return None
+
+    def mode_of(self, step: int):
+        return self.base_trial.mode(step)
+
+    def fire(self, finding: str) -> bool:
+        """Record what triggered the rule and report it."""
+        self.finding = finding
+        return True
+
+    def missing(self) -> str:
+        """What tensors the rule needs and the trial lacks ('' when it can run)."""
+        return ""
+
+
+class VanishingGradient(DogclfRule):
+    """Fires when the mean absolute value of a gradient drops below `threshold`."""
+
+    explanation = "Gradients became vanishingly small, so the layers stop learning."
+    advice = (
+        "Use a larger learning rate, check the initialization, add normalization or residual connections."
+    )
+
+    def __init__(self, base_trial, threshold=0.0000001) -> None:
+        super().__init__(base_trial)
+        self.threshold = float(threshold)
+
+    def missing(self) -> str:
+        return "" if self.tensors(["gradients"]) else "no gradients saved (collection 'gradients')"
+
+    def invoke_at_step(self, step):
+        for name in self.tensors(["gradients"]):
+            v = self.value(name, step)
+            if v is not None and v.size and np.isfinite(v).all() and float(np.abs(v).mean()) < self.threshold:
+                return self.fire(f"mean |{name}| = {float(np.abs(v).mean()):.3g} < {self.threshold:g}")
+        return False
+
+
+class ExplodingTensor(DogclfRule):
+    """Fires when a saved tensor holds NaN (or, unless `only_nan`, infinite) values."""
+
+    explanation = "Tensors hold NaN or infinite values: training diverged."
+    advice = (
+        "Lower the learning rate, clip gradients (--grad-clip), check inputs and the loss for invalid values."
+    )
+
+    def __init__(self, base_trial, collection_names=None, tensor_regex=None, only_nan=False) -> None:
+        super().__init__(base_trial)
+        self.collection_names, self.tensor_regex = _list(collection_names), _list(tensor_regex)
+        self.only_nan = _bool(only_nan)
+
+    def _names(self) -> list[str]:
+        if self.collection_names or self.tensor_regex:
+            return self.tensors(self.collection_names, self.tensor_regex)
+        return self.base_trial.tensor_names()
+
+    def missing(self) -> str:
+        return "" if self._names() else "no tensors saved"
+
+    def invoke_at_step(self, step):
+        for name in self._names():
+            v = self.value(name, step)
+            if v is None or not np.issubdtype(v.dtype, np.floating):
+                continue
+            bad = np.isnan(v) if self.only_nan else ~np.isfinite(v)
+            if bad.any():
+                return self.fire(f"{name} has {int(bad.sum())} non-finite value(s) of {v.size}")
+        return False
+
+
+class _LossRule(DogclfRule):
+    """Loss tensors: the 'losses' collection plus `collection_names` and `tensor_regex`."""
+
+    def loss_names(self, collection_names=(), tensor_regex=(), use_losses_collection=True) -> list[str]:
+        collections = [*collection_names, *(["losses"] if use_losses_collection else [])]
+        return self.tensors(collections, tensor_regex)
+
+    def loss_at(self, names: list[str], step: int) -> float | None:
+        """Mean of the loss tensors saved at global `step`, or None."""
+        values = [self.value(n, step) for n in names]
+        values = [float(np.mean(v)) for v in values if v is not None and v.size]
+        return float(np.mean(values)) if values else None
+
+    def series(self, names: list[str], mode) -> list[tuple[int, float]]:
+        """(mode step, loss) pairs of `mode`, in order."""
+        steps = sorted({s for n in names for s in self.base_trial.tensor(n).steps(mode=mode)})
+        out = []
+        for s in steps:
+            values = [self.value(n, s, mode) for n in names]
+            values = [float(np.mean(v)) for v in values if v is not None and v.size]
+            if values:
+                out.append((s, float(np.mean(values))))
+        return out
+
+
+class LossNotDecreasing(_LossRule):
+    """Fires when the mean loss of the last `num_steps` steps is not `diff_percent` % below the window before.
+
+    Windows of saved values (not single batches) keep minibatch noise from deciding. Without `mode`, the
+    first of EVAL, TRAIN, GLOBAL that has two full windows is checked.
+    """
+
+    explanation = "The loss is not decreasing: the model is not learning."
+    advice = "Check the learning rate (not 0, not too small), that parameters are trainable, and the labels."
+
+    def __init__(self, base_trial, collection_names=None, tensor_regex=None, use_losses_collection=True,
+                 num_steps=10, diff_percent=0.0, mode=None) -> None:  # fmt: skip
+        super().__init__(base_trial)
+        self.names = self.loss_names(
+            _list(collection_names), _list(tensor_regex), _bool(use_losses_collection)
+        )
+        self.num_steps = int(num_steps)
+        self.diff_percent = _optional_float(diff_percent) or 0.0
+        self.mode = None if mode in (None, "", "None") else _MODES[str(mode).upper()]
+        self._checked: set[int] = set()
+        self._series: list[tuple[int, float]] | None = None
+
+    def missing(self) -> str:
+        return "" if self.names else "no loss tensors saved (collection 'losses')"
+
+    def _pick(self) -> list[tuple[int, float]]:
+        modes = [self.mode] if self.mode is not None else [ModeKeys.EVAL, ModeKeys.TRAIN, ModeKeys.GLOBAL]
+        for mode in modes:
+            series = self.series(self.names, mode)
+            if series and series[-1][0] - series[0][0] + 1 >= 2 * self.num_steps:
+                self._mode = mode
+                return series
+        self._mode = modes[-1]
+        return []
+
+    def invoke_at_step(self, step):
+        if self._series is None:
+            self._series = self._pick()
+        if not self._series or self.mode_of(step) != self._mode and self._mode != ModeKeys.GLOBAL:
+            return False
+        mode_step = self.base_trial.mode_step(step) if self._mode != ModeKeys.GLOBAL else step
+        start = self._series[0][0]
+        if (mode_step - start + 1) % self.num_steps or mode_step - start + 1 < 2 * self.num_steps:
+            return False
+        window = lambda lo, hi: [v for s, v in self._series if lo < s <= hi]  # noqa: E731
+        new, old = (
+            window(mode_step - self.num_steps, mode_step),
+            window(mode_step - 2 * self.num_steps, mode_step - self.num_steps),
+        )
+        if not new or not old:
+            return False
+        new_mean, old_mean = float(np.mean(new)), float(np.mean(old))
+        # A change below float32 resolution is no decrease.
+        target = old_mean * (1 - self.diff_percent / 100) - 1e-6 * abs(old_mean)
+        if not new_mean < target:
+            return self.fire(
+                f"mean loss {new_mean:.4g} over the last {self.num_steps} steps vs {old_mean:.4g} before"
+            )
+        return False
+
+
+class Overfit(_LossRule):
+    """Fires when (valid loss - mean train loss) / mean train loss exceeds `ratio_threshold` for `patience`
+    validations; the train mean covers the TRAIN steps since the previous validation.
+    """
+
+    explanation = "Validation loss is well above training loss: the model memorizes the training set."
+    advice = "Add data or augmentation, regularize (weight decay, dropout), freeze more layers, stop earlier."
+
+    def __init__(self, base_trial, tensor_regex=None, start_step=0, patience=1, ratio_threshold=0.1) -> None:
+        super().__init__(base_trial)
+        self.names = self.loss_names((), _list(tensor_regex), not _list(tensor_regex))
+        self.start_step, self.patience, self.ratio = int(start_step), int(patience), float(ratio_threshold)
+        self.train: list[float] = []
+        self.count = 0
+
+    def missing(self) -> str:
+        if not self.names:
+            return "no loss tensors saved (collection 'losses')"
+        has_eval = any(self.base_trial.tensor(n).steps(mode=ModeKeys.EVAL) for n in self.names)
+        return "" if has_eval else "no validation loss saved (EVAL mode)"
+
+    def invoke_at_step(self, step):
+        loss, mode = self.loss_at(self.names, step), self.mode_of(step)
+        if loss is None or step < self.start_step:
+            return False
+        if mode == ModeKeys.TRAIN:
+            self.train.append(loss)
+            return False
+        if mode != ModeKeys.EVAL or not self.train:
+            return False
+        train, self.train = float(np.mean(self.train)), []
+        ratio = (loss - train) / max(abs(train), 1e-12)
+        self.count = self.count + 1 if ratio > self.ratio else 0
+        if self.count >= self.patience:
+            return self.fire(
+                f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g}"
+            )
+        return False
+
+
+class Overtraining(_LossRule):
+    """Fires when validation loss has not improved by `delta` for `patience_validation` validations while the
+    training loss still improved within its last `patience_train` saved steps.
+    """
+
+    explanation = "Validation loss stopped improving while training loss keeps falling: training too long."
+    advice = (
+        "Enable early stopping (--early-stopping-patience) and keep the best checkpoint (done by default)."
+    )
+
+    def __init__(self, base_trial, patience_train=5, patience_validation=10, delta=0.1) -> None:
+        super().__init__(base_trial)
+        self.names = self.loss_names()
+        self.patience_train, self.patience_valid = int(patience_train), int(patience_validation)
+        self.delta = float(delta)
+        self.best = {ModeKeys.TRAIN: np.inf, ModeKeys.EVAL: np.inf}
+        self.since = {ModeKeys.TRAIN: 0, ModeKeys.EVAL: 0}
+
+    def missing(self) -> str:
+        return "" if self.names else "no loss tensors saved (collection 'losses')"
+
+    def invoke_at_step(self, step):
+        loss, mode = self.loss_at(self.names, step), self.mode_of(step)
+        if loss is None or mode not in self.best:
+            return False
+        if loss < self.best[mode] - self.delta:
+            self.best[mode], self.since[mode] = loss, 0
+        else:
+            self.since[mode] += 1
+        if mode == ModeKeys.EVAL and self.since[ModeKeys.EVAL] >= self.patience_valid:
+            if self.since[ModeKeys.TRAIN] < self.patience_train:
+                return self.fire(
+                    f"valid loss has not improved by {self.delta:g} for {self.since[mode]} validations "
+                    f"(best {self.best[mode]:.4g}) while train loss still improves"
+                )
+        return False
+
+
+class PoorWeightInitialization(_LossRule):
+    """In the first `steps` TRAIN steps: activation-input variance ratio across layers above `threshold`,
+    5th-95th percentile gradient spread below `distribution_range`, or no loss decrease in `patience` steps.
+    """
+
+    explanation = "Weights look poorly initialized: layer activations or gradients are badly scaled."
+    advice = (
+        "Use the architecture's default (Kaiming/Xavier) init or pretrained weights; do not zero-init layers."
+    )
+
+    def __init__(
+        self, base_trial, activation_inputs_regex=".*relu_input", threshold=10.0, distribution_range=0.001,
+        patience=5, steps=10,
+    ) -> None:  # fmt: skip
+        super().__init__(base_trial)
+        self.activations = self.tensors(["relu_input"], _list(activation_inputs_regex))
+        self.gradients = self.tensors(["gradients"])
+        self.losses = self.loss_names()
+        self.threshold, self.range = float(threshold), float(distribution_range)
+        self.patience, self.steps = int(patience), int(float(steps))
+        self.train_losses: list[float] = []
+
+    def missing(self) -> str:
+        if self.activations or self.gradients:
+            return ""
+        return "no activation inputs (collection 'relu_input') or gradients saved"
+
+    def invoke_at_step(self, step):
+        if self.mode_of(step) != ModeKeys.TRAIN or self.base_trial.mode_step(step) >= self.steps:
+            return False
+        variances = [
+            float(np.var(v)) for v in (self.value(n, step) for n in self.activations) if v is not None
+        ]
+        if len(variances) > 1:
+            low, high = min(variances), max(variances)
+            if low <= 0 or high / low > self.threshold:
+                return self.fire(
+                    f"activation variance {low:.3g}..{high:.3g} across layers (ratio > {self.threshold:g})"
+                )
+        grads = [v.ravel() for v in (self.value(n, step) for n in self.gradients) if v is not None and v.size]
+        if grads:
+            p5, p95 = np.percentile(np.concatenate(grads), [5, 95])
+            if p95 - p5 < self.range:
+                return self.fire(f"gradients' 5th-95th percentile spread {p95 - p5:.3g} < {self.range:g}")
+        loss = self.loss_at(self.losses, step)
+        if loss is not None:
+            self.train_losses.append(loss)
+            if len(self.train_losses) > self.patience and min(self.train_losses[1:]) >= self.train_losses[0]:
+                return self.fire(
+                    f"loss stayed above its first value {self.train_losses[0]:.4g} in {self.patience} steps"
+                )
+        return False
+
+
+class DeadRelu(DogclfRule):
+    """Fires when more than `threshold_layer` % of a ReLU layer's units are active in under
+    `threshold_inactivity` % of their inputs (units: channels of conv maps, features of vectors).
+    """
+
+    explanation = "Many ReLU units never activate (dead ReLUs), so they pass no gradient."
+    advice = "Lower the learning rate, use a better initialization, or try LeakyReLU."
+
+    def __init__(self, base_trial, tensor_regex=None, threshold_inactivity=1.0, threshold_layer=50.0) -> None:
+        super().__init__(base_trial)
+        self.names = self.tensors(["relu_output"], _list(tensor_regex))
+        self.inactivity, self.layer = float(threshold_inactivity), float(threshold_layer)
+
+    def missing(self) -> str:
+        return "" if self.names else "no ReLU outputs saved (collection 'relu_output')"
+
+    def invoke_at_step(self, step):
+        for name in self.names:
+            v = self.value(name, step)
+            if v is None or v.ndim < 2:
+                continue
+            active = np.moveaxis(v > 0, 1, 0).reshape(v.shape[1], -1).mean(axis=1) * 100
+            dead = float((active < self.inactivity).mean() * 100)
+            if dead > self.layer:
+                return self.fire(f"{name}: {dead:.0f}% of units dead (> {self.layer:g}%)")
+        return False
+
+
+class AllZero(DogclfRule):
+    """Fires when at least `threshold` % of a tensor's values are zero (needs collections or a regex)."""
+
+    explanation = "Tensors are entirely zero: a layer's output or gradient carries no signal."
+    advice = "Check for zero-initialized layers, dead activations, or a disconnected part of the graph."
+
+    def __init__(self, base_trial, collection_names=None, tensor_regex=None, threshold=100.0) -> None:
+        super().__init__(base_trial)
+        self.names = self.tensors(_list(collection_names), _list(tensor_regex))
+        self.asked = bool(_list(collection_names) or _list(tensor_regex))
+        self.threshold = float(threshold)
+
+    def missing(self) -> str:
+        if not self.asked:
+            return "set collection_names or tensor_regex"
+        return "" if self.names else "none of the requested tensors were saved"
+
+    def invoke_at_step(self, step):
+        for name in self.names:
+            v = self.value(name, step)
+            if v is not None and v.size and float((v == 0).mean() * 100) >= self.threshold:
+                return self.fire(f"{name}: {float((v == 0).mean() * 100):.0f}% zeros")
+        return False
+
+
+class ClassImbalance(DogclfRule):
+    """Fires when the largest class has more than `threshold_imbalance` times the samples of the smallest
+    (from a saved class-count tensor, else from `samples` labels), or a class's misprediction fraction exceeds
+    `threshold_misprediction` once `samples` labels were seen.
+    """
+
+    explanation = "Classes are imbalanced, or under-represented classes are mostly mispredicted."
+    advice = "Collect more images of small classes, or use a weighted loss or a class-balanced sampler."
+
+    def __init__(
+        self, base_trial, threshold_imbalance=10, threshold_misprediction=0.7, samples=500, argmax=False,
+        labels_regex=".*labels", predictions_regex=".*predictions", counts_regex=".*class_counts",
+    ) -> None:  # fmt: skip
+        super().__init__(base_trial)
+        self.imbalance, self.misprediction = float(threshold_imbalance), float(threshold_misprediction)
+        self.samples, self.argmax = int(samples), _bool(argmax)
+        self.labels = self.tensors(["labels"], _list(labels_regex))
+        self.predictions = self.tensors(["predictions"], _list(predictions_regex))
+        self.counts = self.tensors(["dataset"], _list(counts_regex))
+        self.seen: dict[int, int] = {}
+        self.wrong: dict[int, int] = {}
+
+    def missing(self) -> str:
+        return (
+            ""
+            if self.counts or self.labels
+            else "no class counts or labels saved (collections 'dataset', 'labels')"
+        )
+
+    def _ratio(self, counts) -> float:
+        counts = np.asarray(counts, dtype=float)
+        return float("inf") if counts.min() <= 0 else float(counts.max() / counts.min())
+
+    def invoke_at_step(self, step):
+        for name in self.counts:
+            v = self.value(name, step)
+            if v is not None and v.size > 1 and self._ratio(v) > self.imbalance:
+                return self.fire(
+                    f"class counts {v.astype(int).tolist()}: ratio {self._ratio(v):.3g} > {self.imbalance:g}"
+                )
+        if self.mode_of(step) != ModeKeys.TRAIN or not self.labels:
+            return False
+        labels = self.value(self.labels[0], step)
+        preds = self.value(self.predictions[0], step) if self.predictions else None
+        if labels is None:
+            return False
+        if preds is not None and self.argmax:
+            preds = preds.argmax(axis=-1)
+        for i, y in enumerate(labels.astype(int).ravel()):
+            self.seen[y] = self.seen.get(y, 0) + 1
+            if preds is not None and int(preds.ravel()[i]) != y:
+                self.wrong[y] = self.wrong.get(y, 0) + 1
+        if sum(self.seen.values()) < self.samples:
+            return False
+        if not self.counts and self._ratio(list(self.seen.values())) > self.imbalance:
+            return self.fire(
+                f"label counts {dict(sorted(self.seen.items()))}: imbalance > {self.imbalance:g}"
+            )
+        for y, n in sorted(self.seen.items()):
+            if preds is not None and self.wrong.get(y, 0) / n > self.misprediction:
+                return self.fire(
+                    f"class {y}: {self.wrong.get(y, 0)}/{n} mispredicted (> {self.misprediction:g})"
+                )
+        return False
+
+
+RULES: dict[str, type[DogclfRule]] = {
+    cls.__name__: cls
+    for cls in (VanishingGradient, ExplodingTensor, LossNotDecreasing, Overfit, Overtraining,
+                PoorWeightInitialization, DeadRelu, AllZero, ClassImbalance)
+}  # fmt: skip

@@ -1,0 +1,5 @@
+"""SageMaker integration: the training-container contract (SDK-free) and job builders (`jobs`, needs the SDK).
+
+`dogclf.sagemaker.environment` and `dogclf.sagemaker.training` run inside the container and never import the
+SageMaker SDK; `dogclf.sagemaker.jobs` holds every SDK call and is imported only when a job is built.
+"""

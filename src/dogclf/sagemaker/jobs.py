@@ -1,0 +1,696 @@
+"""Every SageMaker SDK call of dogclf: training estimator, tuner, best parameters, deploy, profiler report.
+
+The SDK (v2) is imported here only. Inside our calls its telemetry is opted out (through the session's SDK
+config) and its v2 deprecation banner is silenced; the user's own SDK use is left alone. A `Connection`
+carries the session, the bucket and an optional endpoint URL (an AWS emulator), which is applied to every
+boto3 client the SDK creates during our calls.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dogclf.config import RunConfig, build_config, config_to_yaml
+from dogclf.errors import ConfigError, DogclfError
+from dogclf.fsutil import atomic_write_text
+from dogclf.hyperparameters import HYPERPARAMETERS, config_field, to_hyperparameters
+from dogclf.s3 import parse_s3_uri
+from dogclf.sagemaker.training import CONFIG_FILE
+from dogclf.train.metrics import metric_definitions
+
+FRAMEWORK_VERSION = "2.6.0"  # newest PyTorch DLC with both training and inference images in SDK 2.257
+PY_VERSION = "py312"
+COLLECTIONS = ("losses", "weights", "biases", "gradients")
+# AWS-maintained rules run as built-ins; the rest of dogclf.debug.rules runs as custom rules, so each
+# check runs once. Custom rule names get a "dogclf-" prefix so both kinds can coexist.
+BUILTIN_RULES = ("vanishing_gradient", "exploding_tensor", "loss_not_decreasing", "overtraining")
+_BUILTIN_CLASSES = {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining"}
+# Per-region account of the custom-rule evaluator image (AWS docs, "Debugger image URIs for custom rule
+# evaluators"); other regions need rule_image_uri.
+RULE_EVALUATOR_ACCOUNTS = {"us-west-2": "759209512951"}
+ENTRY_SCRIPTS = {"train": "train.py", "hpo": "hpo.py", "inference": "inference.py"}
+
+
+class SageMakerError(DogclfError):
+    """A SageMaker request failed or a job is not in the state asked for."""
+
+
+@contextlib.contextmanager
+def _sdk_env(endpoint_url: str | None = None) -> Iterator[None]:
+    """Silence the SDK's v2 banner and point new boto3 clients at `endpoint_url`, for our calls only."""
+    changes = {"SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
+    if endpoint_url:
+        changes["AWS_ENDPOINT_URL"] = endpoint_url
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _aws_errors(action: str) -> Iterator[None]:
+    """Turn botocore / SDK request failures into one-line SageMakerError messages naming the action."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise SageMakerError(
+            f"{action} failed: {err.get('Code', 'Error')}: {err.get('Message', exc)}"
+        ) from None
+    except BotoCoreError as exc:
+        raise SageMakerError(f"{action} failed: {exc}") from None
+
+
+@dataclass
+class Connection:
+    """A SageMaker session plus where dogclf keeps things in S3."""
+
+    session: Any
+    bucket: str
+    prefix: str = "dogclf"
+    endpoint_url: str | None = None
+
+    def s3_uri(self, *parts: str) -> str:
+        """s3://bucket/prefix/parts..."""
+        return "s3://" + "/".join([self.bucket, self.prefix, *[p.strip("/") for p in parts if p]])
+
+    @property
+    def region(self) -> str:
+        return self.session.boto_region_name
+
+
+def connect(
+    bucket: str, region: str | None = None, endpoint_url: str | None = None, prefix: str = "dogclf"
+) -> Connection:
+    """A session with an explicit default bucket (no STS lookup) and telemetry opted out."""
+    import boto3
+
+    if not bucket:
+        raise ConfigError("an S3 bucket is required (pass --bucket); dogclf never guesses bucket names")
+    with _sdk_env(endpoint_url):
+        from sagemaker.config import load_sagemaker_config
+
+        import sagemaker
+
+        boto_session = boto3.session.Session(region_name=region)
+        if boto_session.region_name is None:
+            raise ConfigError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+        sdk_config = load_sagemaker_config()
+        sdk_config.setdefault("SchemaVersion", "1.0")
+        modules = sdk_config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+        modules["TelemetryOptOut"] = True
+        session = sagemaker.Session(
+            boto_session=boto_session,
+            sagemaker_client=boto_session.client("sagemaker", endpoint_url=endpoint_url),
+            sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=endpoint_url),
+            default_bucket=bucket,
+            sagemaker_config=sdk_config,
+        )
+    return Connection(session, bucket, prefix.strip("/"), endpoint_url)
+
+
+# --------------------------------------------------------------------------------------------- source dir
+def _entrypoints_dir() -> Path:
+    import dogclf
+
+    path = Path(dogclf.__file__).resolve().parents[2] / "entrypoints"
+    if not path.is_dir():
+        raise ConfigError(
+            f"entry scripts not found at {path}; pass entry_dir= (a dogclf checkout's entrypoints/)"
+        )
+    return path
+
+
+def _requirements() -> str:
+    """dogclf's own dependencies, minus torch/torchvision that the PyTorch container already has."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires("dogclf") or []
+    except PackageNotFoundError:
+        reqs = []
+    keep = [r for r in reqs if ";" not in r and not r.split(">")[0].split("=")[0].strip().startswith("torch")]
+    return "".join(f"{r}\n" for r in keep)
+
+
+def stage_source_dir(
+    scripts: Sequence[str], cfg: RunConfig | None = None, entry_dir: str | Path | None = None
+) -> Path:
+    """A temp folder with the entry scripts, a copy of the dogclf package, requirements.txt and the config."""
+    import dogclf
+
+    src = Path(entry_dir) if entry_dir else _entrypoints_dir()
+    staged = Path(tempfile.mkdtemp(prefix="dogclf-source-"))
+    for name in scripts:
+        if not (src / name).is_file():
+            raise ConfigError(f"entry script {src / name} not found")
+        shutil.copy2(src / name, staged / name)
+    package = Path(dogclf.__file__).resolve().parent
+    shutil.copytree(package, staged / "dogclf", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (staged / "requirements.txt").write_text(_requirements(), encoding="utf-8")
+    if cfg is not None:
+        shipped = cfg.model_copy(deep=True)
+        shipped.data.root = None  # the channels decide where the data is
+        (staged / CONFIG_FILE).write_text(config_to_yaml(shipped), encoding="utf-8")
+    return staged
+
+
+# --------------------------------------------------------------------------------------------- estimator
+def estimator_hyperparameters(cfg: RunConfig) -> dict[str, str]:
+    """Every hyperparameter of the table with a value, as the strings SageMaker passes to the script."""
+    values = cfg.model_dump(mode="json")
+    dotted = {}
+    for field_name in HYPERPARAMETERS.values():
+        node: Any = values
+        for part in field_name.split("."):
+            node = node[part]
+        if node is not None:
+            dotted[field_name] = node
+    return to_hyperparameters(dotted)
+
+
+def custom_rule_classes(source: Path) -> list[str]:
+    """Concrete smdebug Rule subclasses of a rules file: leaves of the Rule class tree, read with ast."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    bases = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases[node.name] = {
+                b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
+            }
+    rules, changed = {"Rule"}, True
+    while changed:
+        found = {name for name, parents in bases.items() if parents & rules} - rules
+        rules |= found
+        changed = bool(found)
+    used_as_base = set().union(*bases.values()) if bases else set()
+    return [n for n in bases if n in rules and n not in used_as_base and not n.startswith("_")]
+
+
+def rules_source() -> Path:
+    """The file of dogclf.debug.rules, uploaded as the custom rules' source."""
+    spec = importlib.util.find_spec("dogclf.debug.rules")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "dogclf.debug.rules is missing: custom Debugger rules need it (or pass custom_rules=())"
+        )
+    return Path(spec.origin)
+
+
+def _rule_image(region: str, rule_image_uri: str | None) -> str:
+    if rule_image_uri:
+        return rule_image_uri
+    account = RULE_EVALUATOR_ACCOUNTS.get(region)
+    if account is None:
+        raise ConfigError(
+            f"no known custom-rule evaluator image for region {region}; pass rule_image_uri "
+            f"(see AWS docs 'Debugger image URIs for custom rule evaluators'), or custom_rules=()"
+        )
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-debugger-rule-evaluator:latest"
+
+
+def _debugger(
+    conn: Connection,
+    save_interval: int,
+    builtin_rules: Sequence[str],
+    custom_rules: Sequence[str] | None,
+    rule_image_uri: str | None,
+    rule_instance_type: str,
+    rules_file: str | Path | None,
+) -> tuple[Any, list[Any]]:
+    """DebuggerHookConfig with the tensor collections, and the built-in + custom rules that read them."""
+    from sagemaker.debugger import CollectionConfig, DebuggerHookConfig, Rule, rule_configs
+
+    params = {"save_interval": str(save_interval)}
+    collections = [CollectionConfig(name, parameters=params) for name in COLLECTIONS]
+    hook = DebuggerHookConfig(s3_output_path=conn.s3_uri("debug"), collection_configs=collections)
+    rules = []
+    for name in builtin_rules:
+        factory = getattr(rule_configs, name, None)
+        if factory is None or name.startswith("_"):
+            raise ConfigError(f"unknown built-in Debugger rule {name!r}; e.g. {', '.join(BUILTIN_RULES)}")
+        rules.append(Rule.sagemaker(factory()))
+    source = (
+        (Path(rules_file) if rules_file else rules_source()) if custom_rules is None or custom_rules else None
+    )
+    available = custom_rule_classes(source) if source else []
+    chosen = (
+        [n for n in available if n not in _BUILTIN_CLASSES] if custom_rules is None else list(custom_rules)
+    )
+    unknown = [n for n in chosen if n not in available]
+    if unknown:
+        raise ConfigError(f"unknown custom rule(s) {unknown}; {source} defines {available}")
+    image = _rule_image(conn.region, rule_image_uri) if chosen else None
+    for name in chosen:
+        rules.append(
+            Rule.custom(
+                name=f"dogclf-{name}",
+                image_uri=image,
+                instance_type=rule_instance_type,
+                volume_size_in_gb=30,
+                source=str(source),
+                rule_to_invoke=name,
+                collections_to_save=collections,
+            )
+        )
+    return hook, rules
+
+
+def _profiler(interval_ms: int) -> tuple[Any, list[Any]]:
+    """System monitoring (framework profiling is unsupported for PyTorch >= 2) and the ProfilerReport rule."""
+    from sagemaker.debugger import ProfilerConfig, ProfilerRule, rule_configs
+
+    return ProfilerConfig(system_monitor_interval_millis=interval_ms), [
+        ProfilerRule.sagemaker(rule_configs.ProfilerReport())
+    ]
+
+
+@dataclass
+class EstimatorOptions:
+    """Job settings for make_estimator (all but role have safe defaults)."""
+
+    role: str
+    mode: str = "train"  # "train" (hooks, rules, checkpoints) or "hpo" (a lean tuning trial)
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = 1
+    distributed: bool | None = None  # torch_distributed; default on for instance_count > 1
+    spot: bool = False
+    max_run_s: int = 24 * 3600
+    max_wait_s: int | None = None
+    checkpoint_s3_uri: str | None = None  # default s3://bucket/prefix/checkpoints/<run name>
+    debugger: bool = True
+    save_interval: int = 500  # the built-in rules ask for their collections at 500; equal configs merge
+    builtin_rules: Sequence[str] = BUILTIN_RULES
+    custom_rules: Sequence[str] | None = None  # None: the classes of dogclf.debug.rules not run as built-ins
+    rule_image_uri: str | None = None
+    rules_file: str | Path | None = None  # default: the file of dogclf.debug.rules
+    rule_instance_type: str = "ml.t3.medium"
+    profiler: bool = True
+    system_monitor_interval_ms: int = 500
+    tags: Mapping[str, str] = field(default_factory=dict)
+    framework_version: str = FRAMEWORK_VERSION
+    py_version: str = PY_VERSION
+    entry_dir: str | Path | None = None
+    base_job_name: str = "dogclf"
+
+
+def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
+    """A PyTorch estimator running entrypoints/{train,hpo}.py on the config, with Debugger and profiler."""
+    o = options
+    if o.mode not in ("train", "hpo"):
+        raise ConfigError(f"mode must be 'train' or 'hpo', got {o.mode!r}")
+    hpo = o.mode == "hpo"
+    run = cfg.model_copy(deep=True)
+    if o.debugger and not hpo:
+        run.debug.enabled = True  # the script then saves tensors through SageMaker's debughookconfig.json
+    with _sdk_env(conn.endpoint_url):
+        from sagemaker.pytorch import PyTorch
+        from sagemaker.utils import name_from_base
+
+        hook, rules = (False, [])
+        if o.debugger and not hpo:
+            hook, rules = _debugger(
+                conn,
+                o.save_interval,
+                o.builtin_rules,
+                o.custom_rules,
+                o.rule_image_uri,
+                o.rule_instance_type,
+                o.rules_file,
+            )
+        profiler_config, profiler_rules = (
+            _profiler(o.system_monitor_interval_ms) if o.profiler and not hpo else (None, [])
+        )
+        # Jobs of one run name share checkpoints (a resubmission resumes); tuning trials never do.
+        run_name = cfg.name or name_from_base(o.base_job_name)
+        checkpoint = None if hpo else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name)
+        distributed = o.instance_count > 1 if o.distributed is None else o.distributed
+        source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir)
+        tags = [{"Key": k, "Value": v} for k, v in {"dogclf:mode": o.mode, **o.tags}.items()]
+        try:
+            estimator = PyTorch(
+                entry_point=ENTRY_SCRIPTS[o.mode],
+                source_dir=str(source_dir),
+                role=o.role,
+                framework_version=o.framework_version,
+                py_version=o.py_version,
+                instance_type=o.instance_type,
+                instance_count=o.instance_count,
+                hyperparameters=estimator_hyperparameters(run),
+                metric_definitions=metric_definitions(),
+                debugger_hook_config=hook,
+                rules=rules + profiler_rules or None,
+                profiler_config=profiler_config,
+                disable_profiler=profiler_config is None,
+                checkpoint_s3_uri=checkpoint,
+                use_spot_instances=o.spot,
+                max_run=o.max_run_s,
+                max_wait=(o.max_wait_s or o.max_run_s) if o.spot else None,
+                distribution={"torch_distributed": {"enabled": True}} if distributed else None,
+                output_path=conn.s3_uri("output"),
+                code_location=conn.s3_uri("code"),
+                base_job_name=o.base_job_name,
+                tags=tags,
+                sagemaker_session=conn.session,
+            )
+        except ValueError as exc:
+            shutil.rmtree(source_dir, ignore_errors=True)
+            raise ConfigError(f"SageMaker SDK rejected the estimator: {exc}") from None
+    weakref.finalize(estimator, shutil.rmtree, str(source_dir), True)
+    return estimator
+
+
+def _channels(inputs: str | Mapping[str, str]) -> dict[str, str]:
+    """One S3 URI (a folder with train/ valid/ [test/]) as the 'training' channel, or channel -> URI."""
+    channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs)
+    for name, uri in channels.items():
+        parse_s3_uri(uri)
+        if not name.replace("-", "").isalnum():
+            raise ConfigError(f"channel name {name!r} must be letters, digits and '-'")
+    return channels
+
+
+def submit(
+    conn: Connection,
+    job: Any,
+    inputs: str | Mapping[str, str],
+    wait: bool = False,
+    job_name: str | None = None,
+) -> str:
+    """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
+    from sagemaker.tuner import HyperparameterTuner
+
+    with _sdk_env(conn.endpoint_url), _aws_errors("submitting the job"):
+        if isinstance(job, HyperparameterTuner):
+            job.fit(_channels(inputs), job_name=job_name, wait=False)
+            if wait:
+                job.wait()
+            return job.latest_tuning_job.name
+        job.fit(_channels(inputs), job_name=job_name, wait=wait, logs="All" if wait else "None")
+        return job.latest_training_job.name
+
+
+# ------------------------------------------------------------------------------------------------- tuning
+STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "hyperband": "Hyperband", "grid": "Grid"}
+
+
+def make_tuner(
+    estimator: Any,
+    space: Any,
+    warm_start_from: Sequence[str] = (),
+    max_runtime_s: int | None = None,
+    base_tuning_job_name: str = "dogclf-tune",
+) -> Any:
+    """HyperparameterTuner from a dogclf SearchSpace: ranges, objective, strategy, budget, early stopping."""
+    from sagemaker.tuner import (
+        HyperbandStrategyConfig,
+        HyperparameterTuner,
+        StrategyConfig,
+        WarmStartConfig,
+        WarmStartTypes,
+    )
+
+    strategy = STRATEGIES[space.strategy]
+    strategy_config, early = None, "Auto" if space.early_stopping else "Off"
+    if strategy == "Hyperband":  # Hyperband stops trials itself, on the per-epoch objective lines
+        epochs = int(estimator.hyperparameters().get("epochs", "10").strip('"'))
+        strategy_config = StrategyConfig(HyperbandStrategyConfig(min_resource=1, max_resource=max(epochs, 2)))
+        early = "Off"
+    warm = None
+    if warm_start_from:
+        warm = WarmStartConfig(WarmStartTypes.IDENTICAL_DATA_AND_ALGORITHM, parents=set(warm_start_from))
+    try:
+        with _sdk_env():
+            return HyperparameterTuner(
+                estimator,
+                space.objective,
+                space.to_sagemaker(),
+                metric_definitions=metric_definitions(),
+                strategy=strategy,
+                objective_type=space.direction.capitalize(),
+                max_jobs=None if strategy == "Grid" else space.max_trials,
+                max_parallel_jobs=space.parallel_trials,
+                max_runtime_in_seconds=max_runtime_s,
+                early_stopping_type=early,
+                strategy_config=strategy_config,
+                warm_start_config=warm,
+                base_tuning_job_name=base_tuning_job_name,
+            )
+    except ValueError as exc:
+        raise ConfigError(f"SageMaker SDK rejected the tuner: {exc}") from None
+
+
+@dataclass
+class BestParams:
+    """The best (or named) training job and the dogclf config that reproduces it."""
+
+    training_job: str
+    tuning_job: str | None
+    objective: dict[str, Any] | None
+    hyperparameters: dict[str, str]
+    config: RunConfig
+
+
+def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The full config shipped in the job's source tarball (dogclf-config.yaml), {} when absent."""
+    import yaml
+
+    uri = hyperparameters.get("sagemaker_submit_directory")
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return {}
+    bucket, key = parse_s3_uri(uri)
+    body = conn.session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        member = next(
+            (m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None
+        )
+        if member is None:
+            return {}
+        return yaml.safe_load(tar.extractfile(member).read()) or {}  # type: ignore[union-attr]
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value
+
+
+def best_params(conn: Connection, job_name: str, output: str | Path | None = None) -> BestParams:
+    """Best training job of a tuning job (or a named training job) -> its hyperparameters as a config."""
+    client = conn.session.sagemaker_client
+    tuning, objective = None, None
+    with _sdk_env(conn.endpoint_url):
+        try:
+            desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
+        except client.exceptions.ResourceNotFound:
+            desc = None
+        if desc is not None:
+            best = desc.get("BestTrainingJob")
+            if not best:
+                raise SageMakerError(
+                    f"tuning job {job_name} has no best training job yet "
+                    f"({desc.get('HyperParameterTuningJobStatus')})"
+                )
+            tuning, training, objective = (
+                job_name,
+                best["TrainingJobName"],
+                best.get("FinalHyperParameterTuningJobObjectiveMetric"),
+            )
+        else:
+            training = job_name
+        with _aws_errors(
+            f"reading training job {training}" + (f" (best of tuning job {tuning})" if tuning else "")
+        ):
+            job = client.describe_training_job(TrainingJobName=training)
+            raw = {k: _decode(v) for k, v in job.get("HyperParameters", {}).items()}
+            base = _shipped_config(conn, raw)
+    hps = {k: v for k, v in raw.items() if not k.startswith("sagemaker_")}
+    if isinstance(base.get("data"), dict):
+        base["data"].pop("root", None)  # the job's channel path means nothing locally
+    overrides = {config_field(k): v for k, v in hps.items()}
+    cfg = build_config(overrides=overrides, base=base)
+    if output is not None:
+        atomic_write_text(output, config_to_yaml(cfg))
+    return BestParams(training, tuning, objective, {k: str(v) for k, v in hps.items()}, cfg)
+
+
+# ------------------------------------------------------------------------------------------------- deploy
+@dataclass
+class DeployOptions:
+    """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
+
+    role: str
+    endpoint_name: str | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    serverless_memory_mb: int | None = None  # set to deploy serverless (1024-6144, steps of 1024)
+    serverless_max_concurrency: int = 5
+    autoscale_max_instances: int | None = None  # target tracking on invocations per instance
+    autoscale_target_invocations: float = 70.0
+    framework_version: str = FRAMEWORK_VERSION
+    py_version: str = PY_VERSION
+    entry_dir: str | Path | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _client_codecs() -> tuple[Any, Any]:
+    """The predictor's serializer (image bytes) and deserializer (JSON), from dogclf.serve.serializers."""
+    from dogclf.serve import serializers
+
+    return serializers.ImageSerializer(), serializers.TopKDeserializer()
+
+
+def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
+    """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
+    o = options
+    parse_s3_uri(model_data)
+    if o.serverless_memory_mb is not None and o.autoscale_max_instances:
+        raise ConfigError(
+            "autoscaling applies to instance endpoints; serverless endpoints scale by themselves"
+        )
+    serializer, deserializer = _client_codecs()
+    with _sdk_env(conn.endpoint_url), _aws_errors("deploying the endpoint"):
+        from sagemaker.pytorch import PyTorchModel
+        from sagemaker.serverless import ServerlessInferenceConfig
+        from sagemaker.utils import name_from_base
+
+        name = o.endpoint_name or name_from_base("dogclf")
+        source_dir = stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
+        try:
+            model = PyTorchModel(
+                model_data=model_data,
+                role=o.role,
+                entry_point=ENTRY_SCRIPTS["inference"],
+                source_dir=str(source_dir),
+                framework_version=o.framework_version,
+                py_version=o.py_version,
+                sagemaker_session=conn.session,
+                code_location=conn.s3_uri("code"),
+                name=name,
+            )
+            serverless = None
+            if o.serverless_memory_mb is not None:
+                serverless = ServerlessInferenceConfig(
+                    memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
+                )
+            predictor = model.deploy(
+                initial_instance_count=None if serverless else o.instance_count,
+                instance_type=None if serverless else o.instance_type,
+                serverless_inference_config=serverless,
+                serializer=serializer,
+                deserializer=deserializer,
+                endpoint_name=name,
+                wait=False,
+                tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
+            )
+        finally:
+            shutil.rmtree(source_dir, ignore_errors=True)
+        if o.autoscale_max_instances:
+            _autoscale(
+                conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations
+            )
+    return predictor
+
+
+def _autoscale(conn: Connection, endpoint: str, low: int, high: int, target: float) -> None:
+    """Target tracking on SageMakerVariantInvocationsPerInstance for the endpoint's AllTraffic variant."""
+    if high < low:
+        raise ConfigError(f"autoscale max instances ({high}) is below the instance count ({low})")
+    client = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    dimension = "sagemaker:variant:DesiredInstanceCount"
+    client.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=dimension,
+        MinCapacity=low,
+        MaxCapacity=high,
+    )
+    client.put_scaling_policy(
+        PolicyName=f"{endpoint}-invocations",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=dimension,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": target,
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+        },
+    )
+
+
+def delete_endpoint(conn: Connection, endpoint_name: str, delete_model: bool = True) -> list[str]:
+    """Delete an endpoint, its endpoint config and (by default) its models; returns what was deleted."""
+    client = conn.session.sagemaker_client
+    deleted = []
+    with _sdk_env(conn.endpoint_url), _aws_errors(f"deleting endpoint {endpoint_name}"):
+        config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        variants = client.describe_endpoint_config(EndpointConfigName=config_name).get(
+            "ProductionVariants", []
+        )
+        client.delete_endpoint(EndpointName=endpoint_name)
+        deleted.append(f"endpoint {endpoint_name}")
+        client.delete_endpoint_config(EndpointConfigName=config_name)
+        deleted.append(f"endpoint config {config_name}")
+        for model in sorted({v["ModelName"] for v in variants if v.get("ModelName")}) if delete_model else []:
+            client.delete_model(ModelName=model)
+            deleted.append(f"model {model}")
+    return deleted
+
+
+# ---------------------------------------------------------------------------------------------- profiling
+def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) -> list[Path]:
+    """Download the ProfilerReport rule output of a training job (HTML, notebook, JSON) into `dest`."""
+    from dogclf.s3 import download_folder, make_client
+
+    client = conn.session.sagemaker_client
+    with _sdk_env(conn.endpoint_url), _aws_errors(f"reading training job {job_name}"):
+        job = client.describe_training_job(TrainingJobName=job_name)
+    output = job.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    if not output:
+        raise SageMakerError(f"training job {job_name} has no output path")
+    statuses = {
+        s.get("RuleConfigurationName"): s.get("RuleEvaluationStatus")
+        for s in job.get("ProfilerRuleEvaluationStatuses", [])
+    }
+    rule_output = f"{output}/{job_name}/rule-output"
+    s3 = make_client(conn.endpoint_url, conn.region)
+    bucket, prefix = parse_s3_uri(rule_output)
+    with _aws_errors(f"listing {rule_output}"):
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/")
+    folders = sorted(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in listing.get("CommonPrefixes", []))
+    reports = [f for f in folders if f.startswith("ProfilerReport")]
+    if not reports:
+        state = {k: v for k, v in statuses.items() if k and k.startswith("ProfilerReport")} or "unknown"
+        raise SageMakerError(
+            f"no ProfilerReport output under {rule_output}/ yet (rule status: {state}); "
+            "it appears after the job ends"
+        )
+    result = download_folder(f"{rule_output}/{reports[-1]}", dest, client=s3)
+    return [Path(dest) / rel for rel in result.transferred + result.skipped]

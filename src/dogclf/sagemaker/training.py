@@ -1,0 +1,134 @@
+"""The training entrypoint contract: SM_* environment + hyperparameter args -> RunConfig -> train().
+
+Where a run's files go inside the container:
+- RUN (config-free outputs: metrics.jsonl, summary.json, plots/, debug/, profile/) -> SM_OUTPUT_DATA_DIR,
+  which SageMaker uploads as output.tar.gz;
+- the artifact (model.pth + metadata.json) -> SM_MODEL_DIR, uploaded as model.tar.gz for serving;
+- checkpoints and the config that guards resuming -> /opt/ml/checkpoints when it exists (synced with the
+  estimator's checkpoint_s3_uri, so a spot restart resumes), else RUN/checkpoints.
+Outside SageMaker the same flags take plain paths. Failures are written to /opt/ml/output/failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dogclf.errors import ConfigError, DogclfError
+from dogclf.hyperparameters import add_hyperparameter_flags, config_field, overrides_from_namespace
+from dogclf.sagemaker.environment import SageMakerEnv
+from dogclf.train.rundir import RunPaths
+
+if TYPE_CHECKING:
+    from dogclf.config import RunConfig
+
+log = logging.getLogger("dogclf")
+CONFIG_FILE = "dogclf-config.yaml"  # written next to the entry script by jobs.make_estimator
+
+
+@dataclass(frozen=True)
+class ContainerRunPaths(RunPaths):
+    """RunPaths with the artifact and the checkpoints (with the config guarding a resume) relocated."""
+
+    model_dir: Path | None = None
+    checkpoint_dir: Path | None = None
+
+    @property
+    def model(self) -> Path:
+        return self.model_dir or self.root / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.checkpoint_dir or self.root / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.checkpoints / "config.yaml"
+
+
+def build_parser(env: SageMakerEnv, mode: str, script_dir: Path | None = None) -> argparse.ArgumentParser:
+    """Flags of the entry scripts; every default comes from the SageMaker environment when present."""
+    p = argparse.ArgumentParser(
+        prog=f"{mode}.py", description=f"dogclf {mode} entrypoint (SageMaker training container or local)."
+    )
+    p.add_argument("--data", default=None, help="dataset root (default: built from the SM_CHANNEL_* folders)")
+    p.add_argument(
+        "--output-data-dir",
+        default=env.output_data_dir,
+        type=Path,
+        help="run folder for metrics, plots and reports (default: SM_OUTPUT_DATA_DIR)",
+    )
+    p.add_argument(
+        "--model-dir",
+        default=env.model_dir,
+        type=Path,
+        help="artifact folder (default: SM_MODEL_DIR, else OUTPUT_DATA_DIR/model)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=env.checkpoint_dir,
+        type=Path,
+        help="checkpoint folder (default: /opt/ml/checkpoints when it exists)",
+    )
+    shipped = script_dir / CONFIG_FILE if script_dir else None
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=shipped if shipped and shipped.is_file() else None,
+        help=f"config file (default: {CONFIG_FILE} next to the script, shipped by make_estimator)",
+    )
+    add_hyperparameter_flags(p)
+    return p
+
+
+def _hyperparameter_overrides(env: SageMakerEnv) -> dict[str, Any]:
+    """hyperparameters.json as dotted overrides; an unknown name is an error listing the valid ones."""
+    return {config_field(name): value for name, value in env.hyperparameters().items()}
+
+
+def resolve(
+    argv: Sequence[str] | None, mode: str, env: SageMakerEnv, script_dir: Path | None = None
+) -> tuple[RunConfig, ContainerRunPaths]:
+    """(RunConfig, run paths) from defaults < config file < hyperparameters.json < CLI args."""
+    from dogclf.config import build_config
+
+    args = build_parser(env, mode, script_dir).parse_args(argv)
+    if args.output_data_dir is None:
+        raise ConfigError("--output-data-dir is required outside SageMaker (SM_OUTPUT_DATA_DIR is not set)")
+    splits = ("train", "valid") if mode == "hpo" else ("train", "valid", "test")  # tuning never sees test
+    data = args.data or env.dataset_root(splits)
+    if data is None:
+        raise ConfigError("no dataset: pass --data DIR or run with SM_CHANNEL_* channels")
+    overrides = {**_hyperparameter_overrides(env), **overrides_from_namespace(args), "data.root": str(data)}
+    if mode == "hpo":  # tuning trials pay for no hooks
+        overrides.update({"debug.enabled": False, "debug.live_rules": False, "profile.enabled": False})
+    cfg = build_config(args.config, overrides)
+    paths = ContainerRunPaths(Path(args.output_data_dir), args.model_dir, args.checkpoint_dir)
+    return cfg, paths
+
+
+def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Path | None = None) -> int:
+    """Run one training job (mode 'train') or tuning trial (mode 'hpo'); the exit code for sys.exit."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    env = SageMakerEnv.from_environ()
+    try:
+        from dogclf.train import train
+
+        cfg, paths = resolve(argv, mode, env, script_dir)
+        result = train(cfg, paths.root, resume=True, paths=paths)
+    except DogclfError as exc:
+        env.write_failure(f"{type(exc).__name__}: {exc}")
+        print(f"dogclf: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        env.write_failure(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        raise
+    if result.artifact_dir.exists():
+        log.info("model: %s", result.artifact_dir)
+    return 0

@@ -1,0 +1,126 @@
+"""The one serving class: setup / decode / predict / encode over dogclf.inference.InferenceEngine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dogclf.serve.codecs import JSON, NPY, Item, RequestError, ResponseFormat, decode_body, encode_npy
+
+if TYPE_CHECKING:
+    import torch
+
+    from dogclf.artifact import Artifact
+    from dogclf.inference import InferenceEngine
+
+log = logging.getLogger("dogclf.serve")
+
+# Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
+SERVE_MAX_PIXELS = 25_000_000
+# Each decoded 224 px image is ~600 KB of floats; a 6 MB body of tiny images must not become gigabytes.
+MAX_IMAGES = 32
+
+
+class ClassifierAPI:
+    """Loads an artifact once, then turns request bodies into top-k breed predictions."""
+
+    def __init__(
+        self,
+        model: str | Path | Artifact,
+        device: str = "auto",
+        precision: str = "auto",
+        max_pixels: int = SERVE_MAX_PIXELS,
+        default_topk: int = 5,
+        max_images: int = MAX_IMAGES,
+    ) -> None:
+        for name, value in (
+            ("max_pixels", max_pixels),
+            ("default_topk", default_topk),
+            ("max_images", max_images),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.model = model
+        self.device, self.precision = device, precision
+        self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
+        self._engine: InferenceEngine | None = None
+
+    @property
+    def engine(self) -> InferenceEngine:
+        if self._engine is None:
+            raise RuntimeError("ClassifierAPI.setup() has not been called")
+        return self._engine
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def version(self) -> str:
+        return self.engine.artifact.metadata.version
+
+    def setup(self) -> None:
+        """Load the artifact onto the chosen device/precision and run one warm-up forward."""
+        import torch
+
+        from dogclf.artifact import Artifact, load_artifact
+        from dogclf.config import RuntimeConfig
+        from dogclf.inference import InferenceEngine
+        from dogclf.train.runtime import resolve_runtime
+
+        artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
+        runtime = resolve_runtime(RuntimeConfig(device=self.device, precision=self.precision))
+        engine = InferenceEngine(artifact, runtime, max_pixels=self.max_pixels)
+        size = artifact.preprocess.image_size
+        engine.logits(torch.zeros(1, 3, size, size))
+        self._engine = engine
+        log.info("serving %s (%s classes) with %s", artifact.metadata.version, len(artifact.class_names),
+                 runtime.describe())  # fmt: skip
+
+    def decode(self, body: bytes | str, content_type: str | None) -> list[torch.Tensor]:
+        """Request body -> one preprocessed CHW tensor per image (same transform as training's eval)."""
+        items = decode_body(body, content_type, self.max_images)
+        return [self._preprocess(item, i, len(items)) for i, item in enumerate(items)]
+
+    def _preprocess(self, item: Item, index: int, count: int) -> torch.Tensor:
+        from PIL import Image
+
+        from dogclf.data.images import ImageDecodeError
+
+        where = f"image {index + 1} of {count}: " if count > 1 else ""
+        if isinstance(item, np.ndarray):
+            height, width = item.shape[:2]
+            if height * width > self.max_pixels:
+                raise RequestError(f"{where}{width}x{height} pixels exceeds the limit of {self.max_pixels}")
+            return self.engine.transform(Image.fromarray(np.ascontiguousarray(item)))
+        try:
+            return self.engine.preprocess(item)
+        except ImageDecodeError as exc:
+            raise RequestError(f"{where}{exc}") from None
+
+    def predict(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Preprocessed images -> float32 logits (N, classes), in one batch."""
+        import torch
+
+        return self.engine.logits(torch.stack(images))
+
+    def encode(self, logits: torch.Tensor, fmt: ResponseFormat) -> tuple[bytes, str]:
+        """Logits -> (body, content type): JSON top-k breeds with probabilities, or .npy logits."""
+        if fmt.media_type == NPY:
+            return encode_npy(logits.numpy().astype(np.float32, copy=False)), NPY
+        predictions = self.engine.topk(logits, fmt.topk)
+        doc = {
+            "model_version": self.version,
+            "predictions": [
+                [
+                    {"label": label, "probability": p, "index": i}
+                    for label, p, i in zip(pred.labels, pred.probabilities, pred.indices, strict=True)
+                ]
+                for pred in predictions
+            ],
+        }
+        return json.dumps(doc).encode("utf-8"), JSON

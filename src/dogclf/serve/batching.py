@@ -1,0 +1,166 @@
+"""Dynamic batching: concurrent requests share one forward pass, up to a batch size or a delay."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dogclf.serve.codecs import RequestError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("dogclf.serve")
+
+
+class Overloaded(RequestError):
+    """More images are waiting than the queue allows."""
+
+    status = 503
+
+
+@dataclass
+class _Job:
+    images: list[torch.Tensor]
+    future: asyncio.Future
+
+
+class DynamicBatcher:
+    """Groups queued images into batches and runs them on `workers` model threads."""
+
+    def __init__(
+        self,
+        predict: Callable[[list[torch.Tensor]], torch.Tensor],
+        max_batch_size: int = 16,
+        max_delay_s: float = 0.005,
+        workers: int = 1,
+        max_queue: int = 256,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self.predict, self.on_batch = predict, on_batch
+        self.max_batch_size, self.max_delay_s = max_batch_size, max_delay_s
+        self.workers, self.max_queue = workers, max_queue
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._queued = 0
+        self._arrived: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._collector: asyncio.Task | None = None
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued
+
+    def start(self) -> None:
+        """Start the collector task on the running loop."""
+        self._arrived = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.workers)
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="dogclf-model")
+        self._collector = asyncio.get_running_loop().create_task(self._collect(), name="dogclf-batcher")
+
+    async def stop(self) -> None:
+        """Stop collecting; batches already running finish first."""
+        if self._collector is not None:
+            self._collector.cancel()
+            await asyncio.gather(self._collector, return_exceptions=True)
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        for job in self._jobs:
+            if not job.future.done():
+                job.future.set_exception(Overloaded("server is shutting down"))
+        self._jobs.clear()
+
+    async def submit(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Queue images and wait for their logits (rows in the same order)."""
+        if self._arrived is None:
+            raise RuntimeError("DynamicBatcher.start() has not been called")
+        if self._queued + len(images) > self.max_queue:
+            raise Overloaded(
+                f"server overloaded: {self._queued} images already queued (limit {self.max_queue})"
+            )
+        job = _Job(images, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._queued += len(images)
+        self._arrived.set()
+        return await job.future
+
+    def _take_batch(self) -> list[_Job]:
+        """Pop whole jobs up to max_batch_size images (at least one job), skipping abandoned ones."""
+        batch: list[_Job] = []
+        size = 0
+        while self._jobs:
+            job = self._jobs[0]
+            if batch and size + len(job.images) > self.max_batch_size:
+                break
+            self._jobs.popleft()
+            self._queued -= len(job.images)
+            if not job.future.done():  # a timed-out request's images are dropped, not computed
+                batch.append(job)
+                size += len(job.images)
+        return batch
+
+    async def _wait_for_more(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait up to max_delay for the queue to reach a full batch."""
+        assert self._arrived is not None
+        deadline = loop.time() + self.max_delay_s
+        while self._queued < self.max_batch_size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    async def _collect(self) -> None:
+        assert self._arrived is not None and self._slots is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            while not self._jobs:
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._wait_for_more(loop)
+            batch = self._take_batch()
+            if not batch:
+                self._slots.release()
+                continue
+            future = loop.run_in_executor(self._executor, self._run, batch)
+            future.add_done_callback(lambda f, b=batch: self._finish(f, b))
+
+    def _run(self, batch: list[_Job]) -> list[torch.Tensor]:
+        """Worker thread: one forward pass (chunked when a single request exceeds the batch size)."""
+        import torch
+
+        images = [image for job in batch for image in job.images]
+        chunks = [images[i : i + self.max_batch_size] for i in range(0, len(images), self.max_batch_size)]
+        outputs = []
+        for chunk in chunks:
+            outputs.append(self.predict(chunk))
+            self.on_batch(len(chunk))
+        logits = torch.cat(outputs)
+        return list(logits.split([len(job.images) for job in batch]))
+
+    def _finish(self, future: asyncio.Future, batch: list[_Job]) -> None:
+        assert self._slots is not None
+        self._slots.release()
+        if future.cancelled():
+            results: list | BaseException = asyncio.CancelledError()
+        else:
+            exc = future.exception()
+            results = exc if exc is not None else future.result()
+        if isinstance(results, BaseException):
+            log.error("batch of %d requests failed: %r", len(batch), results)
+        for i, job in enumerate(batch):
+            if job.future.done():
+                continue
+            if isinstance(results, BaseException):
+                job.future.set_exception(results)
+            else:
+                job.future.set_result(results[i])

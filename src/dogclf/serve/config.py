@@ -1,0 +1,32 @@
+"""ServeConfig: every setting of the local endpoint server, validated in one place."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dogclf.serve.api import MAX_IMAGES, SERVE_MAX_PIXELS
+
+SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's real-time payload limit
+
+
+class ServeConfig(BaseModel):
+    """Where the server listens, how it batches, and the limits that keep bad requests harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
+    max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
+    workers: int = Field(1, ge=1, le=64, description="Model threads running batches concurrently.")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    max_body_bytes: int = Field(SAGEMAKER_MAX_BODY, ge=1, description="Largest request body (413 beyond).")
+    max_pixels: int = Field(SERVE_MAX_PIXELS, ge=1, description="Largest decoded image, width x height.")
+    max_images_per_request: int = Field(MAX_IMAGES, ge=1, description="Images in one request (413 beyond).")
+    max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
+    default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")

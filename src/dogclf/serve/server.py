@@ -1,0 +1,305 @@
+"""The local SageMaker-compatible endpoint: a Starlette app on uvicorn with dynamic batching.
+
+Routes: GET /ping, POST /invocations, POST /endpoints/{name}/invocations (the InvokeEndpoint path that
+boto3's sagemaker-runtime client calls), GET /metrics (Prometheus text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dogclf.serve import metrics as prom
+from dogclf.serve.api import ClassifierAPI
+from dogclf.serve.batching import DynamicBatcher
+from dogclf.serve.codecs import (
+    DECODERS,
+    PayloadTooLarge,
+    RequestError,
+    UnsupportedContentType,
+    error_body,
+    media_type,
+    response_format,
+)
+from dogclf.serve.config import ServeConfig
+
+log = logging.getLogger("dogclf.serve")
+access_log = logging.getLogger("dogclf.serve.access")
+
+ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+ROUTES = ("/ping", "/invocations", "/endpoints/{name}/invocations", "/metrics")
+
+
+class NotReady(RequestError):
+    """The model is still loading (or failed to load)."""
+
+    status = 503
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Every error leaves the server as {"error": {"status", "message"}}."""
+    return Response(
+        error_body(status, message), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (413) anything over `limit` bytes without buffering it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class EndpointState:
+    """What the routes share: settings, the serving API, the batcher and the metrics."""
+
+    def __init__(self, model: str | Path, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.api = ClassifierAPI(
+            model, device=cfg.device, precision=cfg.precision, max_pixels=cfg.max_pixels,
+            default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
+        )  # fmt: skip
+        self.load_error: str | None = None
+        self.metrics = prom.ServerMetrics(
+            queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready
+        )
+        self.batcher = DynamicBatcher(
+            self.api.predict, max_batch_size=cfg.max_batch_size, max_delay_s=cfg.max_batch_delay_ms / 1000,
+            workers=cfg.workers, max_queue=cfg.max_queue_images, on_batch=self.metrics.observe_batch,
+        )  # fmt: skip
+
+    def check_ready(self) -> None:
+        if self.load_error:
+            raise NotReady(f"model failed to load: {self.load_error}")
+        if not self.api.ready:
+            raise NotReady("model is still loading; retry when GET /ping answers 200")
+
+
+async def ping(request: Request) -> Response:
+    """200 once the model is loaded, 503 before."""
+    state: EndpointState = request.app.state.endpoint
+    try:
+        state.check_ready()
+    except NotReady as exc:
+        return error_response(exc.status, str(exc))
+    return JSONResponse({"status": "healthy", "model_version": state.api.version})
+
+
+async def invocations(request: Request) -> Response:
+    """Decode (thread pool) -> dynamic batch -> encode, within the request deadline."""
+    state: EndpointState = request.app.state.endpoint
+    try:
+        return await asyncio.wait_for(_invoke(state, request), state.cfg.timeout_s)
+    except asyncio.TimeoutError:
+        return error_response(504, f"request did not finish within {state.cfg.timeout_s:g} s")
+    except RequestError as exc:
+        return error_response(exc.status, str(exc))
+    except Exception:  # noqa: BLE001 - a bug must cost one request a 500, never the server
+        log.exception("invocation failed")
+        return error_response(500, "internal server error while predicting; see the server log")
+
+
+async def _invoke(state: EndpointState, request: Request) -> Response:
+    state.check_ready()
+    content_type = request.headers.get("content-type")
+    if media_type(content_type)[0] not in DECODERS:
+        raise UnsupportedContentType(content_type or "")
+    headers, query = request.headers, request.query_params
+    fmt = response_format(
+        headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER)
+    )
+    body = await read_body(request, state.cfg.max_body_bytes)
+    images = await run_in_threadpool(state.api.decode, body, content_type)
+    request.state.images = len(images)
+    logits = await state.batcher.submit(images)
+    payload, out_type = state.api.encode(logits, fmt)
+    out_headers = {"X-Dogclf-Model-Version": state.api.version}
+    if "name" in request.path_params:
+        out_headers["X-Amzn-Invoked-Production-Variant"] = "AllTraffic"
+    return Response(payload, media_type=out_type, headers=out_headers)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus scrape endpoint."""
+    state: EndpointState = request.app.state.endpoint
+    return Response(state.metrics.render(), media_type=prom.CONTENT_TYPE)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404/405 and friends as JSON."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal server error"
+    return error_response(status, f"{request.method} {request.url.path}: {detail}")
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Unexpected failures: logged with a traceback, answered as JSON 500."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal server error: {type(exc).__name__}")
+
+
+class AccessLog:
+    """ASGI middleware: one JSON access-log line and metrics per request, plus a request id header."""
+
+    def __init__(self, app: ASGIApp, metrics: prom.ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = (
+            headers.get("x-amzn-sagemaker-inference-id") or headers.get("x-request-id") or uuid.uuid4().hex
+        )
+        seen: dict[str, Any] = {"status": 500, "bytes_out": 0}
+        scope.setdefault("state", {})
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            elif message["type"] == "http.response.body":
+                seen["bytes_out"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            seconds = time.perf_counter() - start
+            route = _route_template(scope["path"])
+            images = scope["state"].get("images", 0)
+            self.metrics.observe_request(scope["method"], route, seen["status"], seconds, images)
+            entry = {
+                "event": "request", "request_id": request_id, "method": scope["method"],
+                "path": scope["path"], "route": route, "status": seen["status"],
+                "duration_ms": round(seconds * 1000, 2),
+                "bytes_in": int(headers.get("content-length") or 0), "bytes_out": seen["bytes_out"],
+                "images": images, "client": (scope.get("client") or ("", 0))[0],
+            }  # fmt: skip
+            access_log.info(json.dumps(entry))
+
+
+def _route_template(path: str) -> str:
+    """Collapse endpoint names so metric labels stay bounded."""
+    parts = path.split("/")
+    if len(parts) == 4 and parts[1] == "endpoints" and parts[3] == "invocations":
+        return "/endpoints/{name}/invocations"
+    return path if path in ROUTES else "other"
+
+
+def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
+    """The ASGI app; the model loads in the background after startup so /ping can answer 503 meanwhile."""
+    cfg = cfg or ServeConfig()
+    state = EndpointState(model, cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.batcher.start()
+        loader = asyncio.get_running_loop().run_in_executor(None, _load, state, app)
+        try:
+            yield
+        finally:
+            await asyncio.gather(loader, return_exceptions=True)
+            await state.batcher.stop()
+            log.info(json.dumps({"event": "stopped"}))
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        lifespan=lifespan,
+    )
+    app.state.endpoint = state
+    app.add_middleware(AccessLog, metrics=state.metrics)
+    return app
+
+
+def _load(state: EndpointState, app: Starlette) -> None:
+    """Load the model; on failure record why and ask the server to exit."""
+    try:
+        state.api.setup()
+        log.info(json.dumps({"event": "ready", "model_version": state.api.version}))
+    except Exception as exc:  # noqa: BLE001 - any load failure must become a clean exit, not a hung server
+        state.load_error = f"{type(exc).__name__}: {exc}"
+        log.error(json.dumps({"event": "load_failed", "error": state.load_error}))
+        server = getattr(app.state, "server", None)
+        if server is not None:
+            server.should_exit = True
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves so port 0 resolves to a known free port before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from dogclf.errors import DogclfError
+
+        raise DogclfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
+    """Run the endpoint until SIGTERM/SIGINT; in-flight requests finish first. Returns the exit code."""
+    import torch
+    import uvicorn
+
+    cfg = cfg or ServeConfig()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    sock = bind_socket(cfg.host, cfg.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    app = create_app(model, cfg)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(cfg.timeout_s) + 5)  # fmt: skip
+    server = uvicorn.Server(config)
+    app.state.server = server
+    # uvicorn re-raises SIGTERM after draining; with this handler that ends in a clean exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: setattr(server, "should_exit", True))
+    if not ipaddress.ip_address(host).is_loopback:
+        log.warning(
+            "listening on %s: reachable from other machines, and the endpoint has no authentication", host
+        )
+    print(f"dogclf serve: listening on {url} (POST {url}/invocations)", flush=True)
+    log.info(json.dumps({"event": "listening", "url": url, **cfg.model_dump(exclude={"host", "port"})}))
+    server.run(sockets=[sock])
+    sys.stdout.flush()
+    return 1 if app.state.endpoint.load_error else 0

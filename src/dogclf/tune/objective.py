@@ -1,0 +1,223 @@
+"""One trial: sample parameters, build the trial's RunConfig, train it (from cached features if possible)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dogclf.config import RunConfig, build_config
+from dogclf.errors import ConfigError, DogclfError
+from dogclf.train.callbacks import Callback
+from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+    from dogclf.data.discovery import DatasetLayout
+    from dogclf.tune.features import FeatureCache
+
+log = logging.getLogger("dogclf")
+
+
+def apply_params(
+    cfg: RunConfig, space: SearchSpace, params: dict[str, Any], name: str | None = None
+) -> RunConfig:
+    """`cfg` with hyperparameter values set on their config fields."""
+    base = cfg.model_dump(mode="json")
+    if name is not None:
+        base["name"] = name
+    overrides = {space.config_fields[k]: v for k, v in params.items()}
+    return build_config(overrides=overrides, base=base)
+
+
+def _probe_values(param: Continuous | Integer | Categorical) -> list[Any]:
+    return list(param.values) if isinstance(param, Categorical) else [param.min, param.max]
+
+
+def validate_space(cfg: RunConfig, space: SearchSpace) -> None:
+    """Fail before any trial when a range reaches values the config rejects (e.g. lr above its maximum)."""
+    for name, param in space.parameters.items():
+        for value in _probe_values(param):
+            try:
+                apply_params(cfg, space, {name: value})
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"search space parameter {name!r} value {value!r} is not a valid config: {exc}"
+                ) from None
+    if space.strategy == "grid":
+        continuous = [n for n, p in space.parameters.items() if isinstance(p, Continuous)]
+        if continuous:
+            raise ConfigError(
+                f"strategy 'grid' needs categorical or integer parameters; continuous: {continuous}"
+            )
+
+
+def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """Ask the trial for a value of every parameter."""
+    params: dict[str, Any] = {}
+    for name, p in space.parameters.items():
+        if isinstance(p, Continuous):
+            params[name] = trial.suggest_float(name, p.min, p.max, log=p.scale == "log")
+        elif isinstance(p, Integer):
+            params[name] = trial.suggest_int(name, p.min, p.max, log=p.scale == "log")
+        else:
+            params[name] = trial.suggest_categorical(name, p.values)
+    return params
+
+
+class EpochReporter:
+    """Reports each epoch's objective value to the trial and prunes (raises TrialPruned) when told to."""
+
+    def __init__(self, trial: optuna.Trial, objective: str) -> None:
+        self.trial = trial
+        self.phase, self.field = objective.split(":")
+
+    def __call__(self, record: dict) -> None:
+        import optuna
+
+        value = float(record[self.phase][self.field])
+        if math.isfinite(value):
+            self.trial.report(value, record["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after epoch {record['epoch']} ({self.phase}:{self.field}={value:.4g})"
+            )
+
+
+class PruningCallback(Callback):
+    """Feeds the Trainer's per-epoch validation records to an EpochReporter."""
+
+    def __init__(self, reporter: EpochReporter) -> None:
+        self.reporter = reporter
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        self.reporter(record)
+
+
+class TrialRunner:
+    """The Optuna objective: one call trains one configuration and returns its objective value."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        space: SearchSpace,
+        output: Path,
+        cache: FeatureCache | None,
+    ) -> None:
+        self.cfg, self.space, self.output, self.cache = cfg, space, output, cache
+        self._datasets: dict[tuple, tuple[DatasetLayout, str]] = {}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker_pid", os.getpid())
+        params = suggest(trial, self.space)
+        duplicate = self._completed_twin(trial, params)
+        if duplicate is not None:
+            for key in ("valid_top1", "valid_loss", "best_epoch", "path"):
+                if key in duplicate.user_attrs:
+                    trial.set_user_attr(key, duplicate.user_attrs[key])
+            trial.set_user_attr("duplicate_of", duplicate.number)
+            return float(duplicate.value)
+        started = time.perf_counter()
+        try:
+            value = self._run(trial, params)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+            raise
+        except Exception as exc:
+            import optuna
+
+            if not isinstance(exc, optuna.TrialPruned):
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+                log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            raise
+        seconds = time.perf_counter() - started
+        took = f"{self.space.objective}={value:.5g} ({seconds:.1f} s, {trial.user_attrs['path']})"
+        log.info("trial %d: %s -> %s", trial.number, _fmt(params), took)
+        return value
+
+    @staticmethod
+    def _completed_twin(trial: optuna.Trial, params: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
+        """A finished trial with the same parameters: trials are deterministic, so its value is this one's."""
+        from optuna.trial import TrialState
+
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if other.params == params:
+                return other
+        return None
+
+    def remember_dataset(self, cfg: RunConfig, layout: DatasetLayout, fingerprint: str) -> None:
+        """Reuse an already scanned dataset (scanning a large one takes a while)."""
+        self._datasets[_dataset_key(cfg)] = (layout, fingerprint)
+
+    def _dataset(self, cfg: RunConfig) -> tuple[DatasetLayout, str]:
+        from dogclf.train.loop import load_dataset
+
+        key = _dataset_key(cfg)
+        if key not in self._datasets:
+            layout, _, fingerprint = load_dataset(cfg)
+            self._datasets[key] = (layout, fingerprint)
+        return self._datasets[key]
+
+    def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
+        from dogclf.tune.features import unavailable_reason
+
+        name = f"{self.cfg.name or self.output.name}-trial-{trial.number:04d}"
+        cfg = apply_params(self.cfg, self.space, params, name)
+        reporter = EpochReporter(trial, self.space.objective)
+        if self.cache is not None and unavailable_reason(cfg) is None:
+            trial.set_user_attr("path", "feature-cache")
+            history, best_epoch = self._run_cached(cfg, reporter, self.cache)
+        else:
+            trial.set_user_attr("path", "trainer")
+            history, best_epoch = self._run_trainer(cfg, trial, reporter)
+        best = history[best_epoch - 1]
+        trial.set_user_attr("best_epoch", best_epoch)
+        trial.set_user_attr("valid_top1", best["valid"]["top1"])
+        trial.set_user_attr("valid_loss", best["valid"]["loss"])
+        value = float(best[reporter.phase][reporter.field])
+        if not math.isfinite(value):
+            raise DogclfError(f"{self.space.objective} is {value} (training diverged)")
+        return value
+
+    def _run_cached(
+        self, cfg: RunConfig, reporter: EpochReporter, cache: FeatureCache
+    ) -> tuple[list[dict], int]:
+        from dogclf.train.runtime import resolve_runtime
+        from dogclf.tune.head import train_head
+
+        layout, fingerprint = self._dataset(cfg)
+        features = cache.get(cfg, layout, fingerprint, resolve_runtime(cfg.runtime))
+        run = train_head(cfg, features.splits, len(layout.class_folders), reporter)
+        return run.history, run.best_epoch
+
+    def _run_trainer(
+        self, cfg: RunConfig, trial: optuna.Trial, reporter: EpochReporter
+    ) -> tuple[list[dict], int]:
+        from dogclf.train import train
+
+        run_dir = self.output / "trials" / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        result = train(cfg, run_dir, callbacks=[PruningCallback(reporter)])
+        return result.history, result.best_epoch
+
+
+def _dataset_key(cfg: RunConfig) -> tuple:
+    """The settings that decide which images a run sees."""
+    d = cfg.data
+    return (
+        str(d.root),
+        d.valid_fraction,
+        d.test_fraction,
+        d.max_image_pixels,
+        d.skip_bad_images,
+        cfg.runtime.seed,
+    )
+
+
+def _fmt(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,209 @@
+"""Tuning outputs: the results table (CSV + text), PNG plots, and the best parameters as a train config."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dogclf.config import RunConfig, config_to_yaml
+from dogclf.errors import DogclfError
+from dogclf.fsutil import atomic_write_text
+from dogclf.tune.space import Categorical, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+    from dogclf.tune.study import TuneResult
+
+TABLE = "results.csv"
+BEST_CONFIG = "best_config.yaml"
+
+
+def _note(t: optuna.trial.FrozenTrial) -> str:
+    attrs = t.user_attrs
+    if "error" in attrs:
+        return attrs["error"]
+    if attrs.get("interrupted"):
+        return "interrupted (its parameters run again)"
+    if "duplicate_of" in attrs:
+        return f"same parameters as trial {attrs['duplicate_of']} (not retrained)"
+    if "retry_of" in attrs:
+        return f"rerun of interrupted trial {attrs['retry_of']}"
+    if t.state.name == "PRUNED" and t.intermediate_values:
+        return f"pruned after epoch {max(t.intermediate_values)}"
+    return ""
+
+
+def trial_rows(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
+    """One row per trial: number, parameters, objective, valid top-1, state, duration, path, note."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"trial": t.number}
+        row.update({name: t.params.get(name, "") for name in space.parameters})
+        row[space.objective] = t.value if t.value is not None else ""
+        row["valid_top1"] = t.user_attrs.get("valid_top1", "")
+        row["state"] = t.state.name
+        row["duration_s"] = round(t.duration.total_seconds(), 3) if t.duration else ""
+        row["path"] = t.user_attrs.get("path", "")
+        row["note"] = _note(t)
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as an aligned text table (for the terminal)."""
+    if not rows:
+        return "(no trials)"
+    columns = list(rows[0])
+    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The table as CSV (atomically)."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if math.isfinite(t.value)
+    ]
+
+
+def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
+    """Objective per trial (complete, and pruned at their last epoch) with the best-so-far line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minimize = study.direction.name == "MINIMIZE"
+    done = _complete(study)
+    pruned = [
+        t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED" and t.intermediate_values
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([t.number for t in done], [t.value for t in done], "o", label="complete")
+    if pruned:
+        last = [t.intermediate_values[max(t.intermediate_values)] for t in pruned]
+        ax.plot([t.number for t in pruned], last, "x", color="gray", label="pruned (last epoch)")
+    best, xs, ys = None, [], []
+    for t in done:
+        if best is None or (t.value < best if minimize else t.value > best):
+            best = t.value
+        xs.append(t.number)
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="C3", label="best so far")
+    ax.set(title="optimization history", xlabel="trial", ylabel=objective)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
+    """Objective against each parameter (one panel each), the best trial marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = _complete(study)
+    best = study.best_trial if done else None
+    names = list(space.parameters)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        param = space.parameters[name]
+        position = (lambda v, p=param: p.values.index(v)) if isinstance(param, Categorical) else (lambda v: v)
+        ax.plot([position(t.params[name]) for t in done], [t.value for t in done], "o", alpha=0.7)
+        if best is not None:
+            ax.plot([position(best.params[name])], [best.value], "*", color="C3", markersize=14, label="best")
+            ax.legend()
+        if isinstance(param, Categorical):
+            ax.set_xticks(range(len(param.values)), [str(v) for v in param.values])
+        elif param.scale == "log":
+            ax.set_xscale("log")
+        ax.set(xlabel=name, ylabel=space.objective)
+        ax.grid(alpha=0.3)
+    fig.suptitle("objective vs parameters")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def write_best_config(
+    cfg: RunConfig, space: SearchSpace, trial: optuna.trial.FrozenTrial, path: Path
+) -> Path:
+    """The base config with the best parameters applied: `dogclf train --config PATH` trains it."""
+    from dogclf.tune.objective import apply_params
+
+    best = apply_params(cfg, space, trial.params)
+    params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    header = f"# dogclf tune: best trial {trial.number}, {space.objective}={trial.value:.6g} ({params})\n"
+    return atomic_write_text(path, header + config_to_yaml(best))
+
+
+def write_results(
+    study: optuna.Study, cfg: RunConfig, space: SearchSpace, output: Path, storage: str, finished: int
+) -> TuneResult:
+    """Write the table, plots, best config and best.json; errors when no trial completed."""
+    from dogclf.tune.study import TuneResult, _masked
+
+    rows = trial_rows(study, space)
+    table = write_csv(rows, output / TABLE)
+    states = dict(Counter(r["state"] for r in rows))
+    if not _complete(study):
+        raise DogclfError(f"no trial completed ({states}); see the notes in {table}")
+    best = study.best_trial
+    plots = [
+        plot_history(study, space.objective, output / "plots" / "history.png"),
+        plot_params(study, space, output / "plots" / "params.png"),
+    ]
+    config = write_best_config(cfg, space, best, output / BEST_CONFIG)
+    summary = {
+        "best_trial": best.number,
+        "objective": space.objective,
+        "direction": space.direction,
+        "best_value": best.value,
+        "best_params": best.params,
+        "valid_top1": best.user_attrs.get("valid_top1"),
+        "states": states,
+    }
+    atomic_write_text(output / "best.json", json.dumps(summary, indent=2))
+    return TuneResult(
+        dict(best.params),
+        float(best.value),
+        best.number,
+        table,
+        config,
+        plots,
+        study.study_name,
+        _masked(storage),
+        finished,
+        states,
+        rows,
+    )

@@ -1,0 +1,450 @@
+"""The local tuner: a resumable Optuna study (TPE + pruner) over a SearchSpace, in-process or in workers.
+
+`n_trials` is the number of finished trials the study should hold: a rerun of an interrupted study runs
+only what is missing (the interrupted trial's parameters first), and a larger `n_trials` adds more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dogclf.config import RunConfig
+from dogclf.errors import ConfigError, DogclfError
+from dogclf.tune.space import Categorical, Integer, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+    from dogclf.data.discovery import DatasetLayout
+
+log = logging.getLogger("dogclf")
+
+Pruner = Literal["median", "halving", "none"]
+MARKER = "tune.json"
+LOCAL = "study.db in this folder"
+# Config fields that may differ when a study resumes (maybe on another machine) without changing results.
+_RESUME_FREE = (
+    "name",
+    "data.root",
+    "data.num_workers",
+    "data.eval_batch_size",
+    "runtime.threads",
+    "runtime.progress",
+)
+
+
+@dataclass
+class TuneResult:
+    """What a tuning run produced."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    table: Path
+    config: Path
+    plots: list[Path]
+    study_name: str
+    storage: str
+    finished_trials: int
+    states: dict[str, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    final_run: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one process needs to run its share of trials (picklable for spawned workers)."""
+
+    cfg: dict[str, Any]
+    space: dict[str, Any]
+    output: str
+    storage: str
+    study_name: str
+    n_trials: int
+    seed: int
+    pruner: str
+    cache_dir: str | None
+    threads: int | None = None
+    log_level: int = logging.INFO
+
+
+def default_storage(output: Path) -> str:
+    """SQLite file in the tune folder."""
+    return f"sqlite:///{(output / 'study.db').resolve()}"
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _open_storage(url: str) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats, so trials of a dead machine are failed and retried by the others."""
+    import optuna
+
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    with warnings.catch_warnings():  # heartbeats are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=retry,
+        )
+
+
+def make_sampler(space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """TPE (bayesian, hyperband), random, or an exhaustive grid."""
+    import optuna
+
+    if space.strategy == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if space.strategy == "grid":
+        grid = {
+            n: list(p.values) if isinstance(p, Categorical) else list(range(p.min, p.max + 1))
+            for n, p in space.parameters.items()
+            if isinstance(p, Categorical | Integer)
+        }
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, n_trials // 3)))
+
+
+def resolve_pruner(space: SearchSpace, pruner: Pruner | None) -> str:
+    """Explicit choice, else hyperband for that strategy, median when the space asks for early stopping."""
+    if pruner is not None:
+        return pruner
+    if space.strategy == "hyperband":
+        return "hyperband"
+    return "median" if space.early_stopping else "none"
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Median / successive halving / hyperband over epochs, or none."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _comparable(cfg: RunConfig, space: SearchSpace, fingerprint: str) -> dict[str, Any]:
+    flat = {k: v for k, v in _flat(cfg.model_dump(mode="json")).items() if k not in _RESUME_FREE}
+    keep = space.model_dump(mode="json", include={"parameters", "objective", "direction"})
+    return {"config": flat, "space": keep, "dataset": fingerprint}
+
+
+def _check_same_study(study: optuna.Study, current: dict[str, Any]) -> None:
+    """A resumed study must tune the same thing on the same data; the first run records what that is."""
+    saved = study.user_attrs.get("dogclf")
+    if saved is None:
+        study.set_user_attr("dogclf", current)
+        return
+    diffs = []
+    for part, prefix in (("config", ""), ("space", "space.")):
+        a, b = saved[part], current[part]
+        diffs += [
+            f"{prefix}{k}: {a.get(k)!r} -> {b.get(k)!r}"
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)
+        ]
+    if saved["dataset"] != current["dataset"]:
+        diffs.append(f"dataset fingerprint: {saved['dataset']} -> {current['dataset']}")
+    if diffs:
+        raise ConfigError(
+            f"cannot resume study {study.study_name!r}: it was started with different settings: "
+            + "; ".join(diffs)
+            + " (use another --output or --study-name)"
+        )
+
+
+@contextmanager
+def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bool]:
+    """Claim the tune folder and check it holds this study; yields whether this process is its only tuner."""
+    where = LOCAL if storage is None else _masked(storage)
+    marker = output / MARKER
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        if saved["study_name"] != study_name:
+            name = saved["study_name"]
+            raise DogclfError(
+                f"{output} holds study {name!r}; pass --study-name {name} or choose another --output"
+            )
+        if saved["storage"] != where:
+            how = "without --storage" if saved["storage"] == LOCAL else f"with --storage {saved['storage']}"
+            raise DogclfError(
+                f"{output} holds a study stored {how}; run it that way or choose another --output"
+            )
+    elif output.exists() and any(output.iterdir()):
+        raise DogclfError(
+            f"{output} exists and is not a tuning folder; choose a new --output (nothing changed)"
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / ".lock", "w") as lock:  # held for the whole run
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks here: heartbeats still catch dead trials
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise DogclfError(
+                    f"another dogclf tune runs in {output}; use --jobs for parallel trials"
+                ) from None
+        if not marker.exists():
+            marker.write_text(json.dumps({"study_name": study_name, "storage": where}, indent=2))
+        yield fcntl is not None
+
+
+def _finished(study: optuna.Study) -> int:
+    """Trials that count toward n_trials: complete, pruned, or failed by their own error."""
+    from optuna.trial import TrialState
+
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+    )
+
+
+def _fail_running(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, pids: set[int] | None, error: str | None
+) -> int:
+    """Mark RUNNING trials (of the given worker pids, or all) failed; interrupted ones are queued again."""
+    from optuna.trial import TrialState
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    count = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if pids is not None and t.user_attrs.get("worker_pid") not in pids:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        if error is None:
+            storage.set_trial_user_attr(trial_id, "interrupted", True)
+            if t.params:  # killed after sampling: run these parameters again
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        else:
+            storage.set_trial_user_attr(trial_id, "error", error)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        count += 1
+    return count
+
+
+def run_trials(job: _Job, scanned: tuple[DatasetLayout, str] | None = None) -> None:
+    """Run `job.n_trials` trials of the study in this process (`scanned`: the base config's dataset)."""
+    import optuna
+
+    from dogclf.tune.features import FeatureCache
+    from dogclf.tune.objective import TrialRunner
+
+    cfg, space = RunConfig.model_validate(job.cfg), SearchSpace.model_validate(job.space)
+    study = optuna.load_study(
+        study_name=job.study_name,
+        storage=_open_storage(job.storage),
+        sampler=make_sampler(space, job.seed, job.n_trials),
+        pruner=make_pruner(job.pruner, cfg.optim.epochs),
+    )
+    cache = FeatureCache(job.cache_dir) if job.cache_dir else None
+    runner = TrialRunner(cfg, space, Path(job.output), cache)
+    if scanned is not None:
+        runner.remember_dataset(cfg, *scanned)
+    study.optimize(runner, n_trials=job.n_trials, catch=(Exception,))
+
+
+def _worker_main(job: _Job) -> None:
+    """Entry point of a spawned worker process."""
+    import optuna
+    import torch
+
+    logging.basicConfig(level=job.log_level, format="%(message)s", force=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    run_trials(job)
+
+
+def _run_workers(study: optuna.Study, storage: optuna.storages.BaseStorage, jobs: list[_Job]) -> None:
+    """One spawned process per job; trials of a worker that died are recorded as failed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # torch state must not be forked
+    procs = [
+        ctx.Process(target=_worker_main, args=(job,), name=f"dogclf-tune-{i}") for i, job in enumerate(jobs)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+        raise
+    dead = {p.pid for p in procs if p.exitcode}
+    if dead:
+        n = _fail_running(study, storage, dead, "worker process died while running this trial")
+        log.warning(
+            "%d worker(s) died (exit codes %s); %d running trial(s) marked failed",
+            len(dead),
+            [p.exitcode for p in procs],
+            n,
+        )
+
+
+def _jobs(base: _Job, remaining: int, jobs: int, seed: int) -> list[_Job]:
+    """Split the remaining trials over `jobs` workers, each with its own sampler seed."""
+    import dataclasses
+
+    shares = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = base.threads or max(1, cpus // jobs)
+    threads = threads if jobs > 1 else base.threads
+    return [
+        dataclasses.replace(base, n_trials=n, seed=seed + i, threads=threads)
+        for i, n in enumerate(shares)
+        if n
+    ]
+
+
+def _run_missing(
+    study: optuna.Study,
+    rdb: optuna.storages.BaseStorage,
+    base: _Job,
+    n_trials: int,
+    jobs: int,
+    scanned: tuple[DatasetLayout, str],
+) -> None:
+    """Run the trials the study still lacks to hold `n_trials` finished ones, in-process or in workers."""
+    remaining = n_trials - _finished(study)
+    if remaining <= 0:
+        log.info(
+            "study %r already has %d finished trials (raise --n-trials to add more)",
+            base.study_name,
+            _finished(study),
+        )
+        return
+    seed = base.seed + 7919 * len(study.trials)  # a rerun must not replay the first run's samples
+    work = _jobs(base, remaining, jobs, seed)
+    log.info("study %r: running %d trial(s) in %d process(es)", base.study_name, remaining, len(work))
+    if len(work) == 1:
+        run_trials(work[0], scanned)
+    else:
+        _run_workers(study, rdb, work)
+
+
+def _prepare_cache(
+    cfg: RunConfig, cache: Path | None, jobs: int, layout: DatasetLayout, fingerprint: str
+) -> None:
+    """Say why the cache is off; with workers, build it once here rather than in every worker at once."""
+    from dogclf.train.runtime import resolve_runtime
+    from dogclf.tune.features import FeatureCache, unavailable_reason
+
+    if cache is None:
+        return
+    reason = unavailable_reason(cfg)
+    if reason is not None:
+        log.info("feature cache not used for the base config: %s", reason)
+    elif jobs > 1:
+        FeatureCache(cache).get(cfg, layout, fingerprint, resolve_runtime(cfg.runtime))
+
+
+def tune(
+    cfg: RunConfig,
+    space: SearchSpace,
+    output: str | Path,
+    n_trials: int | None = None,
+    jobs: int | None = None,
+    storage: str | None = None,
+    study_name: str = "dogclf",
+    pruner: Pruner | None = None,
+    feature_cache: bool = True,
+    cache_dir: str | Path | None = None,
+    final_train: bool = False,
+) -> TuneResult:
+    """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials."""
+    import optuna
+
+    from dogclf.train.loop import load_dataset
+    from dogclf.tune.objective import validate_space
+    from dogclf.tune.results import write_results
+
+    output = Path(output)
+    n_trials = space.max_trials if n_trials is None else n_trials
+    jobs = space.parallel_trials if jobs is None else jobs
+    for name, value in (("n_trials (--n-trials)", n_trials), ("jobs (--jobs)", jobs)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1 (got {value})")
+    validate_space(cfg, space)
+    layout, _, fingerprint = load_dataset(cfg)  # the data is checked before anything is written
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with _tune_dir(output, storage, study_name) as sole_tuner:
+            url = storage or default_storage(output)
+            rdb = _open_storage(url)
+            study = optuna.create_study(
+                storage=rdb, study_name=study_name, direction=space.direction, load_if_exists=True
+            )
+            _check_same_study(study, _comparable(cfg, space, fingerprint))
+            if storage is None and sole_tuner and (n := _fail_running(study, rdb, None, None)):
+                log.info("%d trial(s) were interrupted by the last run; their parameters run again first", n)
+            cache = Path(cache_dir or output / "feature_cache") if feature_cache else None
+            _prepare_cache(cfg, cache, jobs, layout, fingerprint)
+            base = _Job(
+                cfg.model_dump(mode="json"),
+                space.model_dump(mode="json"),
+                str(output),
+                url,
+                study_name,
+                0,
+                cfg.runtime.seed,
+                resolve_pruner(space, pruner),
+                str(cache) if cache else None,
+                cfg.runtime.threads,
+                logging.getLogger().getEffectiveLevel(),
+            )
+            _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
+            result = write_results(study, cfg, space, output, url, _finished(study))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    if final_train:
+        result.final_run = _final_train(result, output)
+    return result
+
+
+def _final_train(result: TuneResult, output: Path) -> Path:
+    """Train the best config to completion in output/final/trial_NNNN (resumed if interrupted)."""
+    from dogclf.config import build_config
+    from dogclf.train import train
+
+    run_dir = output / "final" / f"trial_{result.best_trial:04d}"
+    if (run_dir / "summary.json").exists():
+        log.info("final training of trial %d already done: %s", result.best_trial, run_dir)
+        return run_dir
+    train(build_config(result.config), run_dir, resume=run_dir.exists())
+    return run_dir

@@ -1,0 +1,79 @@
+"""The hook callback: frozen parameters, staged unfreezing, SageMaker config, live rules stopping a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import tiny_config
+from dogclf.debug.engine import load_trial
+from dogclf.train import train
+
+
+def _trial(run):
+    return load_trial(run / "debug")
+
+
+def test_disabled_debug_writes_nothing(tiny_data, tmp_path):
+    from dogclf.config import build_config
+    from dogclf.debug.hook import create_hook
+
+    assert create_hook(build_config().debug, tmp_path / "debug", tmp_path / "absent.json") is None
+    assert not (tmp_path / "debug").exists()
+
+
+def test_staged_unfreeze_saves_backbone_gradients_only_once_trainable(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, **{"debug.enabled": True, "debug.save_interval": 1, "model.freeze": "staged",
+                                    "optim.epochs": 2, "optim.head_epochs": 1})  # fmt: skip
+    train(cfg, tmp_path / "run")
+    trial = _trial(tmp_path / "run")
+    from smdebug.core.modes import ModeKeys
+
+    steps_per_epoch = len(trial.steps(mode=ModeKeys.TRAIN)) // 2
+    backbone = trial.tensor("gradient/Sequential_features.0.0.weight").steps(mode=ModeKeys.TRAIN)
+    head = trial.tensor("gradient/Sequential_fc.weight").steps(mode=ModeKeys.TRAIN)
+    assert head[0] == 0 and backbone and min(backbone) >= steps_per_epoch
+    assert trial.tensor("CrossEntropyLoss_output_0").steps(mode=ModeKeys.TRAIN)
+    assert len(trial.tensor("valid_loss_output_0").steps(mode=ModeKeys.EVAL)) == 2
+
+
+def test_frozen_backbone_does_not_crash_the_hook(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, **{"debug.enabled": True, "model.freeze": "head", "optim.epochs": 1})
+    train(cfg, tmp_path / "run")
+    names = _trial(tmp_path / "run").tensor_names(collection="gradients")
+    assert names == ["gradient/Sequential_fc.bias", "gradient/Sequential_fc.weight"]
+
+
+def test_sagemaker_hook_config_is_used_when_present(tiny_data, tmp_path):
+    from dogclf.debug.callbacks import DebugHookCallback
+    from dogclf.train.loop import Trainer
+    from dogclf.train.rundir import RunPaths
+
+    out = tmp_path / "opt_ml_tensors"
+    config = tmp_path / "debughookconfig.json"
+    config.write_text(json.dumps({"LocalPath": str(out), "HookParameters": {"save_interval": "2"},
+                                  "CollectionConfigurations": [{"CollectionName": "losses"}]}))  # fmt: skip
+    paths = RunPaths(tmp_path / "run")
+    cfg = tiny_config(tiny_data, **{"optim.epochs": 1})  # debug disabled: SageMaker's config decides
+    Trainer(cfg, paths.root, callbacks=[DebugHookCallback(cfg.debug, paths, config)]).fit()
+    assert load_trial(out).tensor_names(collection="losses")
+    assert not paths.debug.exists() or not any(paths.debug.glob("events"))
+
+
+def test_live_rules_stop_an_exploding_run(tiny_data, tmp_path):
+    from test_debug_rules import ForceLR
+
+    cfg = tiny_config(tiny_data, **{"debug.live_rules": True, "debug.save_interval": 1, "optim.epochs": 12,
+                                    "optim.optimizer": "sgd", "optim.scheduler": "none"})  # fmt: skip
+    result = train(cfg, tmp_path / "run", callbacks=[ForceLR(1e3)])
+    assert len(result.history) < 12
+    live = {r["rule"]: r for r in json.loads((tmp_path / "run" / "debug" / "live_rules.json").read_text())}
+    assert any(live[name]["status"] == "IssuesFound" for name in cfg.debug.live_stop_on)
+
+
+def test_unknown_collection_is_a_config_error(tiny_data):
+    from dogclf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"debug.collections: .*unknown collection\(s\) \['typo'\]"):
+        tiny_config(tiny_data, **{"debug.collections": ["losses", "typo"]})

@@ -1,0 +1,22 @@
+"""`dogclf debug report` writes one self-contained HTML file whose plots render in headless Chromium."""
+
+from __future__ import annotations
+
+from browser import render
+from conftest import run_cli, tiny_config
+from dogclf.train import train
+
+
+def test_report_renders_with_every_plot(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, **{"debug.enabled": True, "debug.save_interval": 2, "optim.epochs": 2})
+    train(cfg, tmp_path / "run")
+    out = tmp_path / "report.html"
+    proc = run_cli("debug", "report", str(tmp_path / "run"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert "http://" not in html and "https://" not in html  # nothing external
+    page = render(out, tmp_path / "report.png")
+    alts = {i["alt"]: i for i in page["images"]}
+    assert set(alts) == {"loss curves", "gradient norms", "weight histograms"}
+    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in page["images"])
+    assert "VanishingGradient" in page["text"] and "ClassImbalance" in page["text"]

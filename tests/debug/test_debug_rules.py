@@ -1,0 +1,126 @@
+"""`dogclf debug rules` on deliberately broken tiny runs flags the matching rule; a healthy run flags none."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli, tiny_config
+from dogclf.data.synthetic import make_dataset
+from dogclf.train import train
+from dogclf.train.callbacks import Callback
+
+COLLECTIONS = ["losses", "weights", "biases", "gradients", "labels", "predictions", "dataset", "relu_input",
+               "relu_output"]  # fmt: skip
+DEBUG = {"debug.enabled": True, "debug.save_interval": 1, "debug.collections": COLLECTIONS}
+
+
+class ForceLR(Callback):
+    """Sets every group's lr (the config forbids 0 and values above 10, which these runs need)."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def on_train_start(self, trainer) -> None:
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = self.lr
+        trainer.scheduler.base_lrs = [self.lr] * len(trainer.scheduler.base_lrs)
+
+
+class ZeroInit(Callback):
+    """Zero-initializes every conv and linear weight: the textbook bad initialization."""
+
+    def on_train_start(self, trainer) -> None:
+        with torch.no_grad():
+            for m in trainer.model.modules():
+                if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                    m.weight.zero_()
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
+    """Five tiny_cnn runs with every tensor saved each step."""
+    root = tmp_path_factory.mktemp("debug_runs")
+    healthy_data = make_dataset(root / "healthy_data", classes=3, per_class=30, size=32, eval_per_class=10)
+    small_data = make_dataset(root / "small_data", classes=3, per_class=2, size=32, eval_per_class=4)
+    cases = {
+        "healthy": (healthy_data, {"optim.epochs": 3}, []),
+        "exploding": (tiny_data, {"optim.epochs": 8, "optim.optimizer": "sgd", "optim.scheduler": "none"},
+                      [ForceLR(1e3)]),
+        "lr0": (tiny_data, {"optim.epochs": 20, "data.batch_size": 36, "data.augment": False,
+                            "optim.scheduler": "none"}, [ForceLR(0.0)]),
+        "overfit": (small_data, {"optim.epochs": 15, "data.augment": False, "optim.lr": 0.05,
+                                 "data.batch_size": 6}, []),
+        "bad_init": (tiny_data, {"optim.epochs": 2}, [ZeroInit()]),
+    }  # fmt: skip
+    out = {}
+    for name, (data, overrides, callbacks) in cases.items():
+        out[name] = root / name
+        train(tiny_config(data, **DEBUG, **overrides), out[name], callbacks=callbacks)
+    return out
+
+
+def _rules(run: Path, *extra: str) -> dict[str, dict]:
+    proc = run_cli("debug", "rules", str(run), "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return {r["rule"]: r for r in json.loads(proc.stdout)}
+
+
+def test_healthy_run_flags_nothing(runs):
+    rows = _rules(runs["healthy"])
+    assert [r for r in rows.values() if r["status"] != "NoIssuesFound"] == []
+    assert len(rows) == 9
+
+
+@pytest.mark.parametrize(
+    ("run", "rule"),
+    [("exploding", "ExplodingTensor"), ("lr0", "LossNotDecreasing"), ("overfit", "Overfit"),
+     ("bad_init", "PoorWeightInitialization")],
+)  # fmt: skip
+def test_broken_run_flags_its_rule(runs, run, rule):
+    row = _rules(runs[run])[rule]
+    assert row["status"] == "IssuesFound", row
+    assert row["step"] is not None and row["finding"] and row["advice"]
+
+
+def test_table_and_fail_on_exit_codes(runs):
+    proc = run_cli("debug", "rules", str(runs["lr0"]), "--fail-on", "LossNotDecreasing")
+    assert proc.returncode == 1
+    assert "LossNotDecreasing" in proc.stdout and "IssuesFound" in proc.stdout and "->" in proc.stdout
+    assert run_cli("debug", "rules", str(runs["healthy"]), "--fail-on", "any").returncode == 0
+    # A parameter override reaches the rule: an impossible decrease makes the healthy run fail too.
+    rows = _rules(runs["healthy"], "--param", "LossNotDecreasing.diff_percent=99")
+    assert rows["LossNotDecreasing"]["status"] == "IssuesFound"
+
+
+def test_bad_arguments_are_one_line_errors(runs, tmp_path):
+    proc = run_cli("debug", "rules", str(tmp_path))
+    assert proc.returncode == 2 and "holds no smdebug tensors" in proc.stderr and str(tmp_path) in proc.stderr
+    proc = run_cli("debug", "rules", str(runs["healthy"]), "--param", "Overfit.nope=1")
+    assert (
+        proc.returncode == 2
+        and "unknown parameter(s) ['nope']" in proc.stderr
+        and "ratio_threshold" in proc.stderr
+    )
+    proc = run_cli("debug", "rules", str(runs["healthy"]), "--fail-on", "Typo")
+    assert proc.returncode == 2 and "unknown rule(s) ['Typo']" in proc.stderr
+
+
+def test_class_imbalance_from_saved_dataset_counts(tiny_data, tmp_path):
+    from dogclf.debug.engine import evaluate_rules
+
+    data = tmp_path / "imbalanced"
+    shutil.copytree(tiny_data, data)
+    for extra in sorted((data / "train" / sorted(p.name for p in (data / "train").iterdir())[0]).iterdir())[
+        1:
+    ]:
+        extra.unlink()  # one class keeps 1 of 12 training images: ratio 12 > 10
+    train(tiny_config(data, **{**DEBUG, "optim.epochs": 1}), tmp_path / "run")
+    counts = json.loads((tmp_path / "run" / "debug" / "class_counts.json").read_text())
+    assert counts["counts"]["train"] == [1, 12, 12]
+    row = {r.rule: r for r in evaluate_rules(tmp_path / "run", names=["ClassImbalance"])}["ClassImbalance"]
+    assert row.status == "IssuesFound" and "[1, 12, 12]" in row.finding

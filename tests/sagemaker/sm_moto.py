@@ -1,0 +1,79 @@
+"""A real moto server on a free loopback port, and a dogclf Connection to it (dummy credentials)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+REGION = "us-west-2"
+BUCKET = "dogclf-test-bucket"
+ROLE = "arn:aws:iam::123456789012:role/dogclf-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session; its URL."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_url):
+    """Dummy credentials and region for boto3; returns the moto URL."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_url
+
+
+@pytest.fixture
+def conn(aws_env):
+    """A dogclf Connection to moto with the test bucket created."""
+    from dogclf.s3 import make_client
+    from dogclf.sagemaker.jobs import connect
+
+    s3 = make_client(aws_env, REGION)
+    try:
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return connect(BUCKET, REGION, aws_env)
+
+
+def capture(conn, operation: str) -> list[dict]:
+    """Record the parameters of every `operation` request the session's SageMaker client sends."""
+    seen: list[dict] = []
+    conn.session.sagemaker_client.meta.events.register(
+        f"before-parameter-build.sagemaker.{operation}", lambda params, **_: seen.append(params)
+    )
+    return seen

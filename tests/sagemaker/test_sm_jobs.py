@@ -1,0 +1,254 @@
+"""Job builders through the real SageMaker SDK and boto3 against a moto server (requests captured)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+import yaml
+from sm_moto import BUCKET, REGION, ROLE, aws_env, capture, conn, moto_url  # noqa: F401
+
+from conftest import run_cli, tiny_config
+from dogclf.config import build_config
+from dogclf.errors import ConfigError
+from dogclf.sagemaker import jobs
+from dogclf.train.metrics import metric_definitions
+from dogclf.tune.space import default_space
+
+DATA = f"s3://{BUCKET}/data/dogs"
+RULES = """from smdebug.rules.rule import Rule
+
+
+class _Base(Rule):
+    pass
+
+
+class GradientTooBig(_Base):
+    def invoke_at_step(self, step):
+        return False
+"""
+
+
+def _estimator(conn, tmp_path, **options):  # noqa: F811
+    cfg = tiny_config(tmp_path, **{"optim.lr": 0.02, "optim.grad_clip": 5.0, "name": "tiny-run"})
+    rules = tmp_path / "my_rules.py"
+    rules.write_text(RULES)
+    opts = {"role": ROLE, "spot": True, "max_run_s": 3600, "rules_file": rules, "tags": {"team": "dogs"}}
+    return cfg, jobs.make_estimator(cfg, conn, jobs.EstimatorOptions(**{**opts, **options}))
+
+
+def _decoded(hps: dict) -> dict:
+    return {k: json.loads(v) for k, v in hps.items()}
+
+
+def test_create_training_job_request(conn, tmp_path):  # noqa: F811
+    seen = capture(conn, "CreateTrainingJob")
+    cfg, est = _estimator(conn, tmp_path)
+    name = jobs.submit(conn, est, DATA)
+    (req,) = seen
+    hps = _decoded(req["HyperParameters"])
+    assert {hps["lr"], hps["batch-size"], hps["arch"], hps["epochs"]} == {"0.02", "8", "tiny_cnn", "2"}
+    assert hps["debug"] == "true" and hps["sagemaker_program"] == "train.py"
+    assert req["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+    collections = {c["CollectionName"] for c in req["DebugHookConfig"]["CollectionConfigurations"]}
+    assert collections == set(jobs.COLLECTIONS)
+    rules = {r["RuleConfigurationName"]: r for r in req["DebugRuleConfigurations"]}
+    assert set(rules) == {
+        "VanishingGradient",
+        "ExplodingTensor",
+        "LossNotDecreasing",
+        "Overtraining",
+        "dogclf-GradientTooBig",
+    }
+    custom = rules["dogclf-GradientTooBig"]
+    assert custom["RuleEvaluatorImage"].endswith("sagemaker-debugger-rule-evaluator:latest")
+    assert custom["RuleParameters"]["rule_to_invoke"] == "GradientTooBig"
+    assert [r["RuleConfigurationName"] for r in req["ProfilerRuleConfigurations"]] == ["ProfilerReport"]
+    assert req["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == 500
+    assert req["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/dogclf/checkpoints/tiny-run"
+    assert req["EnableManagedSpotTraining"] is True
+    assert req["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    assert {"Key": "team", "Value": "dogs"} in req["Tags"]
+    assert req["InputDataConfig"][0]["ChannelName"] == "training"
+
+    # the source tarball in S3 holds the entry script, the dogclf package and the full config
+    bucket, key = hps["sagemaker_submit_directory"][5:].split("/", 1)
+    body = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url).get_object(
+        Bucket=bucket, Key=key
+    )
+    with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as tar:
+        names = set(tar.getnames())
+        shipped = yaml.safe_load(tar.extractfile("dogclf-config.yaml").read())
+    assert {"train.py", "dogclf/__init__.py", "requirements.txt"} <= names
+    assert shipped["optim"]["grad_clip"] == 5.0 and shipped["data"]["root"] is None
+    assert (
+        conn.session.sagemaker_client.describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
+    )
+
+
+def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path):  # noqa: F811
+    source = jobs.rules_source()
+    available = jobs.custom_rule_classes(source)
+    assert {"Overfit", "PoorWeightInitialization", "ClassImbalance"} <= set(available)
+    seen = capture(conn, "CreateTrainingJob")
+    _, est = _estimator(conn, tmp_path, rules_file=None, custom_rules=["Overfit", "ClassImbalance"])
+    jobs.submit(conn, est, DATA)
+    names = {r["RuleConfigurationName"] for r in seen[0]["DebugRuleConfigurations"]}
+    assert {"dogclf-Overfit", "dogclf-ClassImbalance"} <= names
+    with pytest.raises(ConfigError, match="unknown custom rule.*Nope"):
+        _estimator(conn, tmp_path, rules_file=None, custom_rules=["Nope"])
+    other = jobs.connect(BUCKET, "eu-west-3", conn.endpoint_url)
+    with pytest.raises(ConfigError, match="rule_image_uri"):
+        _estimator(other, tmp_path)
+    with pytest.raises(ConfigError, match="unknown built-in Debugger rule"):
+        _estimator(conn, tmp_path, builtin_rules=["no_such_rule"])
+
+
+def test_tuning_job_request_and_best_params(conn, tmp_path):  # noqa: F811
+    seen = capture(conn, "CreateHyperParameterTuningJob")
+    _, est = _estimator(conn, tmp_path, mode="hpo")
+    tuner = jobs.make_tuner(est, default_space(), warm_start_from=["dogclf-tune-parent"])
+    tuning = jobs.submit(conn, tuner, DATA)
+    (req,) = seen
+    cfg = req["HyperParameterTuningJobConfig"]
+    assert cfg["Strategy"] == "Bayesian"
+    assert cfg["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "valid:loss"}
+    assert cfg["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
+    ranges = cfg["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"] == [
+        {"Name": "lr", "MinValue": "0.001", "MaxValue": "0.1", "ScalingType": "Logarithmic"}
+    ]
+    (batch,) = ranges["CategoricalParameterRanges"]  # JSON-encoded like every framework hyperparameter
+    assert batch["Name"] == "batch-size" and [json.loads(v) for v in batch["Values"]] == [
+        "20",
+        "34",
+        "40",
+        "60",
+        "75",
+    ]
+    definition = req["TrainingJobDefinition"]
+    static = _decoded(definition["StaticHyperParameters"])
+    assert "lr" not in static and "batch-size" not in static and static["sagemaker_program"] == "hpo.py"
+    assert "DebugHookConfig" not in definition and "CheckpointConfig" not in definition
+    assert definition["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+    assert req["WarmStartConfig"]["ParentHyperParameterTuningJobs"] == [
+        {"HyperParameterTuningJobName": "dogclf-tune-parent"}
+    ]
+
+    # The emulator names a best training job; create it with tuned values, then follow the pointer.
+    client = conn.session.sagemaker_client
+    best_name = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)[
+        "BestTrainingJob"
+    ]["TrainingJobName"]
+    trial_cfg = tiny_config(tmp_path, **{"optim.lr": 0.0123, "data.batch_size": 34, "optim.grad_clip": 5.0})
+    trial = jobs.make_estimator(trial_cfg, conn, jobs.EstimatorOptions(role=ROLE, mode="hpo"))
+    jobs.submit(conn, trial, DATA, job_name=best_name)
+    out = tmp_path / "best.yaml"
+    best = jobs.best_params(conn, tuning, out)
+    assert best.tuning_job == tuning and best.training_job == best_name
+    assert best.hyperparameters["lr"] == "0.0123" and best.hyperparameters["batch-size"] == "34"
+    written = build_config(out)
+    assert written.optim.lr == 0.0123 and written.data.batch_size == 34
+    assert written.optim.grad_clip == 5.0  # from the config shipped in the job's source tarball
+    assert written.data.root is None
+
+
+def test_best_params_of_a_training_job_and_missing_job(conn, tmp_path):  # noqa: F811
+    _, est = _estimator(conn, tmp_path, debugger=False, profiler=False)
+    name = jobs.submit(conn, est, DATA)
+    best = jobs.best_params(conn, name)
+    assert best.tuning_job is None and best.config.optim.lr == 0.02 and best.config.model.arch == "tiny_cnn"
+    with pytest.raises(jobs.SageMakerError, match="no-such-job"):
+        jobs.best_params(conn, "no-such-job")
+
+
+def _model_tarball(conn, tiny_run):  # noqa: F811
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for f in sorted((tiny_run / "model").iterdir()):
+            tar.add(f, arcname=f.name)
+    key = "dogclf/output/job/output/model.tar.gz"
+    conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url).put_object(
+        Bucket=BUCKET, Key=key, Body=buf.getvalue()
+    )
+    return f"s3://{BUCKET}/{key}"
+
+
+def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
+    model_data = _model_tarball(conn, tiny_run)
+    models, configs, endpoints = (
+        capture(conn, op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint")
+    )
+    opts = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-ep", instance_count=1, autoscale_max_instances=3)
+    predictor = jobs.deploy(conn, model_data, opts)
+    assert predictor.endpoint_name == "dogs-ep"
+    container = models[0]["PrimaryContainer"]
+    assert container["Image"].endswith("pytorch-inference:2.6.0-cpu-py312")
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["ModelDataUrl"].startswith(f"s3://{BUCKET}/")
+    variant = configs[0]["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    assert endpoints[0]["EndpointName"] == "dogs-ep"
+    scaling = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "endpoint/dogs-ep/variant/AllTraffic",
+        1,
+        3,
+    )
+
+    serverless = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-sls", serverless_memory_mb=2048)
+    jobs.deploy(conn, model_data, serverless)
+    sls = configs[1]["ProductionVariants"][0]["ServerlessConfig"]
+    assert sls == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+
+    deleted = jobs.delete_endpoint(conn, "dogs-ep")
+    assert deleted[0] == "endpoint dogs-ep" and any(d.startswith("model ") for d in deleted)
+    with pytest.raises(jobs.SageMakerError, match="dogs-ep"):
+        jobs.delete_endpoint(conn, "dogs-ep")
+
+
+def test_profiler_report_download(conn, tmp_path):  # noqa: F811
+    _, est = _estimator(conn, tmp_path, debugger=False)
+    name = jobs.submit(conn, est, DATA)
+    with pytest.raises(jobs.SageMakerError, match="no ProfilerReport output"):
+        jobs.download_profiler_report(conn, name, tmp_path / "none")
+    s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
+    html = b"<html>profiler report</html>"
+    prefix = f"dogclf/output/{name}/rule-output/ProfilerReport/profiler-output"
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/profiler-report.html", Body=html)
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/profiler-reports/StepOutlier.json", Body=b"{}")
+    files = jobs.download_profiler_report(conn, name, tmp_path / "report")
+    assert sorted(f.name for f in files) == ["StepOutlier.json", "profiler-report.html"]
+    assert (tmp_path / "report/profiler-output/profiler-report.html").read_bytes() == html
+
+
+def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa: F811
+    common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
+    r = run_cli(
+        "sagemaker",
+        "train",
+        "--data",
+        str(tiny_data),
+        "--role",
+        ROLE,
+        "--arch",
+        "tiny_cnn",
+        "--lr",
+        "0.05",
+        "--no-debugger",
+        "--epochs",
+        "3",
+        *common,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "uploaded" in r.stdout
+    job = r.stdout.strip().splitlines()[-1].split(": ")[1]
+    r = run_cli("sagemaker", "best-params", job, "-o", str(tmp_path / "b.yaml"), *common)
+    assert r.returncode == 0, r.stderr
+    cfg = build_config(tmp_path / "b.yaml")
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.model.arch) == (0.05, 3, "tiny_cnn")
+    r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, *common[2:])
+    assert r.returncode == 2 and "bucket is required" in r.stderr
