@@ -25,6 +25,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check src tests entrypoints examples benchmarks
+	$(VENV)/bin/ruff format --check src tests entrypoints examples benchmarks
 
 bench: venv
 	$(PY) benchmarks/bench_train.py

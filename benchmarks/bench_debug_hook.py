@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dogclf.config import build_config
 from dogclf.data.synthetic import make_dataset
-from dogclf.train import Callback, train
+from dogclf.training import Callback, train
 
 
 class StepTimes(Callback):
@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = make_dataset(
-            root / "data", classes=4, per_class=(args.steps * args.batch) // 4 + 1, size=args.size
-        )
+        data = make_dataset(root / "data", classes=4, per_class=(args.steps * args.batch) // 4 + 1, size=args.size)
         base, hooked, save_steps = [], [], []
         for i in range(args.repeats):
             base += run(data, root / f"base{i}", args, False)[args.warmup :]
@@ -63,15 +61,11 @@ def main(argv: list[str] | None = None) -> None:
             save_steps.append(with_hook[0])
             hooked += with_hook[args.warmup :]
     b, h = statistics.median(base), statistics.median(hooked)
-    print(
-        f"{args.arch} {args.size}px batch {args.batch}: {len(base)} steps each, after {args.warmup} warm-up"
-    )
+    print(f"{args.arch} {args.size}px batch {args.batch}: {len(base)} steps each, after {args.warmup} warm-up")
     print(f"no hook       : {b * 1000:8.1f} ms/step (median)")
     print(f"smdebug hook  : {h * 1000:8.1f} ms/step (median, non-saving steps)")
     print(f"overhead      : {100 * (h - b) / b:+8.1f} %   (target <= 10 %)")
-    print(
-        f"saving step 0 : {statistics.median(save_steps) * 1000:8.1f} ms (weights, biases, gradients written)"
-    )
+    print(f"saving step 0 : {statistics.median(save_steps) * 1000:8.1f} ms (weights, biases, gradients written)")
 
 
 if __name__ == "__main__":

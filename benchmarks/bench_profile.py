@@ -22,7 +22,7 @@ from dogclf.config import build_config
 from dogclf.data.synthetic import make_dataset
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.sampler import SystemSampler
-from dogclf.train import Callback, train
+from dogclf.training import Callback, train
 
 
 class StepTimer(Callback):
@@ -92,9 +92,7 @@ def main() -> None:
                     windows.append(trace_window_cost(walls, median))
                 mean = statistics.mean(walls[1:])
                 state = "on " if profile else "off"
-                print(
-                    f"pair {i + 1}: profile {state} median {median * 1e3:.1f} ms/step, mean {mean * 1e3:.1f}"
-                )
+                print(f"pair {i + 1}: profile {state} median {median * 1e3:.1f} ms/step, mean {mean * 1e3:.1f}")
     off, on = statistics.median(medians[False]), statistics.median(medians[True])
     window = statistics.median(windows)
     sample_ms = sampler_cost()

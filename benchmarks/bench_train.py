@@ -24,7 +24,7 @@ from torchvision import transforms
 from dogclf.config import build_config
 from dogclf.data.dataset import default_workers
 from dogclf.models import create_model
-from dogclf.train import Callback, Trainer
+from dogclf.training import Callback, Trainer
 
 
 def make_photos(root: Path, classes: int, per_class: int, size: tuple[int, int]) -> Path:
@@ -43,8 +43,14 @@ def make_photos(root: Path, classes: int, per_class: int, size: tuple[int, int])
 
 def reference_loop(data: Path, arch: str, batch: int, steps: int, warmup: int, workers: int) -> float:
     """Plain PyTorch: ImageFolder + PIL decode, fp32 NCHW; returns images/second after warmup."""
-    tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-                             transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])  # fmt: skip
+    tf = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(224),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
     ds = torchvision.datasets.ImageFolder(str(data / "train"), tf)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
     model = create_model(arch, len(ds.classes), weights=None, freeze="full")
@@ -78,7 +84,9 @@ class _Throughput(Callback):
             self.end = time.perf_counter()
 
 
-def dogclf_loop(data: Path, arch: str, batch: int, steps: int, warmup: int, workers: int, out: Path) -> tuple[float, str]:
+def dogclf_loop(
+    data: Path, arch: str, batch: int, steps: int, warmup: int, workers: int, out: Path
+) -> tuple[float, str]:
     """The dogclf Trainer for one capped epoch; returns images/second after warmup and its runtime."""
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": 224, "data.batch_size": batch, "data.num_workers": workers,

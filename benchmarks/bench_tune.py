@@ -32,9 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument(
-        "--weights", default="none", help="'imagenet' needs the torchvision file in the torch cache"
-    )
+    p.add_argument("--weights", default="none", help="'imagenet' needs the torchvision file in the torch cache")
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--classes", type=int, default=5)
@@ -84,9 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"same trial parameters in both studies: {same}")
     print(f"max |valid:loss difference| per trial: {max(diffs):.2e}")
     print(f"without feature cache: {full_s:8.1f} s  ({full_s / args.trials:.1f} s/trial)")
-    print(
-        f"with feature cache:    {cached_s:8.1f} s  ({cached_s / args.trials:.2f} s/trial, incl. building it)"
-    )
+    print(f"with feature cache:    {cached_s:8.1f} s  ({cached_s / args.trials:.2f} s/trial, incl. building it)")
     print(f"speedup: {full_s / cached_s:.1f}x")
 
 

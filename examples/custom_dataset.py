@@ -1,7 +1,7 @@
 """Train on your own ImageFolder (or a flat folder of class subfolders, split by ratio) and inspect the errors.
 
-    python examples/custom_dataset.py --data path/to/images --output runs/mine [--arch resnet50 --weights imagenet]
-    python examples/custom_dataset.py --sample /tmp/sample --output /tmp/run   # generated data, no download
+python examples/custom_dataset.py --data path/to/images --output runs/mine [--arch resnet50 --weights imagenet]
+python examples/custom_dataset.py --sample /tmp/sample --output /tmp/run   # generated data, no download
 """
 
 from __future__ import annotations

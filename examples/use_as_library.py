@@ -1,7 +1,7 @@
 """Use dogclf from another project: build a model, load a saved artifact, predict.
 
-    python examples/use_as_library.py MODEL_DIR IMAGE [IMAGE ...]
-    python examples/use_as_library.py --demo /tmp/demo   # trains a tiny model on generated data first
+python examples/use_as_library.py MODEL_DIR IMAGE [IMAGE ...]
+python examples/use_as_library.py --demo /tmp/demo   # trains a tiny model on generated data first
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"loaded {artifact.metadata.arch} with {len(artifact.class_names)} classes from {artifact.path}")
 
     # 3. Predictions with breed names; the same preprocessing the model was trained with.
-    for image, pred in zip(args.images, dogclf.predict(artifact, list(args.images), topk=3)):
-        best = ", ".join(f"{label} {p:.2f}" for label, p in zip(pred.labels, pred.probabilities))
+    for image, pred in zip(args.images, dogclf.predict(artifact, list(args.images), topk=3), strict=True):
+        best = ", ".join(f"{label} {p:.2f}" for label, p in zip(pred.labels, pred.probabilities, strict=True))
         print(f"{image.name}: {best}")
 
     # 4. Raw logits for your own pipeline, from the artifact's preprocessing definition.

@@ -28,7 +28,8 @@ def render(html_file: Path, screenshot: Path | None = None) -> dict:
             page.goto(html_file.resolve().as_uri())
             page.wait_for_load_state("load")
             images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({alt: e.alt, w: e.naturalWidth, h: e.naturalHeight, complete: e.complete}))"
+                "img",
+                "els => els.map(e => ({alt: e.alt, w: e.naturalWidth, h: e.naturalHeight, complete: e.complete}))",
             )
             if screenshot:
                 page.screenshot(path=str(screenshot), full_page=True)

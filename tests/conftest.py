@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     """A finished training run of tiny_cnn on tiny_data (its model/ is a valid artifact)."""
-    from dogclf.train import train
+    from dogclf.training import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(tiny_data, **{"optim.epochs": 3}), out)

@@ -8,7 +8,7 @@ import torch
 
 from dogclf.artifact import load_artifact
 from dogclf.errors import ArtifactError
-from dogclf.train.checkpoint import load_checkpoint
+from dogclf.training.checkpoint import load_checkpoint
 
 
 def test_artifact_reproduces_best_weights_without_other_files(tiny_run, tmp_path):

@@ -3,8 +3,8 @@
 import pytest
 
 from dogclf.artifact import load_artifact
-from dogclf.evaluate import evaluate
-from dogclf.predict import collect_images, predict
+from dogclf.evaluation import evaluate
+from dogclf.prediction import collect_images, predict
 
 
 def test_predict_returns_breed_names_and_sorted_probabilities(tiny_run, tiny_data):

@@ -16,9 +16,9 @@ _EXPORTS = {
     "build_config": "dogclf.config",
     "create_model": "dogclf.models",
     "list_models": "dogclf.models",
-    "train": "dogclf.train",
-    "evaluate": "dogclf.evaluate",
-    "predict": "dogclf.predict",
+    "train": "dogclf.training",
+    "evaluate": "dogclf.evaluation",
+    "predict": "dogclf.prediction",
     "load_artifact": "dogclf.artifact",
     "make_dataset": "dogclf.data.synthetic",
     "Preprocess": "dogclf.data.preprocess",
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from dogclf.data.preprocess import Preprocess
     from dogclf.data.synthetic import make_dataset
     from dogclf.errors import DogclfError
-    from dogclf.evaluate import evaluate
+    from dogclf.evaluation import evaluate
     from dogclf.models import create_model, list_models
-    from dogclf.predict import predict
-    from dogclf.train import train
+    from dogclf.prediction import predict
+    from dogclf.training import train
 
 
 def __getattr__(name: str) -> Any:

@@ -139,6 +139,8 @@ def load_artifact(path: str | Path) -> Artifact:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ArtifactError(f"{weights_file} does not match {meta.arch} with {meta.num_classes} classes: {exc}") from None
+        raise ArtifactError(
+            f"{weights_file} does not match {meta.arch} with {meta.num_classes} classes: {exc}"
+        ) from None
     model.eval()
     return Artifact(model, meta, directory)

@@ -38,7 +38,11 @@ def configuration_md() -> str:
              "A run is configured by one `RunConfig`, read from YAML/JSON (`--config FILE`) and overridden by flags",
              "(`--lr 0.01`) or `--set section.field=value`. Unknown fields and out-of-range values are errors that",
              "name the field. The resolved config is saved as `config.yaml` in every run.", ""]  # fmt: skip
-    top = [f for f, i in RunConfig.model_fields.items() if not (isinstance(i.annotation, type) and issubclass(i.annotation, BaseModel))]
+    top = [
+        f
+        for f, i in RunConfig.model_fields.items()
+        if not (isinstance(i.annotation, type) and issubclass(i.annotation, BaseModel))
+    ]
     for f in top:
         info = RunConfig.model_fields[f]
         lines.append(f"- `{f}` (`{_type_name(info.annotation)}`, default `{info.default!r}`): {info.description}")

@@ -93,5 +93,7 @@ def to_hyperparameters(overrides: dict[str, Any]) -> dict[str, str]:
     for dotted, value in overrides.items():
         if dotted not in reverse:
             raise ConfigError(f"config field {dotted!r} is not a hyperparameter; valid: {', '.join(sorted(reverse))}")
-        out[reverse[dotted]] = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        out[reverse[dotted]] = (
+            "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return out

@@ -8,10 +8,9 @@ import torch
 
 from dogclf.artifact import Artifact
 from dogclf.config import RuntimeConfig
-from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource
+from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
 from dogclf.data.preprocess import eval_transform
-from dogclf.data.images import decode_image
-from dogclf.train.runtime import Runtime, resolve_runtime
+from dogclf.training.runtime import Runtime, resolve_runtime
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,11 @@ class Prediction:
     indices: list[int]
 
     def to_dict(self) -> dict:
-        return {"predictions": [{"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities)]}
+        return {
+            "predictions": [
+                {"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities, strict=True)
+            ]
+        }
 
 
 class InferenceEngine:
@@ -55,7 +58,7 @@ class InferenceEngine:
         names = self.artifact.class_names
         return [
             Prediction([names[i] for i in idx.tolist()], [round(float(v), 6) for v in vals], idx.tolist())
-            for vals, idx in zip(values, indices)
+            for vals, idx in zip(values, indices, strict=True)
         ]
 
     def predict(self, sources: list[ImageSource], k: int = 5, batch_size: int = 32) -> list[Prediction]:

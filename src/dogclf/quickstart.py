@@ -46,9 +46,9 @@ def run_quickstart(
 ) -> QuickstartResult:
     """Sample data -> train -> evaluate -> predict; returns the paths and figures it produced."""
     from dogclf.data.synthetic import make_dataset
-    from dogclf.evaluate import evaluate
-    from dogclf.predict import predict
-    from dogclf.train import train
+    from dogclf.evaluation import evaluate
+    from dogclf.prediction import predict
+    from dogclf.training import train
 
     workdir = Path(workdir)
     data = workdir / "data"
@@ -67,7 +67,7 @@ def run_quickstart(
     top = predict(result.artifact_dir, [sample], topk=3)[0]
     return QuickstartResult(
         workdir=workdir, data=data, run=run_dir, model=result.artifact_dir, valid_top1=result.valid["top1"],
-        test_top1=test.top1, predictions=list(zip(top.labels, top.probabilities)),
+        test_top1=test.top1, predictions=list(zip(top.labels, top.probabilities, strict=True)),
         outputs={"plots": run_dir / "plots", "metrics": run_dir / "metrics.jsonl", "sample_image": sample},
     )  # fmt: skip
 

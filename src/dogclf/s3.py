@@ -121,9 +121,7 @@ def upload_folder(
         size, digest = path.stat().st_size, file_sha256(path)
         if remote.get(key) == size and _remote_checksum(client, bucket, key) == digest:
             return key, False, 0
-        client.upload_file(
-            str(path), bucket, key, ExtraArgs={"Metadata": {CHECKSUM_KEY: digest}}, Config=transfer
-        )
+        client.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {CHECKSUM_KEY: digest}}, Config=transfer)
         return key, True, size
 
     for key, sent, size in _run(workers, [lambda p=p: one(p) for p in _local_files(root)]):

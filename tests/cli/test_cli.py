@@ -13,8 +13,27 @@ def test_make_sample_check_train_evaluate(tmp_path):
     assert r.returncode == 0 and "all images decode" in r.stdout and "Affenpinscher" in r.stdout
 
     run = tmp_path / "run"
-    r = run_cli("train", "--data", str(data), "--output", str(run), "--arch", "tiny_cnn", "--weights", "none",
-                "--freeze", "full", "--epochs", "2", "--batch-size", "8", "--image-size", "32", "--workers", "0")  # fmt: skip
+    r = run_cli(
+        "train",
+        "--data",
+        str(data),
+        "--output",
+        str(run),
+        "--arch",
+        "tiny_cnn",
+        "--weights",
+        "none",
+        "--freeze",
+        "full",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "32",
+        "--workers",
+        "0",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("[metrics] epoch=") == 5  # 2 x (train + valid) + test
     assert f"model: {run / 'model'}" in r.stdout
@@ -29,7 +48,9 @@ def test_make_sample_check_train_evaluate(tmp_path):
 
 def test_data_check_names_bad_files_and_exits_1(tmp_path):
     data = tmp_path / "data"
-    assert run_cli("data", "make-sample", str(data), "--classes", "2", "--per-class", "3", "--size", "16").returncode == 0
+    assert (
+        run_cli("data", "make-sample", str(data), "--classes", "2", "--per-class", "3", "--size", "16").returncode == 0
+    )
     bad = data / "test" / "001.Affenpinscher" / "bad.jpg"
     bad.write_text("not an image")
     r = run_cli("data", "check", str(data))

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tiny_config
 from dogclf.debug.engine import load_trial
-from dogclf.train import train
+from dogclf.training import train
 
 
 def _trial(run):
@@ -47,8 +47,8 @@ def test_frozen_backbone_does_not_crash_the_hook(tiny_data, tmp_path):
 
 def test_sagemaker_hook_config_is_used_when_present(tiny_data, tmp_path):
     from dogclf.debug.callbacks import DebugHookCallback
-    from dogclf.train.loop import Trainer
-    from dogclf.train.rundir import RunPaths
+    from dogclf.training.loop import Trainer
+    from dogclf.training.rundir import RunPaths
 
     out = tmp_path / "opt_ml_tensors"
     config = tmp_path / "debughookconfig.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from browser import render
 from conftest import run_cli, tiny_config
-from dogclf.train import train
+from dogclf.training import train
 
 
 def test_report_renders_with_every_plot(tiny_data, tmp_path):

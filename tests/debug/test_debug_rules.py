@@ -11,8 +11,8 @@ import torch
 
 from conftest import run_cli, tiny_config
 from dogclf.data.synthetic import make_dataset
-from dogclf.train import train
-from dogclf.train.callbacks import Callback
+from dogclf.training import train
+from dogclf.training.callbacks import Callback
 
 COLLECTIONS = ["losses", "weights", "biases", "gradients", "labels", "predictions", "dataset", "relu_input",
                "relu_output"]  # fmt: skip
@@ -101,11 +101,7 @@ def test_bad_arguments_are_one_line_errors(runs, tmp_path):
     proc = run_cli("debug", "rules", str(tmp_path))
     assert proc.returncode == 2 and "holds no smdebug tensors" in proc.stderr and str(tmp_path) in proc.stderr
     proc = run_cli("debug", "rules", str(runs["healthy"]), "--param", "Overfit.nope=1")
-    assert (
-        proc.returncode == 2
-        and "unknown parameter(s) ['nope']" in proc.stderr
-        and "ratio_threshold" in proc.stderr
-    )
+    assert proc.returncode == 2 and "unknown parameter(s) ['nope']" in proc.stderr and "ratio_threshold" in proc.stderr
     proc = run_cli("debug", "rules", str(runs["healthy"]), "--fail-on", "Typo")
     assert proc.returncode == 2 and "unknown rule(s) ['Typo']" in proc.stderr
 
@@ -115,9 +111,7 @@ def test_class_imbalance_from_saved_dataset_counts(tiny_data, tmp_path):
 
     data = tmp_path / "imbalanced"
     shutil.copytree(tiny_data, data)
-    for extra in sorted((data / "train" / sorted(p.name for p in (data / "train").iterdir())[0]).iterdir())[
-        1:
-    ]:
+    for extra in sorted((data / "train" / sorted(p.name for p in (data / "train").iterdir())[0]).iterdir())[1:]:
         extra.unlink()  # one class keeps 1 of 12 training images: ratio 12 > 10
     train(tiny_config(data, **{**DEBUG, "optim.epochs": 1}), tmp_path / "run")
     counts = json.loads((tmp_path / "run" / "debug" / "class_counts.json").read_text())

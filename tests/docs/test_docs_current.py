@@ -12,7 +12,9 @@ def test_generated_docs_are_current():
     assert (ROOT / "docs" / "configuration.md").read_text() == docgen.configuration_md(), (
         "docs/configuration.md is stale: run `python -m dogclf.docgen`"
     )
-    assert (ROOT / "docs" / "cli.md").read_text() == docgen.cli_md(), "docs/cli.md is stale: run `python -m dogclf.docgen`"
+    assert (ROOT / "docs" / "cli.md").read_text() == docgen.cli_md(), (
+        "docs/cli.md is stale: run `python -m dogclf.docgen`"
+    )
 
 
 def test_readme_python_example_runs(tmp_path):

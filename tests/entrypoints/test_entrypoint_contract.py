@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import ROOT, tiny_config
 from dogclf.artifact import load_artifact
 from dogclf.sagemaker.jobs import stage_source_dir
-from dogclf.train.metrics import parse_metric_lines
+from dogclf.training.metrics import parse_metric_lines
 
 HPS = {
     "arch": "tiny_cnn",

@@ -10,7 +10,7 @@ import sys
 
 from conftest import ROOT
 from dogclf.artifact import load_artifact
-from dogclf.train.metrics import parse_metric_lines
+from dogclf.training.metrics import parse_metric_lines
 
 
 def _free_port() -> int:

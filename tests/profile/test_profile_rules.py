@@ -111,9 +111,7 @@ def test_rule_defaults_are_the_ones_aws_documents():
 
 
 def test_step_outlier_fires_on_slow_steps_only(tmp_path):
-    quiet = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(10))))[
-        "StepOutlier"
-    ]
+    quiet = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(10))))["StepOutlier"]
     assert quiet.status == "NoIssuesFound"
     slow = set(range(20, 200, 15))  # 12 slow steps > n_outliers=10
     data = write_profile(tmp_path / "b", make_steps(slow=slow), make_samples(10))
@@ -129,11 +127,7 @@ def test_dataloader_rule_recommends_workers_from_the_core_count(tmp_path):
     assert by_name(evaluate_rules(healthy))["Dataloader"].status == "NoIssuesFound"
     starved = write_profile(tmp_path / "b", make_steps(data=0.1), make_samples(10), workers=1, cores=8)
     result = by_name(evaluate_rules(starved))["Dataloader"]
-    assert (
-        result.triggered
-        and "raise num_workers" in result.recommendation
-        and "8 CPU cores" in result.recommendation
-    )
+    assert result.triggered and "raise num_workers" in result.recommendation and "8 CPU cores" in result.recommendation
     many = write_profile(tmp_path / "c", make_steps(data=0.1), make_samples(10), workers=24, cores=8)
     assert "lower num_workers" in by_name(evaluate_rules(many))["Dataloader"].recommendation
     enough = write_profile(tmp_path / "d", make_steps(data=0.1), make_samples(10), workers=8, cores=8)
@@ -142,10 +136,7 @@ def test_dataloader_rule_recommends_workers_from_the_core_count(tmp_path):
 
 def test_system_rules_wait_for_patience_then_judge(tmp_path):
     short = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(100, iowait=80))))
-    assert (
-        short["IOBottleneck"].status == "InsufficientData"
-        and "patience=1000" in short["IOBottleneck"].message
-    )
+    assert short["IOBottleneck"].status == "InsufficientData" and "patience=1000" in short["IOBottleneck"].message
     assert short["CPUBottleneck"].status == "NotApplicable"  # no GPU sampled
     io = by_name(evaluate_rules(write_profile(tmp_path / "b", make_steps(), make_samples(1200, iowait=80))))
     assert io["IOBottleneck"].triggered and "local SSD" in io["IOBottleneck"].recommendation
@@ -154,27 +145,17 @@ def test_system_rules_wait_for_patience_then_judge(tmp_path):
 
 
 def test_gpu_rules(tmp_path):
-    busy = by_name(
-        evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(1600, gpu=95, gpu_mem=80)))
-    )
+    busy = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(1600, gpu=95, gpu_mem=80))))
     for name in ("LowGPUUtilization", "CPUBottleneck", "GPUMemoryIncrease", "BatchSize"):
         assert busy[name].status == "NoIssuesFound", (name, busy[name].message)
-    idle = by_name(
-        evaluate_rules(write_profile(tmp_path / "b", make_steps(), make_samples(1600, gpu=5, gpu_mem=20)))
-    )
+    idle = by_name(evaluate_rules(write_profile(tmp_path / "b", make_steps(), make_samples(1600, gpu=5, gpu_mem=20))))
     assert idle["LowGPUUtilization"].triggered and idle["CPUBottleneck"].triggered  # CPU 95% while GPU 5%
     low = by_name(
-        evaluate_rules(
-            write_profile(tmp_path / "c", make_steps(), make_samples(1600, cpu=30, gpu=30, gpu_mem=20))
-        )
+        evaluate_rules(write_profile(tmp_path / "c", make_steps(), make_samples(1600, cpu=30, gpu=30, gpu_mem=20)))
     )
     assert low["BatchSize"].triggered and "increase the batch size" in low["BatchSize"].recommendation
-    leak = write_profile(
-        tmp_path / "d", make_steps(), make_samples(1600, gpu=95, gpu_mem=lambda i: 10 + i * 0.05)
-    )
-    assert (
-        by_name(evaluate_rules(leak))["GPUMemoryIncrease"].status == "NoIssuesFound"
-    )  # 0.5 points per window
+    leak = write_profile(tmp_path / "d", make_steps(), make_samples(1600, gpu=95, gpu_mem=lambda i: 10 + i * 0.05))
+    assert by_name(evaluate_rules(leak))["GPUMemoryIncrease"].status == "NoIssuesFound"  # 0.5 points per window
     jump = write_profile(
         tmp_path / "e", make_steps(), make_samples(1600, gpu=95, gpu_mem=lambda i: 10 + 30 * (i > 1300))
     )
@@ -196,9 +177,7 @@ def test_initialization_time_and_overall_usage(tmp_path):
 
 def test_unknown_rule_parameters_are_rejected_with_the_valid_names(tmp_path):
     data = write_profile(tmp_path / "a", make_steps(), make_samples(10))
-    with pytest.raises(
-        ValueError, match="unknown rule parameter.*StepOutlier_sigma.*valid: .*StepOutlier_stddev"
-    ):
+    with pytest.raises(ValueError, match="unknown rule parameter.*StepOutlier_sigma.*valid: .*StepOutlier_stddev"):
         evaluate_rules(data, {"StepOutlier_sigma": 2})
     with pytest.raises(ConfigError, match="profile.rules: .*StepOutlier_sigma"):
         build_config(overrides={"profile.rules": {"StepOutlier_sigma": 2}})

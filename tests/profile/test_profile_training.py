@@ -12,7 +12,7 @@ from browser import render
 from conftest import run_cli, tiny_config
 from dogclf.profile.data import load_profile
 from dogclf.profile.report import write_report
-from dogclf.train import Callback, train
+from dogclf.training import Callback, train
 
 PROFILE = {"profile.enabled": True, "profile.interval_ms": 100, "profile.trace_start_step": 3}
 

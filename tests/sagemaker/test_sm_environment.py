@@ -9,7 +9,7 @@ import pytest
 from dogclf.data.discovery import discover
 from dogclf.errors import ConfigError, DatasetError
 from dogclf.sagemaker.environment import SageMakerEnv
-from dogclf.train.distributed import info_from_env
+from dogclf.training.distributed import info_from_env
 
 
 def test_missing_variables_are_never_key_errors(tmp_path):
@@ -44,13 +44,9 @@ def test_hyperparameters_json_and_failure_file(tmp_path):
     config = tmp_path / "input" / "config"
     config.mkdir(parents=True)
     (config / "hyperparameters.json").write_text(
-        json.dumps(
-            {"lr": '"0.01"', "batch-size": "20", "sagemaker_program": '"train.py"', "arch": "resnet50"}
-        )
+        json.dumps({"lr": '"0.01"', "batch-size": "20", "sagemaker_program": '"train.py"', "arch": "resnet50"})
     )
-    env = SageMakerEnv.from_environ(
-        {"SM_INPUT_DIR": str(tmp_path / "input"), "SM_OUTPUT_DIR": str(tmp_path / "out")}
-    )
+    env = SageMakerEnv.from_environ({"SM_INPUT_DIR": str(tmp_path / "input"), "SM_OUTPUT_DIR": str(tmp_path / "out")})
     assert env.hyperparameters() == {"lr": "0.01", "batch-size": 20, "arch": "resnet50"}
     path = env.write_failure("x" * 5000)
     assert path == tmp_path / "out" / "failure" and len(path.read_text()) == 1024

@@ -14,7 +14,7 @@ from conftest import run_cli, tiny_config
 from dogclf.config import build_config
 from dogclf.errors import ConfigError
 from dogclf.sagemaker import jobs
-from dogclf.train.metrics import metric_definitions
+from dogclf.training.metrics import metric_definitions
 from dogclf.tune.space import default_space
 
 DATA = f"s3://{BUCKET}/data/dogs"
@@ -75,17 +75,13 @@ def test_create_training_job_request(conn, tmp_path):  # noqa: F811
 
     # the source tarball in S3 holds the entry script, the dogclf package and the full config
     bucket, key = hps["sagemaker_submit_directory"][5:].split("/", 1)
-    body = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url).get_object(
-        Bucket=bucket, Key=key
-    )
+    body = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url).get_object(Bucket=bucket, Key=key)
     with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as tar:
         names = set(tar.getnames())
         shipped = yaml.safe_load(tar.extractfile("dogclf-config.yaml").read())
     assert {"train.py", "dogclf/__init__.py", "requirements.txt"} <= names
     assert shipped["optim"]["grad_clip"] == 5.0 and shipped["data"]["root"] is None
-    assert (
-        conn.session.sagemaker_client.describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
-    )
+    assert conn.session.sagemaker_client.describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
 
 
 def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path):  # noqa: F811
@@ -139,9 +135,9 @@ def test_tuning_job_request_and_best_params(conn, tmp_path):  # noqa: F811
 
     # The emulator names a best training job; create it with tuned values, then follow the pointer.
     client = conn.session.sagemaker_client
-    best_name = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)[
-        "BestTrainingJob"
-    ]["TrainingJobName"]
+    best_name = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)["BestTrainingJob"][
+        "TrainingJobName"
+    ]
     trial_cfg = tiny_config(tmp_path, **{"optim.lr": 0.0123, "data.batch_size": 34, "optim.grad_clip": 5.0})
     trial = jobs.make_estimator(trial_cfg, conn, jobs.EstimatorOptions(role=ROLE, mode="hpo"))
     jobs.submit(conn, trial, DATA, job_name=best_name)
@@ -178,9 +174,7 @@ def _model_tarball(conn, tiny_run):  # noqa: F811
 
 def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
     model_data = _model_tarball(conn, tiny_run)
-    models, configs, endpoints = (
-        capture(conn, op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint")
-    )
+    models, configs, endpoints = (capture(conn, op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"))
     opts = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-ep", instance_count=1, autoscale_max_instances=3)
     predictor = jobs.deploy(conn, model_data, opts)
     assert predictor.endpoint_name == "dogs-ep"

@@ -27,11 +27,7 @@ def test_unsupported_content_type_is_415_and_lists_the_supported_ones():
     with pytest.raises(UnsupportedContentType) as err:
         decode_body(b"hello", "text/plain")
     assert err.value.status == 415
-    assert (
-        "'text/plain'" in str(err.value)
-        and "image/jpeg" in str(err.value)
-        and "application/x-npy" in str(err.value)
-    )
+    assert "'text/plain'" in str(err.value) and "image/jpeg" in str(err.value) and "application/x-npy" in str(err.value)
     with pytest.raises(UnsupportedContentType):
         decode_body(b"x", None)
 
@@ -40,9 +36,7 @@ def test_json_carries_several_base64_images():
     a, b = b"first-image", b"second-image"
     body = json.dumps({"instances": [base64.b64encode(a).decode(), {"b64": base64.b64encode(b).decode()}]})
     assert decode_body(body, "application/json") == [a, b]
-    assert decode_body(
-        json.dumps({"images": [base64.b64encode(a).decode()]}).encode(), "application/json"
-    ) == [a]
+    assert decode_body(json.dumps({"images": [base64.b64encode(a).decode()]}).encode(), "application/json") == [a]
 
 
 @pytest.mark.parametrize(

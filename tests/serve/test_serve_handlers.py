@@ -14,10 +14,10 @@ from PIL import Image
 from dogclf.artifact import load_artifact
 from dogclf.config import RuntimeConfig
 from dogclf.inference import InferenceEngine
-from dogclf.predict import predict
+from dogclf.prediction import predict
 from dogclf.serve.codecs import RequestError, encode_npy
 from dogclf.serve.package import extract_model, package_model
-from dogclf.train.runtime import resolve_runtime
+from dogclf.training.runtime import resolve_runtime
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +70,12 @@ def test_served_logits_equal_inference_engine_bit_for_bit(entry, model_dir, imag
 def test_json_topk_matches_dogclf_predict_at_the_default_precision(entry, model_dir, images, monkeypatch):
     monkeypatch.delenv("DOGCLF_PRECISION", raising=False)
     model = entry.model_fn(str(model_dir))
-    body, content_type = _invoke(
-        entry, model, _b64_json(images), "application/json", "application/json; topk=2"
-    )
+    body, content_type = _invoke(entry, model, _b64_json(images), "application/json", "application/json; topk=2")
     doc = json.loads(body)
     assert content_type == "application/json" and doc["model_version"] == model.version
     expected = predict(model_dir, images, topk=2, batch_size=len(images))
     assert [[c["label"] for c in row] for row in doc["predictions"]] == [p.labels for p in expected]
-    assert [[c["probability"] for c in row] for row in doc["predictions"]] == [
-        p.probabilities for p in expected
-    ]
+    assert [[c["probability"] for c in row] for row in doc["predictions"]] == [p.probabilities for p in expected]
 
 
 def test_image_and_npy_inputs_agree(entry, model_dir, images):

@@ -24,7 +24,7 @@ from dogclf.serve.config import ServeConfig
 from dogclf.serve.local import LocalEndpoint
 from dogclf.serve.package import package_model
 from dogclf.serve.server import create_app
-from dogclf.train.runtime import resolve_runtime
+from dogclf.training.runtime import resolve_runtime
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +63,7 @@ def test_http_logits_equal_inference_engine_bit_for_bit(endpoint, images, tiny_r
                    headers={"Content-Type": "application/json", "Accept": "application/x-npy"})  # fmt: skip
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
     served = np.load(io.BytesIO(r.content), allow_pickle=False)
-    engine = InferenceEngine(
-        load_artifact(tiny_run), resolve_runtime(RuntimeConfig(device="cpu", precision="fp32"))
-    )
+    engine = InferenceEngine(load_artifact(tiny_run), resolve_runtime(RuntimeConfig(device="cpu", precision="fp32")))
     expected = engine.logits(torch.stack([engine.preprocess(p) for p in batch])).numpy()
     assert np.array_equal(served, expected)
 
@@ -93,9 +91,7 @@ def test_sagemaker_predictor_with_dogclf_serializers(endpoint, images, monkeypat
     import sagemaker
     from dogclf.serve.serializers import make_predictor
 
-    boto = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    boto = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     runtime = boto.client("sagemaker-runtime", endpoint_url=endpoint.url)
     session = sagemaker.Session(boto_session=boto, sagemaker_runtime_client=runtime, default_bucket="unused")
     doc = make_predictor("dogclf-local", session).predict(images[1], custom_attributes="topk=2")
@@ -197,10 +193,7 @@ def test_metrics_are_prometheus_text(endpoint, images):
     r = requests.get(f"{endpoint.url}/metrics", timeout=5)
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert (
-        _metric(endpoint, 'dogclf_requests_total{method="POST",route="/invocations",status="200"}')
-        == before + 1
-    )
+    assert _metric(endpoint, 'dogclf_requests_total{method="POST",route="/invocations",status="200"}') == before + 1
     assert 'route="/endpoints/{name}/invocations",status="200"' in text
     assert "# TYPE dogclf_request_duration_seconds histogram" in text and 'le="+Inf"' in text
     assert "dogclf_model_ready 1" in text and "dogclf_queue_images 0" in text

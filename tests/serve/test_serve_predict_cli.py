@@ -6,7 +6,7 @@ import shutil
 
 from conftest import run_cli
 from dogclf.cli.main import main
-from dogclf.predict import predict
+from dogclf.prediction import predict
 from dogclf.serve.demo import query_local_endpoint
 from dogclf.serve.local import LocalEndpoint
 
@@ -22,9 +22,7 @@ def _images_with_one_bad(tiny_data, tmp_path):
 def test_offline_predict_writes_csv_and_jsonl_and_flags_bad_files(tiny_run, tiny_data, tmp_path):
     folder, bad = _images_with_one_bad(tiny_data, tmp_path)
     out_csv = tmp_path / "preds.csv"
-    r = run_cli(
-        "predict", str(tiny_run), str(folder), "--topk", "2", "--output", str(out_csv), "--precision", "fp32"
-    )
+    r = run_cli("predict", str(tiny_run), str(folder), "--topk", "2", "--output", str(out_csv), "--precision", "fp32")
     assert r.returncode == 1, r.stderr  # one image failed
     assert "1 of 13 images could not be predicted" in r.stderr
     rows = list(csv.DictReader(out_csv.open()))
@@ -57,9 +55,7 @@ def test_predict_through_the_endpoint_matches_offline(tiny_run, tiny_data, tmp_p
         [c["label"] for c in d.get("predictions", [])] for d in off
     ]
     (failed,) = [d for d in on if "error" in d]
-    assert (
-        failed["path"] == str(bad) and "HTTP 400" in failed["error"] and "not a recognised" in failed["error"]
-    )
+    assert failed["path"] == str(bad) and "HTTP 400" in failed["error"] and "not a recognised" in failed["error"]
 
 
 def test_predict_cli_errors_are_one_line(tiny_run, tmp_path, capsys):

@@ -108,15 +108,11 @@ def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_
         while time.monotonic() < deadline and proc.poll() is None:
             if (out / "study.db").exists():
                 trials = _study(out).get_trials()
-                training = [
-                    t for t in trials if t.state.name == "RUNNING" and t.params
-                ]  # sampled, now training
+                training = [t for t in trials if t.state.name == "RUNNING" and t.params]  # sampled, now training
                 if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and training:
                     break
             time.sleep(0.05)
-        assert proc.poll() is None, (
-            f"tune ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        )
+        assert proc.poll() is None, f"tune ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)

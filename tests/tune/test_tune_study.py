@@ -133,9 +133,7 @@ def test_trainer_epochs_feed_the_pruner(tiny_data, tmp_path):
     for t in trials:
         metrics = out / "trials" / f"trial_{t.number:04d}" / "metrics.jsonl"
         losses = (
-            [json.loads(line)["valid"]["loss"] for line in metrics.read_text().splitlines()]
-            if metrics.exists()
-            else []
+            [json.loads(line)["valid"]["loss"] for line in metrics.read_text().splitlines()] if metrics.exists() else []
         )
         reported = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
         if t.state.name == "COMPLETE":

@@ -88,9 +88,7 @@ def _check_same_classes(per_split: dict[str, list[str]]) -> list[str]:
     return problems
 
 
-def discover(
-    root: str | Path, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
-) -> DatasetLayout:
+def discover(root: str | Path, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0) -> DatasetLayout:
     """Find `root/{train,valid,test}/<class>/*` or split a flat `root/<class>/*` folder."""
     root = Path(root)
     if not root.is_dir():
@@ -132,7 +130,11 @@ def _split_flat(root: Path, valid_fraction: float, test_fraction: float, seed: i
         rng.shuffle(files)
         n_valid = max(1, round(len(files) * valid_fraction))
         n_test = max(1 if test_fraction > 0 else 0, round(len(files) * test_fraction))
-        parts = {"valid": files[:n_valid], "test": files[n_valid : n_valid + n_test], "train": files[n_valid + n_test :]}
+        parts = {
+            "valid": files[:n_valid],
+            "test": files[n_valid : n_valid + n_test],
+            "train": files[n_valid + n_test :],
+        }
         for split, chosen in parts.items():
             layout.splits[split].extend(Sample(p, label) for p in sorted(chosen))
     return layout

@@ -54,7 +54,9 @@ def make_dataset(
     """Write root/{train,valid,test}/NNN.Breed/*.jpg (every 7th image a PNG); deterministic for a seed."""
     root = Path(root)
     if classes < 2 or per_class < 1 or size < 16:
-        raise DatasetError(f"make_dataset: need classes >= 2, per_class >= 1, size >= 16 (got {classes}, {per_class}, {size})")
+        raise DatasetError(
+            f"make_dataset: need classes >= 2, per_class >= 1, size >= 16 (got {classes}, {per_class}, {size})"
+        )
     if root.exists() and any(root.iterdir()):
         if not overwrite:
             raise DatasetError(f"{root} exists and is not empty; choose another folder or pass overwrite=True")

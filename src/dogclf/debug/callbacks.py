@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from dogclf.debug.config import DebugConfig
 from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
 from dogclf.fsutil import atomic_write_text
-from dogclf.train.callbacks import Callback
-from dogclf.train.rundir import RunPaths
+from dogclf.training.callbacks import Callback
+from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
-    from dogclf.train.loop import Trainer, TrainResult
+    from dogclf.training.loop import Trainer, TrainResult
 
 log = logging.getLogger("dogclf")
 
@@ -25,9 +25,7 @@ LIVE_RULES_FILE = "live_rules.json"
 class DebugHookCallback(Callback):
     """Creates and drives the smdebug hook: modes per phase, validation loss, class counts, live rules."""
 
-    def __init__(
-        self, cfg: DebugConfig, paths: RunPaths, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG
-    ) -> None:
+    def __init__(self, cfg: DebugConfig, paths: RunPaths, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG) -> None:
         self.cfg, self.paths, self.sagemaker_config = cfg, paths, sagemaker_config
         self.hook: Any = None
         self.gradients = None
@@ -75,14 +73,10 @@ class DebugHookCallback(Callback):
 
         self.hook._close_writers()  # flush this step's event files so the trial sees them
         results = evaluate_rules(Path(self.hook.out_dir), self.cfg.rule_parameters)
-        atomic_write_text(
-            self.paths.debug / LIVE_RULES_FILE, json.dumps([r.to_dict() for r in results], indent=2)
-        )
+        atomic_write_text(self.paths.debug / LIVE_RULES_FILE, json.dumps([r.to_dict() for r in results], indent=2))
         fired = [r for r in results if r.triggered and r.rule in self.cfg.live_stop_on]
         for r in fired:
-            log.warning(
-                "rule %s fired at step %s: %s; stopping training. %s", r.rule, r.step, r.finding, r.advice
-            )
+            log.warning("rule %s fired at step %s: %s; stopping training. %s", r.rule, r.step, r.finding, r.advice)
         if fired:
             trainer.should_stop = True
 

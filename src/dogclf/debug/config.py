@@ -35,9 +35,7 @@ class DebugConfig(BaseModel):
         ["losses", "weights", "biases", "gradients", "labels", "predictions", "dataset"],
         description="smdebug collections to save; add relu_input/relu_output for the activation rules.",
     )
-    include_regex: list[str] = Field(
-        [], description="Extra tensor-name regexes saved as the 'custom' collection."
-    )
+    include_regex: list[str] = Field([], description="Extra tensor-name regexes saved as the 'custom' collection.")
     rule_parameters: dict[str, dict[str, Any]] = Field(
         {}, description="Per-rule parameter overrides, e.g. {Overfit: {ratio_threshold: 0.2}}."
     )

@@ -21,9 +21,7 @@ CLASS_COUNTS_TENSOR = "dataset/class_counts"
 VALID_LOSS_TENSOR = "valid_loss"  # saved as valid_loss_output_0, which the losses collection matches
 
 
-def create_hook(
-    cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG
-) -> Any | None:
+def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG) -> Any | None:
     """The SageMaker hook when its JSON config exists, else a local hook when enabled, else None."""
     if not (sagemaker_config.exists() or cfg.enabled or cfg.live_rules):
         return None
@@ -64,11 +62,7 @@ def _hook_class() -> type:
 
 def _relu_regexes(model: nn.Module, suffix: str) -> list[str]:
     """Tensor names of every ReLU module's input or output (smdebug names them `<module>_<suffix>_0`)."""
-    return [
-        re.escape(name) + f"_{suffix}_"
-        for name, m in model.named_modules()
-        if isinstance(m, nn.ReLU) and name
-    ]
+    return [re.escape(name) + f"_{suffix}_" for name, m in model.named_modules() if isinstance(m, nn.ReLU) and name]
 
 
 def configure(hook: Any, model: nn.Module, cfg: DebugConfig) -> None:

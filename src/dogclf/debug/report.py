@@ -61,9 +61,7 @@ def _weight_figure(trial) -> Any:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    names = (trial.tensor_names(collection="weights") if "weights" in trial.collections() else [])[
-        -MAX_LAYERS:
-    ]
+    names = (trial.tensor_names(collection="weights") if "weights" in trial.collections() else [])[-MAX_LAYERS:]
     cols = 4
     rows = max(1, -(-len(names) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)

@@ -34,11 +34,7 @@ def _bool(value) -> bool:
 
 
 def _optional_float(value) -> float | None:
-    return (
-        None
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
-        else float(value)
-    )
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")) else float(value)
 
 
 class DogclfRule(Rule):
@@ -86,9 +82,7 @@ class VanishingGradient(DogclfRule):
     """Fires when the mean absolute value of a gradient drops below `threshold`."""
 
     explanation = "Gradients became vanishingly small, so the layers stop learning."
-    advice = (
-        "Use a larger learning rate, check the initialization, add normalization or residual connections."
-    )
+    advice = "Use a larger learning rate, check the initialization, add normalization or residual connections."
 
     def __init__(self, base_trial, threshold=0.0000001) -> None:
         super().__init__(base_trial)
@@ -109,9 +103,7 @@ class ExplodingTensor(DogclfRule):
     """Fires when a saved tensor holds NaN (or, unless `only_nan`, infinite) values."""
 
     explanation = "Tensors hold NaN or infinite values: training diverged."
-    advice = (
-        "Lower the learning rate, clip gradients (--grad-clip), check inputs and the loss for invalid values."
-    )
+    advice = "Lower the learning rate, clip gradients (--grad-clip), check inputs and the loss for invalid values."
 
     def __init__(self, base_trial, collection_names=None, tensor_regex=None, only_nan=False) -> None:
         super().__init__(base_trial)
@@ -175,9 +167,7 @@ class LossNotDecreasing(_LossRule):
     def __init__(self, base_trial, collection_names=None, tensor_regex=None, use_losses_collection=True,
                  num_steps=10, diff_percent=0.0, mode=None) -> None:  # fmt: skip
         super().__init__(base_trial)
-        self.names = self.loss_names(
-            _list(collection_names), _list(tensor_regex), _bool(use_losses_collection)
-        )
+        self.names = self.loss_names(_list(collection_names), _list(tensor_regex), _bool(use_losses_collection))
         self.num_steps = int(num_steps)
         self.diff_percent = _optional_float(diff_percent) or 0.0
         self.mode = None if mode in (None, "", "None") else _MODES[str(mode).upper()]
@@ -217,9 +207,7 @@ class LossNotDecreasing(_LossRule):
         # A change below float32 resolution is no decrease.
         target = old_mean * (1 - self.diff_percent / 100) - 1e-6 * abs(old_mean)
         if not new_mean < target:
-            return self.fire(
-                f"mean loss {new_mean:.4g} over the last {self.num_steps} steps vs {old_mean:.4g} before"
-            )
+            return self.fire(f"mean loss {new_mean:.4g} over the last {self.num_steps} steps vs {old_mean:.4g} before")
         return False
 
 
@@ -257,9 +245,7 @@ class Overfit(_LossRule):
         ratio = (loss - train) / max(abs(train), 1e-12)
         self.count = self.count + 1 if ratio > self.ratio else 0
         if self.count >= self.patience:
-            return self.fire(
-                f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g}"
-            )
+            return self.fire(f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g}")
         return False
 
 
@@ -269,9 +255,7 @@ class Overtraining(_LossRule):
     """
 
     explanation = "Validation loss stopped improving while training loss keeps falling: training too long."
-    advice = (
-        "Enable early stopping (--early-stopping-patience) and keep the best checkpoint (done by default)."
-    )
+    advice = "Enable early stopping (--early-stopping-patience) and keep the best checkpoint (done by default)."
 
     def __init__(self, base_trial, patience_train=5, patience_validation=10, delta=0.1) -> None:
         super().__init__(base_trial)
@@ -307,9 +291,7 @@ class PoorWeightInitialization(_LossRule):
     """
 
     explanation = "Weights look poorly initialized: layer activations or gradients are badly scaled."
-    advice = (
-        "Use the architecture's default (Kaiming/Xavier) init or pretrained weights; do not zero-init layers."
-    )
+    advice = "Use the architecture's default (Kaiming/Xavier) init or pretrained weights; do not zero-init layers."
 
     def __init__(
         self, base_trial, activation_inputs_regex=".*relu_input", threshold=10.0, distribution_range=0.001,
@@ -331,9 +313,7 @@ class PoorWeightInitialization(_LossRule):
     def invoke_at_step(self, step):
         if self.mode_of(step) != ModeKeys.TRAIN or self.base_trial.mode_step(step) >= self.steps:
             return False
-        variances = [
-            float(np.var(v)) for v in (self.value(n, step) for n in self.activations) if v is not None
-        ]
+        variances = [float(np.var(v)) for v in (self.value(n, step) for n in self.activations) if v is not None]
         if len(variances) > 1:
             low, high = min(variances), max(variances)
             if low <= 0 or high / low > self.threshold:
@@ -431,47 +411,50 @@ class ClassImbalance(DogclfRule):
         self.wrong: dict[int, int] = {}
 
     def missing(self) -> str:
-        return (
-            ""
-            if self.counts or self.labels
-            else "no class counts or labels saved (collections 'dataset', 'labels')"
-        )
+        return "" if self.counts or self.labels else "no class counts or labels saved (collections 'dataset', 'labels')"
 
     def _ratio(self, counts) -> float:
         counts = np.asarray(counts, dtype=float)
         return float("inf") if counts.min() <= 0 else float(counts.max() / counts.min())
 
     def invoke_at_step(self, step):
+        return self._check_dataset_counts(step) or self._check_seen_labels(step)
+
+    def _check_dataset_counts(self, step) -> bool:
+        """Fire on the dataset's saved per-class counts."""
         for name in self.counts:
             v = self.value(name, step)
             if v is not None and v.size > 1 and self._ratio(v) > self.imbalance:
                 return self.fire(
                     f"class counts {v.astype(int).tolist()}: ratio {self._ratio(v):.3g} > {self.imbalance:g}"
                 )
+        return False
+
+    def _check_seen_labels(self, step) -> bool:
+        """Fire on labels (and mispredictions) accumulated over training steps."""
         if self.mode_of(step) != ModeKeys.TRAIN or not self.labels:
             return False
         labels = self.value(self.labels[0], step)
-        preds = self.value(self.predictions[0], step) if self.predictions else None
         if labels is None:
             return False
+        preds = self.value(self.predictions[0], step) if self.predictions else None
         if preds is not None and self.argmax:
             preds = preds.argmax(axis=-1)
+        self._accumulate(labels, preds)
+        if sum(self.seen.values()) < self.samples:
+            return False
+        if not self.counts and self._ratio(list(self.seen.values())) > self.imbalance:
+            return self.fire(f"label counts {dict(sorted(self.seen.items()))}: imbalance > {self.imbalance:g}")
+        for y, n in sorted(self.seen.items()):
+            if preds is not None and self.wrong.get(y, 0) / n > self.misprediction:
+                return self.fire(f"class {y}: {self.wrong.get(y, 0)}/{n} mispredicted (> {self.misprediction:g})")
+        return False
+
+    def _accumulate(self, labels, preds) -> None:
         for i, y in enumerate(labels.astype(int).ravel()):
             self.seen[y] = self.seen.get(y, 0) + 1
             if preds is not None and int(preds.ravel()[i]) != y:
                 self.wrong[y] = self.wrong.get(y, 0) + 1
-        if sum(self.seen.values()) < self.samples:
-            return False
-        if not self.counts and self._ratio(list(self.seen.values())) > self.imbalance:
-            return self.fire(
-                f"label counts {dict(sorted(self.seen.items()))}: imbalance > {self.imbalance:g}"
-            )
-        for y, n in sorted(self.seen.items()):
-            if preds is not None and self.wrong.get(y, 0) / n > self.misprediction:
-                return self.fire(
-                    f"class {y}: {self.wrong.get(y, 0)}/{n} mispredicted (> {self.misprediction:g})"
-                )
-        return False
 
 
 RULES: dict[str, type[DogclfRule]] = {

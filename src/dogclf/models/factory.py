@@ -67,7 +67,9 @@ def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], head: str, 
     usable = {k: v for k, v in state.items() if k in own and (k not in head_keys or v.shape == own[k].shape)}
     missing = [k for k in own if k not in usable and k not in head_keys]
     if missing:
-        raise ModelError(f"weights {source} do not fit this architecture: {len(missing)} missing keys, e.g. {missing[:3]}")
+        raise ModelError(
+            f"weights {source} do not fit this architecture: {len(missing)} missing keys, e.g. {missing[:3]}"
+        )
     model.load_state_dict(usable, strict=False)
 
 

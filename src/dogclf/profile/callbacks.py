@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from dogclf.fsutil import atomic_write_text
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE
-from dogclf.train.callbacks import Callback
-from dogclf.train.rundir import RunPaths
+from dogclf.training.callbacks import Callback
+from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
-    from dogclf.train.loop import Trainer, TrainResult
+    from dogclf.training.loop import Trainer, TrainResult
 
 log = logging.getLogger("dogclf")
 

@@ -75,9 +75,7 @@ def _read_jsonl(path: Path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise DogclfError(
-                f"{path}:{n} is not valid JSON ({exc.msg}); the profile data is damaged"
-            ) from None
+            raise DogclfError(f"{path}:{n} is not valid JSON ({exc.msg}); the profile data is damaged") from None
     return rows
 
 
@@ -87,9 +85,7 @@ def profile_folder(run_dir: str | Path) -> Path:
     folder = path if (path / META_FILE).exists() else path / "profile"
     if not (folder / META_FILE).exists():
         hint = "" if path.exists() else " (the folder does not exist)"
-        raise DogclfError(
-            f"{path} holds no profile data{hint}; train with --profile (profile.enabled=true) first"
-        )
+        raise DogclfError(f"{path} holds no profile data{hint}; train with --profile (profile.enabled=true) first")
     return folder
 
 
@@ -100,11 +96,7 @@ def load_profile(run_dir: str | Path) -> ProfileData:
     steps = _read_jsonl(folder / STEPS_FILE)
     samples = _read_jsonl(folder / SYSTEM_FILE)
     cores = max((len(s.get("cpu") or []) for s in samples), default=0)
-    per_core = np.array([(s.get("cpu") or [math.nan] * cores) for s in samples], dtype=float).reshape(
-        -1, cores
-    )
+    per_core = np.array([(s.get("cpu") or [math.nan] * cores) for s in samples], dtype=float).reshape(-1, cores)
     ops_path = folder / OPS_FILE
     ops = json.loads(ops_path.read_text(encoding="utf-8")) if ops_path.exists() else []
-    return ProfileData(
-        folder, meta, _columns(steps, STEP_FIELDS), _columns(samples, SYSTEM_FIELDS), per_core, ops
-    )
+    return ProfileData(folder, meta, _columns(steps, STEP_FIELDS), _columns(samples, SYSTEM_FIELDS), per_core, ops)

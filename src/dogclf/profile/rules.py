@@ -154,13 +154,9 @@ def Dataloader(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N
     if starved <= p["threshold"]:
         return RuleResult("Dataloader", OK, message, datapoints=int(total.size))
     if used < p["min_threshold"]:
-        advice = (
-            f"raise num_workers (data.num_workers / --workers, now {workers}) towards the {cores} CPU cores"
-        )
+        advice = f"raise num_workers (data.num_workers / --workers, now {workers}) towards the {cores} CPU cores"
     elif used > p["max_threshold"]:
-        advice = (
-            f"lower num_workers: {workers} workers oversubscribe {cores} cores; then pre-resize the images"
-        )
+        advice = f"lower num_workers: {workers} workers oversubscribe {cores} cores; then pre-resize the images"
     else:
         advice = (
             "the workers cannot keep up: pre-resize images close to data.image_size, keep the data on "
@@ -180,9 +176,7 @@ def IOBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa:
     if data.has_gpu:
         hit &= data.system["gpu_util"][window] < p["gpu_threshold"]
     share = float(hit.mean() * 100)
-    message = (
-        f"{share:.1f}% of samples had iowait > {p['io_threshold']:g}% (p95 iowait {_pct(iowait, 95):.1f}%)"
-    )
+    message = f"{share:.1f}% of samples had iowait > {p['io_threshold']:g}% (p95 iowait {_pct(iowait, 95):.1f}%)"
     if share <= p["threshold"]:
         return RuleResult("IOBottleneck", OK, message, datapoints=int(iowait.size))
     return RuleResult(
@@ -233,9 +227,7 @@ def LowGPUUtilization(data: ProfileData, p: dict[str, float]) -> RuleResult:  # 
     size = max(int(p["window"]), 1)
     chunks = [util[i : i + size] for i in range(0, util.size, size)]
     low = sum(1 for c in chunks if _pct(c, 95) < p["threshold_p95"])
-    fluctuating = sum(
-        1 for c in chunks if _pct(c, 95) >= p["threshold_p95"] and _pct(c, 5) < p["threshold_p5"]
-    )
+    fluctuating = sum(1 for c in chunks if _pct(c, 95) >= p["threshold_p95"] and _pct(c, 5) < p["threshold_p5"])
     message = (
         f"GPU utilization p95 {_pct(util, 95):.0f}%, p50 {_pct(util, 50):.0f}%, p5 {_pct(util, 5):.0f}% over "
         f"{util.size} samples; {low} of {len(chunks)} windows underused, {fluctuating} fluctuating"
@@ -353,9 +345,7 @@ def time_split_advice(data: ProfileData) -> list[str]:
             "compute dominates in fp32: try bf16 autocast (--precision bf16) on GPUs and CPUs that support it"
         )
     if compute > 0.5 and not data.meta.get("channels_last"):
-        advice.append(
-            "compute dominates: use channels_last (runtime.channels_last=true) for convolutional nets"
-        )
+        advice.append("compute dominates: use channels_last (runtime.channels_last=true) for convolutional nets")
     if float(data.steps["data"].sum() / total) > 0.3:
         advice.append("the loop waits for data over 30% of the time: raise num_workers or pre-resize images")
     return advice

@@ -52,9 +52,7 @@ class _Gpu:
     def sample(self) -> dict[str, float | None]:
         import torch
 
-        util = (
-            float(torch.cuda.utilization(self.index)) if self.nvml else self._smi_util() if self.smi else None
-        )
+        util = float(torch.cuda.utilization(self.index)) if self.nvml else self._smi_util() if self.smi else None
         free, total = torch.cuda.mem_get_info(self.index)
         return {
             "gpu_util": util,
@@ -117,9 +115,7 @@ class SystemSampler:
         per_core, busy_sum, wait_sum, all_sum = [], 0.0, 0.0, 0.0
         for new, old in zip(now, self._last_cpu, strict=True):
             delta = {
-                k: max(getattr(new, k) - getattr(old, k), 0.0)
-                for k in new._fields
-                if k not in ("guest", "guest_nice")
+                k: max(getattr(new, k) - getattr(old, k), 0.0) for k in new._fields if k not in ("guest", "guest_nice")
             }
             total = sum(delta.values()) or 1e-9
             idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)

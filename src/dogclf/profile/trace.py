@@ -65,8 +65,6 @@ class TraceWindow:
             for e in averages
         ]
         key = "self_device_ms" if self.cuda else "self_cpu_ms"
-        rows = sorted(
-            (r for r in rows if not r["name"].startswith("ProfilerStep")), key=lambda r: r[key], reverse=True
-        )
+        rows = sorted((r for r in rows if not r["name"].startswith("ProfilerStep")), key=lambda r: r[key], reverse=True)
         atomic_write_text(self.folder / OPS_FILE, json.dumps(rows[:TOP_OPS], indent=1))
         log.info("profiler: torch.profiler trace of %d step(s) in %s", self.steps, self.folder / TRACE_FILE)

@@ -160,10 +160,7 @@ class SageMakerEnv:
 def _single_channel(root: Path, wanted: set[str]) -> Path:
     """A channel used whole, or a view without the unwanted split folders (e.g. no test/ for tuning)."""
     present = {
-        split: root / alias
-        for split, aliases in CHANNEL_SPLITS.items()
-        for alias in aliases
-        if (root / alias).is_dir()
+        split: root / alias for split, aliases in CHANNEL_SPLITS.items() for alias in aliases if (root / alias).is_dir()
     }
     if not present or set(present) <= wanted:
         return root

@@ -29,7 +29,7 @@ from dogclf.fsutil import atomic_write_text
 from dogclf.hyperparameters import HYPERPARAMETERS, config_field, to_hyperparameters
 from dogclf.s3 import parse_s3_uri
 from dogclf.sagemaker.training import CONFIG_FILE
-from dogclf.train.metrics import metric_definitions
+from dogclf.training.metrics import metric_definitions
 
 FRAMEWORK_VERSION = "2.6.0"  # newest PyTorch DLC with both training and inference images in SDK 2.257
 PY_VERSION = "py312"
@@ -75,9 +75,7 @@ def _aws_errors(action: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         err = exc.response.get("Error", {})
-        raise SageMakerError(
-            f"{action} failed: {err.get('Code', 'Error')}: {err.get('Message', exc)}"
-        ) from None
+        raise SageMakerError(f"{action} failed: {err.get('Code', 'Error')}: {err.get('Message', exc)}") from None
     except BotoCoreError as exc:
         raise SageMakerError(f"{action} failed: {exc}") from None
 
@@ -136,9 +134,7 @@ def _entrypoints_dir() -> Path:
 
     path = Path(dogclf.__file__).resolve().parents[2] / "entrypoints"
     if not path.is_dir():
-        raise ConfigError(
-            f"entry scripts not found at {path}; pass entry_dir= (a dogclf checkout's entrypoints/)"
-        )
+        raise ConfigError(f"entry scripts not found at {path}; pass entry_dir= (a dogclf checkout's entrypoints/)")
     return path
 
 
@@ -154,9 +150,7 @@ def _requirements() -> str:
     return "".join(f"{r}\n" for r in keep)
 
 
-def stage_source_dir(
-    scripts: Sequence[str], cfg: RunConfig | None = None, entry_dir: str | Path | None = None
-) -> Path:
+def stage_source_dir(scripts: Sequence[str], cfg: RunConfig | None = None, entry_dir: str | Path | None = None) -> Path:
     """A temp folder with the entry scripts, a copy of the dogclf package, requirements.txt and the config."""
     import dogclf
 
@@ -196,9 +190,7 @@ def custom_rule_classes(source: Path) -> list[str]:
     bases = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            bases[node.name] = {
-                b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
-            }
+            bases[node.name] = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases}
     rules, changed = {"Rule"}, True
     while changed:
         found = {name for name, parents in bases.items() if parents & rules} - rules
@@ -212,9 +204,7 @@ def rules_source() -> Path:
     """The file of dogclf.debug.rules, uploaded as the custom rules' source."""
     spec = importlib.util.find_spec("dogclf.debug.rules")
     if spec is None or spec.origin is None:
-        raise ConfigError(
-            "dogclf.debug.rules is missing: custom Debugger rules need it (or pass custom_rules=())"
-        )
+        raise ConfigError("dogclf.debug.rules is missing: custom Debugger rules need it (or pass custom_rules=())")
     return Path(spec.origin)
 
 
@@ -251,13 +241,9 @@ def _debugger(
         if factory is None or name.startswith("_"):
             raise ConfigError(f"unknown built-in Debugger rule {name!r}; e.g. {', '.join(BUILTIN_RULES)}")
         rules.append(Rule.sagemaker(factory()))
-    source = (
-        (Path(rules_file) if rules_file else rules_source()) if custom_rules is None or custom_rules else None
-    )
+    source = (Path(rules_file) if rules_file else rules_source()) if custom_rules is None or custom_rules else None
     available = custom_rule_classes(source) if source else []
-    chosen = (
-        [n for n in available if n not in _BUILTIN_CLASSES] if custom_rules is None else list(custom_rules)
-    )
+    chosen = [n for n in available if n not in _BUILTIN_CLASSES] if custom_rules is None else list(custom_rules)
     unknown = [n for n in chosen if n not in available]
     if unknown:
         raise ConfigError(f"unknown custom rule(s) {unknown}; {source} defines {available}")
@@ -482,9 +468,7 @@ def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dic
     bucket, key = parse_s3_uri(uri)
     body = conn.session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-        member = next(
-            (m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None
-        )
+        member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
         if member is None:
             return {}
         return yaml.safe_load(tar.extractfile(member).read()) or {}  # type: ignore[union-attr]
@@ -510,8 +494,7 @@ def best_params(conn: Connection, job_name: str, output: str | Path | None = Non
             best = desc.get("BestTrainingJob")
             if not best:
                 raise SageMakerError(
-                    f"tuning job {job_name} has no best training job yet "
-                    f"({desc.get('HyperParameterTuningJobStatus')})"
+                    f"tuning job {job_name} has no best training job yet ({desc.get('HyperParameterTuningJobStatus')})"
                 )
             tuning, training, objective = (
                 job_name,
@@ -520,9 +503,7 @@ def best_params(conn: Connection, job_name: str, output: str | Path | None = Non
             )
         else:
             training = job_name
-        with _aws_errors(
-            f"reading training job {training}" + (f" (best of tuning job {tuning})" if tuning else "")
-        ):
+        with _aws_errors(f"reading training job {training}" + (f" (best of tuning job {tuning})" if tuning else "")):
             job = client.describe_training_job(TrainingJobName=training)
             raw = {k: _decode(v) for k, v in job.get("HyperParameters", {}).items()}
             base = _shipped_config(conn, raw)
@@ -567,9 +548,7 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     o = options
     parse_s3_uri(model_data)
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
-        raise ConfigError(
-            "autoscaling applies to instance endpoints; serverless endpoints scale by themselves"
-        )
+        raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
     serializer, deserializer = _client_codecs()
     with _sdk_env(conn.endpoint_url), _aws_errors("deploying the endpoint"):
         from sagemaker.pytorch import PyTorchModel
@@ -608,9 +587,7 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
         finally:
             shutil.rmtree(source_dir, ignore_errors=True)
         if o.autoscale_max_instances:
-            _autoscale(
-                conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations
-            )
+            _autoscale(conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations)
     return predictor
 
 
@@ -638,9 +615,7 @@ def _autoscale(conn: Connection, endpoint: str, low: int, high: int, target: flo
             "TargetValue": target,
             "ScaleInCooldown": 300,
             "ScaleOutCooldown": 60,
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-            },
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
         },
     )
 
@@ -651,9 +626,7 @@ def delete_endpoint(conn: Connection, endpoint_name: str, delete_model: bool = T
     deleted = []
     with _sdk_env(conn.endpoint_url), _aws_errors(f"deleting endpoint {endpoint_name}"):
         config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
-        variants = client.describe_endpoint_config(EndpointConfigName=config_name).get(
-            "ProductionVariants", []
-        )
+        variants = client.describe_endpoint_config(EndpointConfigName=config_name).get("ProductionVariants", [])
         client.delete_endpoint(EndpointName=endpoint_name)
         deleted.append(f"endpoint {endpoint_name}")
         client.delete_endpoint_config(EndpointConfigName=config_name)
@@ -689,8 +662,7 @@ def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) 
     if not reports:
         state = {k: v for k, v in statuses.items() if k and k.startswith("ProfilerReport")} or "unknown"
         raise SageMakerError(
-            f"no ProfilerReport output under {rule_output}/ yet (rule status: {state}); "
-            "it appears after the job ends"
+            f"no ProfilerReport output under {rule_output}/ yet (rule status: {state}); it appears after the job ends"
         )
     result = download_folder(f"{rule_output}/{reports[-1]}", dest, client=s3)
     return [Path(dest) / rel for rel in result.transferred + result.skipped]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.hyperparameters import add_hyperparameter_flags, config_field, overrides_from_namespace
 from dogclf.sagemaker.environment import SageMakerEnv
-from dogclf.train.rundir import RunPaths
+from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     env = SageMakerEnv.from_environ()
     try:
-        from dogclf.train import train
+        from dogclf.training import train
 
         cfg, paths = resolve(argv, mode, env, script_dir)
         result = train(cfg, paths.root, resume=True, paths=paths)

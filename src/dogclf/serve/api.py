@@ -70,7 +70,7 @@ class ClassifierAPI:
         from dogclf.artifact import Artifact, load_artifact
         from dogclf.config import RuntimeConfig
         from dogclf.inference import InferenceEngine
-        from dogclf.train.runtime import resolve_runtime
+        from dogclf.training.runtime import resolve_runtime
 
         artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
         runtime = resolve_runtime(RuntimeConfig(device=self.device, precision=self.precision))

@@ -80,9 +80,7 @@ class DynamicBatcher:
         if self._arrived is None:
             raise RuntimeError("DynamicBatcher.start() has not been called")
         if self._queued + len(images) > self.max_queue:
-            raise Overloaded(
-                f"server overloaded: {self._queued} images already queued (limit {self.max_queue})"
-            )
+            raise Overloaded(f"server overloaded: {self._queued} images already queued (limit {self.max_queue})")
         job = _Job(images, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self._queued += len(images)

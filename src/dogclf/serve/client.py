@@ -79,9 +79,7 @@ class EndpointClient:
             time.sleep(0.1)
         raise EndpointError(f"endpoint {self.base} was not ready within {timeout:g} s")
 
-    def predict_bytes(
-        self, data: bytes, topk: int = 5, content_type: str = "application/x-image"
-    ) -> list[Prediction]:
+    def predict_bytes(self, data: bytes, topk: int = 5, content_type: str = "application/x-image") -> list[Prediction]:
         """POST one body; returns a Prediction per image it held."""
         import httpx
 

@@ -34,9 +34,7 @@ class UnsupportedContentType(RequestError):
     status = 415
 
     def __init__(self, content_type: str) -> None:
-        super().__init__(
-            f"unsupported Content-Type {content_type!r}; supported: {', '.join(SUPPORTED_CONTENT_TYPES)}"
-        )
+        super().__init__(f"unsupported Content-Type {content_type!r}; supported: {', '.join(SUPPORTED_CONTENT_TYPES)}")
         self.content_type = content_type
 
 

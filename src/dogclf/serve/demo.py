@@ -8,9 +8,7 @@ from dogclf.serve.client import EndpointClient
 from dogclf.serve.local import LocalEndpoint
 
 
-def query_local_endpoint(
-    model_dir: str | Path, image_path: str | Path, topk: int = 3
-) -> list[tuple[str, float]]:
+def query_local_endpoint(model_dir: str | Path, image_path: str | Path, topk: int = 3) -> list[tuple[str, float]]:
     """Serve `model_dir` in a subprocess on a free port, POST the image, SIGTERM the server; top-k breeds."""
     image = Path(image_path).read_bytes()
     with LocalEndpoint(model_dir) as endpoint, EndpointClient(endpoint.url) as client:

@@ -77,9 +77,7 @@ def _request_topk(context: Any) -> int | None:
     except (AttributeError, IndexError, TypeError):
         return None
     lowered = {str(k).lower(): v for k, v in dict(headers).items()}
-    return parse_topk(
-        custom_attributes(lowered.get(ATTRIBUTES_HEADER.lower())).get("topk"), "CustomAttributes"
-    )
+    return parse_topk(custom_attributes(lowered.get(ATTRIBUTES_HEADER.lower())).get("topk"), "CustomAttributes")
 
 
 def input_fn(request_body: bytes | str, request_content_type: str, context: Any = None) -> DecodedRequest:

@@ -45,9 +45,7 @@ class LocalEndpoint:
         self.url = self._read_url(ready_timeout)
         with EndpointClient(self.url) as client:
             try:
-                client.wait_ready(
-                    ready_timeout, is_alive=lambda: self.proc is not None and self.proc.poll() is None
-                )
+                client.wait_ready(ready_timeout, is_alive=lambda: self.proc is not None and self.proc.poll() is None)
             except EndpointError:
                 self.stop()
                 raise EndpointError(

@@ -28,9 +28,7 @@ class Histogram:
         self.n += 1
 
     def render(self, name: str) -> list[str]:
-        lines = [
-            f'{name}_bucket{{le="{_num(b)}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)
-        ]
+        lines = [f'{name}_bucket{{le="{_num(b)}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
         lines.append(f'{name}_bucket{{le="+Inf"}} {self.n}')
         return [*lines, f"{name}_sum {_num(self.total)}", f"{name}_count {self.n}"]
 
@@ -70,9 +68,7 @@ class ServerMetrics:
                 "# TYPE dogclf_requests_total counter",
             ]
             for (method, route, status), n in sorted(self.requests.items()):
-                lines.append(
-                    f'dogclf_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}'
-                )
+                lines.append(f'dogclf_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
             lines += [
                 "# HELP dogclf_request_duration_seconds Latency of invocation requests.",
                 "# TYPE dogclf_request_duration_seconds histogram",

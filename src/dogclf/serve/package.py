@@ -84,16 +84,10 @@ def package_model(source: str | Path, output: str | Path, wheel: str | Path | No
 def _check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath:
     """Refuse absolute paths, '..', links and special files; return the safe relative path."""
     name = PurePosixPath(member.name)
-    if (
-        name.is_absolute()
-        or member.name.startswith(("/", "\\"))
-        or ":" in (name.parts[0] if name.parts else "")
-    ):
+    if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in (name.parts[0] if name.parts else ""):
         raise ArtifactError(f"{archive}: refusing absolute path {member.name!r}")
     if ".." in name.parts or "\\" in member.name:
-        raise ArtifactError(
-            f"{archive}: refusing path {member.name!r} that could escape the extraction folder"
-        )
+        raise ArtifactError(f"{archive}: refusing path {member.name!r} that could escape the extraction folder")
     if member.issym() or member.islnk():
         raise ArtifactError(f"{archive}: refusing link {member.name!r} -> {member.linkname!r}")
     if not (member.isfile() or member.isdir()):
@@ -110,9 +104,7 @@ def extract_model(archive: str | Path, dest: str | Path) -> Path:
             paths = [_check_member(m, archive) for m in members]
             total = sum(m.size for m in members if m.isfile())
             if total > MAX_EXTRACTED_BYTES:
-                raise ArtifactError(
-                    f"{archive}: {total} bytes unpacked exceeds the limit of {MAX_EXTRACTED_BYTES}"
-                )
+                raise ArtifactError(f"{archive}: {total} bytes unpacked exceeds the limit of {MAX_EXTRACTED_BYTES}")
             for member, rel in zip(members, paths, strict=True):
                 target = dest.joinpath(*rel.parts)
                 if member.isdir():

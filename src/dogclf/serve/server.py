@@ -57,9 +57,7 @@ class NotReady(RequestError):
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """Every error leaves the server as {"error": {"status", "message"}}."""
-    return Response(
-        error_body(status, message), status_code=status, media_type="application/json", headers=headers
-    )
+    return Response(error_body(status, message), status_code=status, media_type="application/json", headers=headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -86,9 +84,7 @@ class EndpointState:
             default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
         )  # fmt: skip
         self.load_error: str | None = None
-        self.metrics = prom.ServerMetrics(
-            queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready
-        )
+        self.metrics = prom.ServerMetrics(queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready)
         self.batcher = DynamicBatcher(
             self.api.predict, max_batch_size=cfg.max_batch_size, max_delay_s=cfg.max_batch_delay_ms / 1000,
             workers=cfg.workers, max_queue=cfg.max_queue_images, on_batch=self.metrics.observe_batch,
@@ -176,9 +172,7 @@ class AccessLog:
             return
         start = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = (
-            headers.get("x-amzn-sagemaker-inference-id") or headers.get("x-request-id") or uuid.uuid4().hex
-        )
+        request_id = headers.get("x-amzn-sagemaker-inference-id") or headers.get("x-request-id") or uuid.uuid4().hex
         seen: dict[str, Any] = {"status": 500, "bytes_out": 0}
         scope.setdefault("state", {})
 
@@ -295,9 +289,7 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
     # uvicorn re-raises SIGTERM after draining; with this handler that ends in a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: setattr(server, "should_exit", True))
     if not ipaddress.ip_address(host).is_loopback:
-        log.warning(
-            "listening on %s: reachable from other machines, and the endpoint has no authentication", host
-        )
+        log.warning("listening on %s: reachable from other machines, and the endpoint has no authentication", host)
     print(f"dogclf serve: listening on {url} (POST {url}/invocations)", flush=True)
     log.info(json.dumps({"event": "listening", "url": url, **cfg.model_dump(exclude={"host", "port"})}))
     server.run(sockets=[sock])

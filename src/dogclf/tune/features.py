@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from dogclf.data.discovery import DatasetLayout
-    from dogclf.train.runtime import Runtime
+    from dogclf.training.runtime import Runtime
 
 log = logging.getLogger("dogclf")
 
@@ -80,9 +80,7 @@ def backbone_is_static(arch: str) -> bool:
     for name, module in model.named_modules():
         if name == head or name.startswith(head + ".") or not module.training:
             continue
-        if isinstance(module, _BatchNorm) or (
-            isinstance(module, _DropoutNd | StochasticDepth) and module.p > 0
-        ):
+        if isinstance(module, _BatchNorm) or (isinstance(module, _DropoutNd | StochasticDepth) and module.p > 0):
             return False
     return True
 
@@ -136,9 +134,7 @@ class FeatureCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def get(
-        self, cfg: RunConfig, layout: DatasetLayout, fingerprint: str, runtime: Runtime
-    ) -> CachedFeatures:
+    def get(self, cfg: RunConfig, layout: DatasetLayout, fingerprint: str, runtime: Runtime) -> CachedFeatures:
         """Load the entry for `cfg`, building (or rebuilding) it when missing or not matching."""
         key = cache_key(cfg, fingerprint, runtime)
         digest = _digest(key)
@@ -206,7 +202,7 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
     from torch import nn
 
     from dogclf.models import create_model, get_spec
-    from dogclf.train.runtime import seed_everything
+    from dogclf.training.runtime import seed_everything
 
     seed_everything(cfg.runtime.seed)  # a random-init backbone must equal the one the trainer builds
     model = create_model(cfg.model.arch, num_classes, cfg.model.weights, "head", cfg.model.dropout)
@@ -232,9 +228,7 @@ def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) ->
     out, started = {}, time.perf_counter()
     with torch.inference_mode():
         for split in SPLITS:
-            loader = make_loader(
-                ImageDataset(layout.splits[split], transform, decode), batch, False, workers, 0
-            )
+            loader = make_loader(ImageDataset(layout.splits[split], transform, decode), batch, False, workers, 0)
             feats, labels = [], []
             for images, targets in loader:
                 with runtime.autocast():
@@ -242,7 +236,5 @@ def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) ->
                 labels.append(targets)
             out[split] = SplitFeatures(torch.cat(feats), torch.cat(labels))
     n = sum(len(f.labels) for f in out.values())
-    log.info(
-        "feature cache: %d images through %s in %.1f s", n, cfg.model.arch, time.perf_counter() - started
-    )
+    log.info("feature cache: %d images through %s in %.1f s", n, cfg.model.arch, time.perf_counter() - started)
     return out

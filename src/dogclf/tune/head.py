@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from dogclf.train.runtime import Runtime
+    from dogclf.training.runtime import Runtime
     from dogclf.tune.features import SplitFeatures
 
 
@@ -41,7 +41,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def _initial_head_state(arch: str, num_classes: int, seed: int) -> dict[str, torch.Tensor]:
     """The head's initial weights in the Trainer: built after the backbone, from the same seeded RNG."""
     from dogclf.models import create_model, get_spec
-    from dogclf.train.runtime import seed_everything
+    from dogclf.training.runtime import seed_everything
 
     seed_everything(seed)
     model = create_model(arch, num_classes, None, "head")  # weights don't consume RNG: skip loading them
@@ -63,20 +63,16 @@ def _optimizer(cfg: RunConfig, head: nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     groups = [{"params": list(head.parameters()), "lr": o.lr, "name": "head"}]
     if o.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True
-        )
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
     return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
 
 
-def evaluate_head(
-    head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk: int = 4096
-) -> dict[str, float]:
-    """Plain cross-entropy summed per sample, top-1/top-5, like dogclf.evaluate.evaluate_loader."""
+def evaluate_head(head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk: int = 4096) -> dict[str, float]:
+    """Plain cross-entropy summed per sample, top-1/top-5, like dogclf.evaluation.evaluate_loader."""
     import torch
     import torch.nn.functional as F
 
-    from dogclf.train.metrics import RunningMetrics
+    from dogclf.training.metrics import RunningMetrics
 
     head.eval()
     running = RunningMetrics()
@@ -120,9 +116,9 @@ def train_head(
     from torch.utils.data import TensorDataset
 
     from dogclf.data.dataset import make_loader
-    from dogclf.train.metrics import RunningMetrics
-    from dogclf.train.runtime import resolve_runtime, seed_everything
-    from dogclf.train.schedule import make_scheduler
+    from dogclf.training.metrics import RunningMetrics
+    from dogclf.training.runtime import resolve_runtime, seed_everything
+    from dogclf.training.schedule import make_scheduler
 
     runtime = resolve_runtime(cfg.runtime)
     train = splits["train"]

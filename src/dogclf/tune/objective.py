@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig, build_config
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.train.callbacks import Callback
+from dogclf.training.callbacks import Callback
 from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace
 
 if TYPE_CHECKING:
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dogclf")
 
 
-def apply_params(
-    cfg: RunConfig, space: SearchSpace, params: dict[str, Any], name: str | None = None
-) -> RunConfig:
+def apply_params(cfg: RunConfig, space: SearchSpace, params: dict[str, Any], name: str | None = None) -> RunConfig:
     """`cfg` with hyperparameter values set on their config fields."""
     base = cfg.model_dump(mode="json")
     if name is not None:
@@ -51,9 +49,7 @@ def validate_space(cfg: RunConfig, space: SearchSpace) -> None:
     if space.strategy == "grid":
         continuous = [n for n, p in space.parameters.items() if isinstance(p, Continuous)]
         if continuous:
-            raise ConfigError(
-                f"strategy 'grid' needs categorical or integer parameters; continuous: {continuous}"
-            )
+            raise ConfigError(f"strategy 'grid' needs categorical or integer parameters; continuous: {continuous}")
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
@@ -83,9 +79,7 @@ class EpochReporter:
         if math.isfinite(value):
             self.trial.report(value, record["epoch"])
         if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned after epoch {record['epoch']} ({self.phase}:{self.field}={value:.4g})"
-            )
+            raise optuna.TrialPruned(f"pruned after epoch {record['epoch']} ({self.phase}:{self.field}={value:.4g})")
 
 
 class PruningCallback(Callback):
@@ -155,7 +149,7 @@ class TrialRunner:
         self._datasets[_dataset_key(cfg)] = (layout, fingerprint)
 
     def _dataset(self, cfg: RunConfig) -> tuple[DatasetLayout, str]:
-        from dogclf.train.loop import load_dataset
+        from dogclf.training.loop import load_dataset
 
         key = _dataset_key(cfg)
         if key not in self._datasets:
@@ -184,10 +178,8 @@ class TrialRunner:
             raise DogclfError(f"{self.space.objective} is {value} (training diverged)")
         return value
 
-    def _run_cached(
-        self, cfg: RunConfig, reporter: EpochReporter, cache: FeatureCache
-    ) -> tuple[list[dict], int]:
-        from dogclf.train.runtime import resolve_runtime
+    def _run_cached(self, cfg: RunConfig, reporter: EpochReporter, cache: FeatureCache) -> tuple[list[dict], int]:
+        from dogclf.training.runtime import resolve_runtime
         from dogclf.tune.head import train_head
 
         layout, fingerprint = self._dataset(cfg)
@@ -195,10 +187,8 @@ class TrialRunner:
         run = train_head(cfg, features.splits, len(layout.class_folders), reporter)
         return run.history, run.best_epoch
 
-    def _run_trainer(
-        self, cfg: RunConfig, trial: optuna.Trial, reporter: EpochReporter
-    ) -> tuple[list[dict], int]:
-        from dogclf.train import train
+    def _run_trainer(self, cfg: RunConfig, trial: optuna.Trial, reporter: EpochReporter) -> tuple[list[dict], int]:
+        from dogclf.training import train
 
         run_dir = self.output / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))

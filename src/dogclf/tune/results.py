@@ -84,9 +84,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     from optuna.trial import TrialState
 
-    return [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if math.isfinite(t.value)
-    ]
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if math.isfinite(t.value)]
 
 
 def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
@@ -98,9 +96,7 @@ def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
 
     minimize = study.direction.name == "MINIMIZE"
     done = _complete(study)
-    pruned = [
-        t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED" and t.intermediate_values
-    ]
+    pruned = [t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED" and t.intermediate_values]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([t.number for t in done], [t.value for t in done], "o", label="complete")
     if pruned:
@@ -155,9 +151,7 @@ def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
     return out
 
 
-def write_best_config(
-    cfg: RunConfig, space: SearchSpace, trial: optuna.trial.FrozenTrial, path: Path
-) -> Path:
+def write_best_config(cfg: RunConfig, space: SearchSpace, trial: optuna.trial.FrozenTrial, path: Path) -> Path:
     """The base config with the best parameters applied: `dogclf train --config PATH` trains it."""
     from dogclf.tune.objective import apply_params
 

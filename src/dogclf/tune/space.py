@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dogclf.errors import ConfigError
 from dogclf.hyperparameters import config_field
-from dogclf.train.metrics import metric_definitions
+from dogclf.training.metrics import metric_definitions
 
 
 class _Param(BaseModel):

@@ -164,11 +164,7 @@ def _check_same_study(study: optuna.Study, current: dict[str, Any]) -> None:
     diffs = []
     for part, prefix in (("config", ""), ("space", "space.")):
         a, b = saved[part], current[part]
-        diffs += [
-            f"{prefix}{k}: {a.get(k)!r} -> {b.get(k)!r}"
-            for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)
-        ]
+        diffs += [f"{prefix}{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if saved["dataset"] != current["dataset"]:
         diffs.append(f"dataset fingerprint: {saved['dataset']} -> {current['dataset']}")
     if diffs:
@@ -188,18 +184,12 @@ def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bo
         saved = json.loads(marker.read_text())
         if saved["study_name"] != study_name:
             name = saved["study_name"]
-            raise DogclfError(
-                f"{output} holds study {name!r}; pass --study-name {name} or choose another --output"
-            )
+            raise DogclfError(f"{output} holds study {name!r}; pass --study-name {name} or choose another --output")
         if saved["storage"] != where:
             how = "without --storage" if saved["storage"] == LOCAL else f"with --storage {saved['storage']}"
-            raise DogclfError(
-                f"{output} holds a study stored {how}; run it that way or choose another --output"
-            )
+            raise DogclfError(f"{output} holds a study stored {how}; run it that way or choose another --output")
     elif output.exists() and any(output.iterdir()):
-        raise DogclfError(
-            f"{output} exists and is not a tuning folder; choose a new --output (nothing changed)"
-        )
+        raise DogclfError(f"{output} exists and is not a tuning folder; choose a new --output (nothing changed)")
     output.mkdir(parents=True, exist_ok=True)
     with open(output / ".lock", "w") as lock:  # held for the whole run
         try:
@@ -210,9 +200,7 @@ def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bo
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise DogclfError(
-                    f"another dogclf tune runs in {output}; use --jobs for parallel trials"
-                ) from None
+                raise DogclfError(f"another dogclf tune runs in {output}; use --jobs for parallel trials") from None
         if not marker.exists():
             marker.write_text(json.dumps({"study_name": study_name, "storage": where}, indent=2))
         yield fcntl is not None
@@ -291,9 +279,7 @@ def _run_workers(study: optuna.Study, storage: optuna.storages.BaseStorage, jobs
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # torch state must not be forked
-    procs = [
-        ctx.Process(target=_worker_main, args=(job,), name=f"dogclf-tune-{i}") for i, job in enumerate(jobs)
-    ]
+    procs = [ctx.Process(target=_worker_main, args=(job,), name=f"dogclf-tune-{i}") for i, job in enumerate(jobs)]
     for p in procs:
         p.start()
     try:
@@ -324,11 +310,7 @@ def _jobs(base: _Job, remaining: int, jobs: int, seed: int) -> list[_Job]:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = base.threads or max(1, cpus // jobs)
     threads = threads if jobs > 1 else base.threads
-    return [
-        dataclasses.replace(base, n_trials=n, seed=seed + i, threads=threads)
-        for i, n in enumerate(shares)
-        if n
-    ]
+    return [dataclasses.replace(base, n_trials=n, seed=seed + i, threads=threads) for i, n in enumerate(shares) if n]
 
 
 def _run_missing(
@@ -357,11 +339,9 @@ def _run_missing(
         _run_workers(study, rdb, work)
 
 
-def _prepare_cache(
-    cfg: RunConfig, cache: Path | None, jobs: int, layout: DatasetLayout, fingerprint: str
-) -> None:
+def _prepare_cache(cfg: RunConfig, cache: Path | None, jobs: int, layout: DatasetLayout, fingerprint: str) -> None:
     """Say why the cache is off; with workers, build it once here rather than in every worker at once."""
-    from dogclf.train.runtime import resolve_runtime
+    from dogclf.training.runtime import resolve_runtime
     from dogclf.tune.features import FeatureCache, unavailable_reason
 
     if cache is None:
@@ -389,7 +369,7 @@ def tune(
     """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials."""
     import optuna
 
-    from dogclf.train.loop import load_dataset
+    from dogclf.training.loop import load_dataset
     from dogclf.tune.objective import validate_space
     from dogclf.tune.results import write_results
 
@@ -440,7 +420,7 @@ def tune(
 def _final_train(result: TuneResult, output: Path) -> Path:
     """Train the best config to completion in output/final/trial_NNNN (resumed if interrupted)."""
     from dogclf.config import build_config
-    from dogclf.train import train
+    from dogclf.training import train
 
     run_dir = output / "final" / f"trial_{result.best_trial:04d}"
     if (run_dir / "summary.json").exists():

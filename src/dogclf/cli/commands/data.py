@@ -29,7 +29,10 @@ def _check(args: argparse.Namespace) -> int:
         }, indent=2))  # fmt: skip
     else:
         splits = list(counts)
-        print(f"{layout.root}: {len(layout.classes)} classes" + (" (flat folder, split by ratio)" if layout.split_from_flat else ""))
+        print(
+            f"{layout.root}: {len(layout.classes)} classes"
+            + (" (flat folder, split by ratio)" if layout.split_from_flat else "")
+        )
         width = max(len(c) for c in layout.classes)
         print(f"  {'class':<{width}}  " + "  ".join(f"{s:>6}" for s in splits))
         for i, name in enumerate(layout.classes):

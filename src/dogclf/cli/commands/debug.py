@@ -15,9 +15,7 @@ def _overrides(values: list[str] | None) -> dict[str, dict[str, str]]:
         key, sep, value = item.partition("=")
         rule, dot, param = key.strip().partition(".")
         if not (sep and dot and rule and param):
-            raise ConfigError(
-                f"--param expects Rule.parameter=VALUE (e.g. Overfit.ratio_threshold=0.2), got {item!r}"
-            )
+            raise ConfigError(f"--param expects Rule.parameter=VALUE (e.g. Overfit.ratio_threshold=0.2), got {item!r}")
         out.setdefault(rule, {})[param] = value.strip()
     return out
 
@@ -63,21 +61,15 @@ def _report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("debug", help="Debugger rules and HTML report of a run trained with --debug")
     actions = p.add_subparsers(dest="debug_command", metavar="ACTION", required=True)
-    rules = actions.add_parser(
-        "rules", help="evaluate the rules on the run's saved tensors and print a table"
-    )
+    rules = actions.add_parser("rules", help="evaluate the rules on the run's saved tensors and print a table")
     report = actions.add_parser("report", help="write a self-contained HTML report (rules + plots)")
     for a in (rules, report):
-        a.add_argument(
-            "run_dir", metavar="RUN_DIR", help="run folder trained with --debug (or its debug/ folder)"
-        )
+        a.add_argument("run_dir", metavar="RUN_DIR", help="run folder trained with --debug (or its debug/ folder)")
         a.add_argument(
             "--param", action="append", metavar="RULE.PARAM=VALUE",
             help="override a rule parameter, e.g. Overfit.ratio_threshold=0.2 (AWS names)",
         )  # fmt: skip
-    rules.add_argument(
-        "--fail-on", metavar="RULES", help="exit 1 when any of these rules (comma list, or 'any') fires"
-    )
+    rules.add_argument("--fail-on", metavar="RULES", help="exit 1 when any of these rules (comma list, or 'any') fires")
     rules.add_argument("--json", action="store_true", help="print the results as JSON")
     rules.set_defaults(func=_rules)
     report.add_argument("-o", "--output", help="HTML file to write (default RUN_DIR/debug/report.html)")

@@ -7,7 +7,7 @@ import json
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dogclf.evaluate import evaluate
+    from dogclf.evaluation import evaluate
 
     result = evaluate(args.model, args.data, split=args.split, batch_size=args.batch_size, precision=args.precision)
     if args.json:

@@ -14,9 +14,7 @@ if TYPE_CHECKING:
     from dogclf.serve.client import FileResult
 
 
-def _offline(
-    model: str, files: list[Path], topk: int, batch_size: int, precision: str, bar
-) -> list[FileResult]:
+def _offline(model: str, files: list[Path], topk: int, batch_size: int, precision: str, bar) -> list[FileResult]:
     """Predict in batches with the artifact's own preprocessing; undecodable files become error rows."""
     import torch
 
@@ -25,11 +23,9 @@ def _offline(
     from dogclf.data.images import ImageDecodeError
     from dogclf.inference import InferenceEngine
     from dogclf.serve.client import FileResult
-    from dogclf.train.runtime import resolve_runtime
+    from dogclf.training.runtime import resolve_runtime
 
-    engine = InferenceEngine(
-        load_artifact(model), resolve_runtime(RuntimeConfig(device="auto", precision=precision))
-    )
+    engine = InferenceEngine(load_artifact(model), resolve_runtime(RuntimeConfig(device="auto", precision=precision)))
     results: list[FileResult] = []
     for start in range(0, len(files), batch_size):
         good, tensors = [], []
@@ -54,9 +50,7 @@ def _jsonl(results: list[FileResult]) -> str:
         if r.prediction is not None:
             p = r.prediction
             rows = zip(p.labels, p.probabilities, p.indices, strict=True)
-            doc["predictions"] = [
-                {"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows
-            ]
+            doc["predictions"] = [{"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows]
         else:
             doc["error"] = r.error
         lines.append(json.dumps(doc))
@@ -95,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from dogclf.errors import ConfigError
     from dogclf.fsutil import atomic_write_text
-    from dogclf.predict import collect_images
+    from dogclf.prediction import collect_images
 
     inputs = list(args.inputs)
     model = None if args.endpoint else inputs.pop(0)
@@ -115,9 +109,7 @@ def _run(args: argparse.Namespace) -> int:
             from dogclf.serve.client import EndpointClient
 
             with EndpointClient(args.endpoint) as client:
-                results = client.predict_files(
-                    files, args.topk, args.concurrency, on_result=lambda: bar.update(1)
-                )
+                results = client.predict_files(files, args.topk, args.concurrency, on_result=lambda: bar.update(1))
         else:
             results = _offline(model, files, args.topk, args.batch_size, args.precision, bar)
     if output is not None:
@@ -136,18 +128,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k breeds for images, offline or through an endpoint",
                        description="dogclf predict MODEL FILES_OR_DIR... | dogclf predict --endpoint URL "
                        "FILES_OR_DIR...; exits 1 when some image could not be predicted.")  # fmt: skip
-    p.add_argument(
-        "inputs", nargs="+", metavar="[MODEL] FILES_OR_DIR", help="model (unless --endpoint), then images"
-    )
-    p.add_argument(
-        "--endpoint", metavar="URL", help="send the images to this endpoint (e.g. http://127.0.0.1:8080)"
-    )
+    p.add_argument("inputs", nargs="+", metavar="[MODEL] FILES_OR_DIR", help="model (unless --endpoint), then images")
+    p.add_argument("--endpoint", metavar="URL", help="send the images to this endpoint (e.g. http://127.0.0.1:8080)")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--output", help="write predictions to a .csv or .jsonl file")
     p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
-    p.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision"
-    )
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision")
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
     p.set_defaults(func=_run)

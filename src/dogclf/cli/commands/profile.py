@@ -20,9 +20,7 @@ def _overrides(values: list[str] | None) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise ConfigError(
-                f"--rule expects Rule_parameter=NUMBER (e.g. StepOutlier_stddev=4), got {item!r}"
-            )
+            raise ConfigError(f"--rule expects Rule_parameter=NUMBER (e.g. StepOutlier_stddev=4), got {item!r}")
     try:
         check_parameters(out)
     except ValueError as exc:
@@ -56,9 +54,7 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "run_dir", metavar="RUN_DIR", help="run folder trained with --profile (or its profile/ folder)"
-    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder trained with --profile (or its profile/ folder)")
     p.add_argument(
         "--rule",
         action="append",

@@ -23,8 +23,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="the whole local path on a generated sample dataset",
-                       description="Generate sample data, train ResNet50, evaluate, predict; prints where it all is.")  # fmt: skip
+    p = sub.add_parser(
+        "quickstart",
+        help="the whole local path on a generated sample dataset",
+        description="Generate sample data, train ResNet50, evaluate, predict; prints where it all is.",
+    )
     p.add_argument("--workdir", default="quickstart", help="folder for data and runs (default ./quickstart)")
     p.add_argument("--epochs", type=int, help="override the number of training epochs")
     p.set_defaults(func=_run)

@@ -143,9 +143,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)"
-    )
+    p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
     p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
     p.add_argument("--instance-type", default="ml.g4dn.xlarge")
     p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel")
@@ -168,9 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sagemaker", help="train, tune and deploy on Amazon SageMaker")
     sm = p.add_subparsers(dest="sagemaker_command", metavar="ACTION", required=True)
 
-    t = sm.add_parser(
-        "train", help="submit a training job", description="Submit entrypoints/train.py as a job."
-    )
+    t = sm.add_parser("train", help="submit a training job", description="Submit entrypoints/train.py as a job.")
     _job_options(t)
     t.set_defaults(func=_train)
 
@@ -180,9 +176,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-trials", type=int)
     t.add_argument("--parallel-trials", type=int)
     t.add_argument("--strategy", choices=["bayesian", "random", "hyperband", "grid"])
-    t.add_argument(
-        "--warm-start", action="append", metavar="TUNING_JOB", help="parent tuning job; repeatable"
-    )
+    t.add_argument("--warm-start", action="append", metavar="TUNING_JOB", help="parent tuning job; repeatable")
     t.set_defaults(func=_tune)
 
     t = sm.add_parser("best-params", help="best training job of a tuning job, written as a dogclf config")
@@ -211,8 +205,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
     t.add_argument("job", help="training job name")
-    t.add_argument(
-        "--output", "-o", default="profiler-report", help="folder to write (default profiler-report)"
-    )
+    t.add_argument("--output", "-o", default="profiler-report", help="folder to write (default profiler-report)")
     _common(t)
     t.set_defaults(func=_profiler_report)

@@ -15,9 +15,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dogclf.serve.package import model_source
     from dogclf.serve.server import serve
 
-    values = {
-        name: getattr(args, name) for name in ServeConfig.model_fields if getattr(args, name) is not None
-    }
+    values = {name: getattr(args, name) for name in ServeConfig.model_fields if getattr(args, name) is not None}
     try:
         cfg = ServeConfig(**values)
     except ValidationError as exc:
@@ -54,9 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto: bf16 on CPUs with native bf16, else fp32")  # fmt: skip
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 6 MB, as SageMaker)")
     p.add_argument("--max-pixels", type=int, help="decoded image limit, width x height (default 25,000,000)")
-    p.add_argument(
-        "--max-images-per-request", type=int, help="images in one request (default 32; 413 beyond)"
-    )
+    p.add_argument("--max-images-per-request", type=int, help="images in one request (default 32; 413 beyond)")
     p.add_argument("--max-queue-images", type=int, help="queued images before answering 503 (default 256)")
     p.add_argument("--timeout-s", type=float, help="per-request deadline in seconds (default 60)")
     p.add_argument("--default-topk", type=int, help="classes per image when a request names no k (default 5)")
@@ -67,7 +63,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "code/requirements.txt.")  # fmt: skip
     p.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or model folder")
     p.add_argument("-o", "--output", default="model.tar.gz", help="archive to write (default model.tar.gz)")
-    p.add_argument(
-        "--wheel", help="bundle this dogclf wheel in code/ and install it instead of dogclf==VERSION"
-    )
+    p.add_argument("--wheel", help="bundle this dogclf wheel in code/ and install it instead of dogclf==VERSION")
     p.set_defaults(func=_package)

@@ -28,7 +28,7 @@ def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunC
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dogclf.train import train
+    from dogclf.training import train
 
     result = train(build_run_config(args), args.output, resume=args.resume)
     print(f"run: {result.run_dir}")

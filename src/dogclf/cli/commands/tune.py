@@ -45,9 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cached backbone features. Rerun the same command to resume an interrupted study.",
     )
     p.add_argument("--data", help="dataset root: train/ valid/ [test/] class folders, or one flat folder")
-    p.add_argument(
-        "--output", "-o", required=True, help="tune folder: study.db, results.csv, plots/, best_config.yaml"
-    )
+    p.add_argument("--output", "-o", required=True, help="tune folder: study.db, results.csv, plots/, best_config.yaml")
     p.add_argument("--space", help="search space YAML/JSON (default: the classic lr + batch-size space)")
     p.add_argument(
         "--n-trials",
@@ -55,9 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="finished trials the study should hold; a rerun adds only "
         "what is missing, a larger value adds more [default: the space's max_trials]",
     )
-    p.add_argument(
-        "--jobs", type=int, help="parallel worker processes [default: the space's parallel_trials]"
-    )
+    p.add_argument("--jobs", type=int, help="parallel worker processes [default: the space's parallel_trials]")
     p.add_argument("--storage", help="Optuna RDB URL shared by many machines [default: sqlite in --output]")
     p.add_argument("--study-name", default="dogclf", help="study name in the storage [default: dogclf]")
     p.add_argument(
@@ -66,11 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prune on per-epoch objective [default: median if space has early_stopping]",
     )
     p.add_argument("--no-feature-cache", action="store_true", help="always run the full trainer per trial")
-    p.add_argument(
-        "--feature-cache-dir", help="where cached backbone features live [default: OUTPUT/feature_cache]"
-    )
-    p.add_argument(
-        "--final-train", action="store_true", help="train the best config in OUTPUT/final/ afterwards"
-    )
+    p.add_argument("--feature-cache-dir", help="where cached backbone features live [default: OUTPUT/feature_cache]")
+    p.add_argument("--final-train", action="store_true", help="train the best config in OUTPUT/final/ afterwards")
     add_train_options(p)
     p.set_defaults(func=_run)

@@ -23,16 +23,16 @@ from dogclf.data.dataset import ImageDataset, default_workers, make_loader
 from dogclf.data.discovery import DatasetLayout, discover
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
 from dogclf.errors import ConfigError, DatasetError, DogclfError
-from dogclf.evaluate import EvalResult, evaluate_loader
+from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
-from dogclf.train import distributed
-from dogclf.train.callbacks import Callback
-from dogclf.train.checkpoint import load_checkpoint, save_checkpoint
-from dogclf.train.metrics import RunningMetrics, format_metric_line
-from dogclf.train.rundir import RunPaths
-from dogclf.train.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
-from dogclf.train.schedule import make_scheduler
+from dogclf.training import distributed
+from dogclf.training.callbacks import Callback
+from dogclf.training.checkpoint import load_checkpoint, save_checkpoint
+from dogclf.training.metrics import RunningMetrics, format_metric_line
+from dogclf.training.rundir import RunPaths
+from dogclf.training.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
+from dogclf.training.schedule import make_scheduler
 
 log = logging.getLogger("dogclf")
 
@@ -121,7 +121,9 @@ class Trainer:
         current = self.cfg.model_dump(mode="json")
         if self.paths.config.exists():
             if not self.resume:
-                raise DogclfError(f"{root} already holds a run; pass --resume to continue it or choose another --output")
+                raise DogclfError(
+                    f"{root} already holds a run; pass --resume to continue it or choose another --output"
+                )
             saved = yaml.safe_load(self.paths.config.read_text())
             diffs = _config_differences(saved, current)
             if diffs:
@@ -150,9 +152,13 @@ class Trainer:
         self.preprocess = Preprocess.for_size(cfg.data.image_size, cfg.data.resize_size)
         decode = self.preprocess.decode_options(cfg.data.max_image_pixels)
         self.workers = default_workers(cfg.data.num_workers)
-        self.train_set = ImageDataset(self.layout.splits["train"], train_transform(self.preprocess, cfg.data.augment), decode)
+        self.train_set = ImageDataset(
+            self.layout.splits["train"], train_transform(self.preprocess, cfg.data.augment), decode
+        )
         eval_tf = eval_transform(self.preprocess)
-        self.eval_sets = {s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v}
+        self.eval_sets = {
+            s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v
+        }
         freeze = "full" if cfg.model.freeze == "full" else "head"
         model = create_model(cfg.model.arch, self.num_classes, cfg.model.weights, freeze, cfg.model.dropout)
         self.model: nn.Module = self.runtime.prepare_model(model)
@@ -333,8 +339,13 @@ class Trainer:
         ckpt = self._resume_checkpoint()
         if ckpt is not None:
             self._restore(ckpt)
-        log.info("training %s on %d classes (%s) with %s", self.cfg.model.arch, self.num_classes,
-                 ", ".join(f"{len(v)} {k}" for k, v in self.layout.splits.items()), self.runtime.describe())  # fmt: skip
+        log.info(
+            "training %s on %d classes (%s) with %s",
+            self.cfg.model.arch,
+            self.num_classes,
+            ", ".join(f"{len(v)} {k}" for k, v in self.layout.splits.items()),
+            self.runtime.describe(),
+        )
         for cb in self.callbacks:
             cb.on_train_start(self)
         for epoch in range(self.start_epoch, self.cfg.optim.epochs):
@@ -369,7 +380,9 @@ class Trainer:
         if test is not None:
             self._emit(self.best_epoch, "test", test)
         valid = results["valid"].metrics()
-        result = TrainResult(self.paths.root, self.paths.model, self.history, self.best_epoch, valid, test, self.bad_images)
+        result = TrainResult(
+            self.paths.root, self.paths.model, self.history, self.best_epoch, valid, test, self.bad_images
+        )
         self._write_outputs(results)
         for cb in self.callbacks:
             cb.on_train_end(self, result)
@@ -391,7 +404,9 @@ class Trainer:
         if self.history:
             plots.plot_curves(self.history, self.paths.plots / "curves.png")
         for split, r in results.items():
-            plots.plot_confusion(r.confusion, r.class_names, self.paths.plots / f"confusion_{split}.png", f"{split} confusion")
+            plots.plot_confusion(
+                r.confusion, r.class_names, self.paths.plots / f"confusion_{split}.png", f"{split} confusion"
+            )
         summary = {"best_epoch": self.best_epoch, "epochs_run": len(self.history), "metrics": metrics,
                    "evaluation": {s: r.to_dict() for s, r in results.items()}, "runtime": self.runtime.describe(),
                    "bad_images": [{"path": str(b.path), "reason": b.reason} for b in self.bad_images]}  # fmt: skip
@@ -406,7 +421,7 @@ def train(
     paths: RunPaths | None = None,
 ) -> TrainResult:
     """Train `cfg` into the run folder `output` (see Trainer); config-enabled callbacks run first."""
-    from dogclf.train.plugins import callbacks_from_config
+    from dogclf.training.plugins import callbacks_from_config
 
     paths = paths or RunPaths(Path(output))
     configured = callbacks_from_config(cfg, paths)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dogclf.config import RunConfig
-from dogclf.train.callbacks import Callback
-from dogclf.train.rundir import RunPaths
+from dogclf.training.callbacks import Callback
+from dogclf.training.rundir import RunPaths
 
 
 def callbacks_from_config(cfg: RunConfig, paths: RunPaths) -> list[Callback]:

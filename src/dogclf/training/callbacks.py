@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dogclf.train.loop import Trainer, TrainResult
+    from dogclf.training.loop import Trainer, TrainResult
 
 
 class Callback:

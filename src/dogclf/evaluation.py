@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dogclf.artifact import Artifact, load_artifact
-from dogclf.train.metrics import RunningMetrics
-from dogclf.train.runtime import Runtime, resolve_runtime
+from dogclf.training.metrics import RunningMetrics
+from dogclf.training.runtime import Runtime, resolve_runtime
 
 
 @dataclass

@@ -7,9 +7,9 @@ import torch
 
 from conftest import tiny_config
 from dogclf.errors import ConfigError, DatasetError, DogclfError
-from dogclf.train import Callback, Trainer, train
-from dogclf.train.checkpoint import load_checkpoint
-from dogclf.train.metrics import RunningMetrics
+from dogclf.training import Callback, Trainer, train
+from dogclf.training.checkpoint import load_checkpoint
+from dogclf.training.metrics import RunningMetrics
 
 
 def _history(run):
@@ -41,8 +41,17 @@ def test_configured_lr_reaches_every_param_group(tiny_data, tmp_path):
 
 
 def test_outputs_of_a_run(tiny_run):
-    for rel in ("config.yaml", "metrics.jsonl", "summary.json", "plots/curves.png", "plots/confusion_valid.png",
-                "plots/confusion_test.png", "model/model.pth", "model/metadata.json", "checkpoints/last.pt"):  # fmt: skip
+    for rel in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "plots/curves.png",
+        "plots/confusion_valid.png",
+        "plots/confusion_test.png",
+        "model/model.pth",
+        "model/metadata.json",
+        "checkpoints/last.pt",
+    ):
         assert (tiny_run / rel).is_file(), rel
     summary = json.loads((tiny_run / "summary.json").read_text())
     meta = json.loads((tiny_run / "model/metadata.json").read_text())
