@@ -70,7 +70,7 @@ def sampler_cost(n: int = 200) -> float:
         return (time.perf_counter() - start) / n * 1e3
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--image-size", type=int, default=64)
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=120, help="training images per class (4 classes)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=3, help="off/on run pairs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     medians: dict[bool, list[float]] = {False: [], True: []}
     windows = []
     with tempfile.TemporaryDirectory() as tmp:

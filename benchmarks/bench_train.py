@@ -99,13 +99,13 @@ def dogclf_loop(
     return meter.seen / (meter.end - meter.start), trainer.runtime.describe()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="resnet50")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=6, help="measured steps (after 2 warmup steps)")
     parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     workers = default_workers(args.workers)
     warmup = 2
     per_class = (args.steps + warmup + 1) * args.batch_size // 4 + 1

@@ -1,5 +1,5 @@
-"""SageMaker PyTorch serving entry point (code/inference.py in model.tar.gz)."""
+"""SageMaker PyTorch serving handlers, for a clone; model.tar.gz ships dogclf/entrypoints/inference.py itself."""
 
-from dogclf.serve.handlers import input_fn, model_fn, output_fn, predict_fn
+from dogclf.entrypoints.inference import input_fn, model_fn, output_fn, predict_fn
 
 __all__ = ["model_fn", "input_fn", "predict_fn", "output_fn"]

@@ -67,10 +67,12 @@ class Artifact:
 
     @property
     def class_names(self) -> list[str]:
+        """Display names in label order: index i of the model's output is class_names[i]."""
         return self.metadata.class_names
 
     @property
     def preprocess(self) -> Preprocess:
+        """The preprocessing the model was trained with, so inference matches it."""
         return self.metadata.preprocess
 
 

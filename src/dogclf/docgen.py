@@ -78,6 +78,7 @@ def cli_md() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Regenerate the reference docs, or with --check return 1 if any is out of date."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated doc is out of date")
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ class EvalResult:
 
     @property
     def per_class_accuracy(self) -> dict[str, float | None]:
+        """Recall of each class from the confusion matrix; None for a class with no samples."""
         out = {}
         for i, row in enumerate(self.confusion):
             total = sum(row)
@@ -41,9 +42,11 @@ class EvalResult:
         return [(names[i], names[j], c) for c, i, j in sorted(cells, reverse=True)[:k]]
 
     def metrics(self) -> dict[str, float]:
+        """Loss, top-1, top-5 and sample count, without the per-class detail."""
         return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "n": self.n}
 
     def to_dict(self) -> dict:
+        """Everything as JSON-ready data, for `dogclf evaluate --json` and the run summary."""
         return {**self.metrics(), "per_class_accuracy": self.per_class_accuracy, "confusion": self.confusion,
                 "class_names": self.class_names, "most_confused": self.most_confused()}  # fmt: skip
 

@@ -27,6 +27,7 @@ HYPERPARAMETERS: dict[str, str] = {
     "scheduler": "optim.scheduler",
     "warmup-epochs": "optim.warmup_epochs",
     "label-smoothing": "optim.label_smoothing",
+    "grad-clip": "optim.grad_clip",
     "backbone-lr-mult": "optim.backbone_lr_mult",
     "head-epochs": "optim.head_epochs",
     "early-stopping-patience": "optim.early_stopping_patience",

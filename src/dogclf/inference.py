@@ -22,6 +22,7 @@ class Prediction:
     indices: list[int]
 
     def to_dict(self) -> dict:
+        """JSON form: `{"predictions": [{"label", "probability"}...]}`, most probable first."""
         return {
             "predictions": [
                 {"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities, strict=True)

@@ -77,13 +77,38 @@ def _local_files(root: Path) -> list[Path]:
 
 
 def _remote_objects(client: Any, bucket: str, prefix: str) -> dict[str, int]:
-    """key -> size of every object under prefix/."""
+    """Size of every object under prefix/, by key."""
+    from botocore.exceptions import ClientError
+
     paginator = client.get_paginator("list_objects_v2")
     found = {}
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
-        for obj in page.get("Contents", []):
-            found[obj["Key"]] = int(obj["Size"])
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
+            for obj in page.get("Contents", []):
+                found[obj["Key"]] = int(obj["Size"])
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        if err.get("Code") == "NoSuchBucket":
+            raise DatasetError(
+                f"S3 bucket {bucket!r} does not exist; create it first (aws s3 mb s3://{bucket}) or pass another"
+            ) from None
+        raise DatasetError(f"cannot list s3://{bucket}/{prefix}: {err.get('Code')}: {err.get('Message')}") from None
     return found
+
+
+def object_exists(s3_uri: str, *, client: Any = None, endpoint_url: str | None = None) -> bool:
+    """True when s3://bucket/key is an object; False when it (or its bucket) does not exist."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = parse_s3_uri(s3_uri)
+    client = client or make_client(endpoint_url)
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
 
 
 def _remote_checksum(client: Any, bucket: str, key: str) -> str | None:

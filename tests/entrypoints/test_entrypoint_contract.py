@@ -12,6 +12,8 @@ from pathlib import Path
 
 from conftest import ROOT, tiny_config
 from dogclf.artifact import load_artifact
+from dogclf.entrypoints import script_path
+from dogclf.sagemaker.bundle import requirements
 from dogclf.sagemaker.jobs import stage_source_dir
 from dogclf.training.metrics import parse_metric_lines
 
@@ -99,6 +101,10 @@ def test_train_entrypoint_contract_and_spot_resume(tiny_data, tmp_path):
     assert abs(parsed["test:loss"][-1] - summary["metrics"]["test_loss"]) < 1e-6
     artifact = load_artifact(opt / "model")
     assert artifact.metadata.arch == "tiny_cnn" and len(artifact.metadata.class_names) == 3
+    served = opt / "model" / "code"  # model.tar.gz deploys as is: the serving code rides along
+    assert (served / "inference.py").read_bytes() == script_path("inference.py").read_bytes()
+    assert (served / "dogclf" / "serve" / "handlers.py").is_file()
+    assert (served / "requirements.txt").read_text() == requirements() and "pydantic" in requirements()
     assert (opt / "checkpoints" / "config.yaml").read_text().count("label_smoothing: 0.1") == 1
     assert not (opt / "output" / "failure").exists()
 

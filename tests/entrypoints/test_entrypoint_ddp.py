@@ -1,4 +1,4 @@
-"""Data-parallel training on CPU: torchrun, 2 processes, gloo; rank 0 alone writes one artifact."""
+"""Data-parallel training on CPU: torchrun, 2 processes, gloo; rank 0 alone writes the artifact and run files."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
         "0",
         "--epochs",
         "2",
+        "--debug",  # the file-writing callbacks too: smdebug hook and profiler
+        "--profile",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -62,4 +64,9 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     artifact = load_artifact(run / "model")
     assert artifact.metadata.num_classes == 3
     assert sorted(p.name for p in (run / "model").iterdir()) == ["metadata.json", "model.pth"]
+    # smdebug names its files by torch.distributed rank: only worker_0 wrote tensors
+    assert {p.name.split("_", 1)[1] for p in (run / "debug" / "events").rglob("*.tfevents")} == {"worker_0.tfevents"}
+    steps = (run / "profile" / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 2 * 5  # rank 0's 5 steps per epoch (18 images, batch 4), once each
+    assert [json.loads(s)["step"] for s in steps] == list(range(1, 11))
     assert "ChildFailedError" not in proc.stderr

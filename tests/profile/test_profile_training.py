@@ -99,6 +99,16 @@ def test_profile_files_hold_every_step_system_samples_and_a_trace(healthy_run):
     assert any("conv" in op["name"] for op in data.ops[:10]), [op["name"] for op in data.ops[:10]]
 
 
+def test_a_run_shorter_than_one_sampling_interval_still_loads_and_reports(starved_run, tmp_path):
+    run = tmp_path / "short"
+    (run / "profile").mkdir(parents=True)
+    for name in ("meta.json", "steps.jsonl"):  # no system.jsonl: the sampler never ticked
+        (run / "profile" / name).write_bytes((starved_run / "profile" / name).read_bytes())
+    data = load_profile(run)
+    assert data.system["t"].size == 0 and data.cpu_per_core.shape == (0, 0)
+    assert "<img" in write_report(run).read_text()
+
+
 def test_injected_slow_step_fires_step_outlier(tiny_data, tmp_path):
     cfg = tiny_config(
         tiny_data,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,13 +25,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def moto_url():
-    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session; its URL."""
+def moto_url(tmp_path_factory):
+    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session (its files in a temp dir); its URL."""
     port = _free_port()
+    home = tmp_path_factory.mktemp("moto")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=home,
+        env={**os.environ, "MOTO_RECORDER_FILEPATH": str(home / "recording.jsonl")},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -77,3 +83,22 @@ def capture(conn, operation: str) -> list[dict]:
         f"before-parameter-build.sagemaker.{operation}", lambda params, **_: seen.append(params)
     )
     return seen
+
+
+def start_recording(url: str) -> None:
+    """Make the moto server record every request from now on (from any process, e.g. a subprocess)."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/reset-recording", method="POST"))
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/start-recording", method="POST"))
+
+
+def recorded(url: str, operation: str) -> list[dict]:
+    """JSON bodies of the SageMaker `operation` requests recorded since start_recording."""
+    with urllib.request.urlopen(f"{url}/moto-api/recorder/download-recording") as answer:
+        lines = answer.read().decode().splitlines()
+    found = []
+    for entry in map(json.loads, filter(None, lines)):
+        headers = {k.lower(): v for k, v in entry["headers"].items()}
+        if headers.get("x-amz-target") == f"SageMaker.{operation}":
+            body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
+            found.append(json.loads(body))
+    return found

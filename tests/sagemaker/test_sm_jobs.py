@@ -95,8 +95,8 @@ def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path): 
     assert {"dogclf-Overfit", "dogclf-ClassImbalance"} <= names
     with pytest.raises(ConfigError, match="unknown custom rule.*Nope"):
         _estimator(conn, tmp_path, rules_file=None, custom_rules=["Nope"])
-    other = jobs.connect(BUCKET, "eu-west-3", conn.endpoint_url)
-    with pytest.raises(ConfigError, match="rule_image_uri"):
+    other = jobs.connect(BUCKET, "af-south-1", conn.endpoint_url)  # no published rule-evaluator account
+    with pytest.raises(ConfigError, match="af-south-1.*rule_image_uri"):
         _estimator(other, tmp_path)
     with pytest.raises(ConfigError, match="unknown built-in Debugger rule"):
         _estimator(conn, tmp_path, builtin_rules=["no_such_rule"])
@@ -246,3 +246,84 @@ def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa:
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.model.arch) == (0.05, 3, "tiny_cnn")
     r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, *common[2:])
     assert r.returncode == 2 and "bucket is required" in r.stderr
+
+
+def test_custom_rule_evaluator_image_per_region(conn):  # noqa: F811
+    from sagemaker import image_uris
+
+    assert jobs._rule_image("eu-west-1", None) == (
+        "606966180310.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-debugger-rule-evaluator:latest"
+    )
+    assert jobs._rule_image("cn-north-1", None).startswith("617202126805.dkr.ecr.cn-north-1.amazonaws.com.cn/")
+    assert jobs._rule_image("us-east-1", "my/image:1") == "my/image:1"
+    # The SDK's own lookup is the built-in rules image, another repository: it cannot replace the table.
+    assert "/sagemaker-debugger-rules:" in image_uris.retrieve("debugger", "us-west-2")
+
+
+def test_wait_outputs_and_rule_reports(conn, tmp_path):  # noqa: F811
+    _, est = _estimator(conn, tmp_path)
+    name = jobs.submit(conn, est, DATA)
+    seen = []
+    desc = jobs.wait_for(conn, "training", name, poll_s=0, progress=seen.append)
+    assert desc["TrainingJobStatus"] == "Completed" and seen == ["Completed"]
+    outputs = jobs.training_outputs(conn, name)
+    assert outputs.status == "Completed" and outputs.model_data.endswith(f"/{name}/output/model.tar.gz")
+    assert not outputs.model_data_exists and not outputs.ran  # moto ran nothing
+    s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
+    bucket, key = outputs.model_data[5:].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"model")
+    assert jobs.training_outputs(conn, name).ran
+
+    assert jobs.wait_for_rules(conn, name, poll_s=0) == {}  # moto reports no rule statuses
+    with pytest.raises(jobs.SageMakerError, match="no rule output under .*rule-output"):
+        jobs.download_rule_reports(conn, name, tmp_path / "none")
+    prefix = f"dogclf/output/{name}/rule-output"
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/ProfilerReport/profiler-output/profiler-report.html", Body=b"<html>")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/dogclf-Overfit/result.json", Body=b"{}")
+    files = jobs.download_rule_reports(conn, name, tmp_path / "rules")
+    assert sorted(f.relative_to(tmp_path / "rules").as_posix() for f in files) == [
+        "ProfilerReport/profiler-output/profiler-report.html",
+        "dogclf-Overfit/result.json",
+    ]
+    with pytest.raises(jobs.SageMakerError, match="reading training no-such-job"):
+        jobs.wait_for(conn, "training", "no-such-job", poll_s=0)
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        jobs.wait_for(conn, "pipeline", name)
+
+
+def test_rule_statuses_and_poll_timeout():
+    desc = {
+        "DebugRuleEvaluationStatuses": [
+            {"RuleConfigurationName": "Overtraining", "RuleEvaluationStatus": "InProgress"}
+        ],
+        "ProfilerRuleEvaluationStatuses": [
+            {"RuleConfigurationName": "ProfilerReport", "RuleEvaluationStatus": "Error"}
+        ],
+    }
+    assert jobs.rule_statuses(desc) == {"Overtraining": "InProgress", "ProfilerReport": "Error"}
+    with pytest.raises(jobs.SageMakerError, match="gave up waiting for rules after 0 s"):
+        jobs._poll(lambda: "InProgress", lambda value: False, "rules", 0, 0)
+
+
+def test_deploy_model_with_its_code_is_not_repacked(conn):  # noqa: F811
+    models = capture(conn, "CreateModel")
+    absent = f"s3://{BUCKET}/dogclf/output/job/output/model.tar.gz"  # never downloaded: nothing to repack
+    opts = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-code", code_in_model=True)
+    assert jobs.deploy(conn, absent, opts).endpoint_name == "dogs-code"
+    container = models[0]["PrimaryContainer"]
+    assert container["ModelDataUrl"] == absent
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    assert jobs.wait_for(conn, "endpoint", "dogs-code", poll_s=0)["EndpointStatus"] == "InService"
+    jobs.delete_endpoint(conn, "dogs-code")
+
+
+def test_invoke_endpoint_against_the_local_server(tiny_run, tiny_data, aws_env):  # noqa: F811
+    from dogclf.serve.local import LocalEndpoint
+
+    image = sorted((tiny_data / "test").rglob("*.jpg"))[0]
+    with LocalEndpoint(tiny_run, "--precision", "fp32", "--threads", "1") as endpoint:
+        local = jobs.connect(BUCKET, REGION, endpoint.url)  # the InvokeEndpoint path the server also answers
+        answer = jobs.invoke_endpoint(local, "dogclf-local", image, topk=2)
+    (top,) = answer["predictions"]
+    assert len(top) == 2 and {t["label"] for t in top} <= {"Affenpinscher", "Afghan_hound", "Airedale_terrier"}

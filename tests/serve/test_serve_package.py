@@ -10,8 +10,9 @@ import pytest
 from conftest import ROOT, run_cli
 from dogclf import __version__
 from dogclf.cli.main import main
+from dogclf.entrypoints import script_path
 from dogclf.errors import ArtifactError
-from dogclf.serve.package import ENTRYPOINT_SOURCE, extract_model, model_source, package_model
+from dogclf.serve.package import extract_model, model_source, package_model
 
 
 def _sha(path: Path) -> str:
@@ -26,12 +27,20 @@ def test_package_layout_and_requirements(tiny_run, tmp_path):
         assert names == ["code/inference.py", "code/requirements.txt", "metadata.json", "model.pth"]
         assert {(m.mtime, m.uid, m.gid, m.uname, m.mode) for m in members} == {(0, 0, 0, "", 0o644)}
         assert tar.extractfile("code/requirements.txt").read().decode() == f"dogclf=={__version__}\n"
-        assert tar.extractfile("code/inference.py").read().decode() == ENTRYPOINT_SOURCE
+        assert tar.extractfile("code/inference.py").read() == script_path("inference.py").read_bytes()
         assert tar.extractfile("model.pth").read() == (tiny_run / "model" / "model.pth").read_bytes()
 
 
-def test_entrypoint_file_is_the_packaged_one():
-    assert (ROOT / "entrypoints" / "inference.py").read_text() == ENTRYPOINT_SOURCE
+def test_repo_entrypoint_wraps_the_packaged_one():
+    import importlib.util
+
+    from dogclf.serve import handlers
+
+    spec = importlib.util.spec_from_file_location("repo_inference_entry", ROOT / "entrypoints" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = ("model_fn", "input_fn", "predict_fn", "output_fn")
+    assert all(getattr(module, n) is getattr(handlers, n) for n in names)
 
 
 def test_package_is_reproducible(tiny_run, tmp_path):

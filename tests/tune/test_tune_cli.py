@@ -121,8 +121,8 @@ def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_
     killed = [t for t in before if t.state.name == "RUNNING"]
     assert len(done) >= 2 and len(killed) == 1
 
-    summaries = {n: out / "trials" / f"trial_{n:04d}" / "summary.json" for n in done}
-    written = {n: path.stat().st_mtime_ns for n, path in summaries.items()}
+    metric_files = {n: out / "trials" / f"trial_{n:04d}" / "metrics.jsonl" for n in done}
+    written = {n: path.stat().st_mtime_ns for n, path in metric_files.items()}
 
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
@@ -147,9 +147,9 @@ def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_
         assert len(retry) == 1 and retry[0].params == interrupted.params and retry[0].state.name == "COMPLETE"
     else:  # killed between creating the trial and sampling: nothing to repeat
         assert retry == []
-    assert {n: path.stat().st_mtime_ns for n, path in summaries.items()} == written  # not trained again
+    assert {n: path.stat().st_mtime_ns for n, path in metric_files.items()} == written  # not trained again
     for t in fresh:
-        assert (out / "trials" / f"trial_{t.number:04d}" / "summary.json").exists()
+        assert (out / "trials" / f"trial_{t.number:04d}" / "metrics.jsonl").exists()
     rows = _rows(out)
     assert [int(r["trial"]) for r in rows] == [t.number for t in after]
     assert "interrupted" in rows[interrupted.number]["note"]

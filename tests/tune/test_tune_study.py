@@ -140,3 +140,14 @@ def test_trainer_epochs_feed_the_pruner(tiny_data, tmp_path):
             assert reported == pytest.approx(losses) and len(losses) == 3
         else:  # pruned at the epoch whose validation was reported last, before its checkpoint was written
             assert reported[:-1] == pytest.approx(losses) and len(reported) < 3
+
+
+def test_trainer_trials_keep_metrics_only_and_never_touch_the_test_split(tiny_data, tmp_path, capfd):
+    space = SearchSpace(parameters={"lr": Categorical(values=[0.01])})
+    out = tmp_path / "tune"
+    tune(tiny_config(tiny_data, **{"optim.epochs": 2}), space, out, n_trials=1)
+    trial_dir = out / "trials" / "trial_0000"
+    assert sorted(p.name for p in trial_dir.iterdir() if p.is_dir()) == [], list(trial_dir.iterdir())
+    assert len((trial_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    printed = capfd.readouterr().out
+    assert "phase=valid" in printed and "phase=test" not in printed

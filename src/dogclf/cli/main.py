@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
     try:
         return int(args.func(args) or 0)
     except DogclfError as exc:

@@ -22,6 +22,7 @@ def parse_set(values: list[str] | None) -> dict[str, Any]:
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable --set FIELD=VALUE override that `parse_set` reads."""
     parser.add_argument(
         "--set", action="append", metavar="FIELD=VALUE", help="override any config field, e.g. optim.warmup_epochs=1"
     )

@@ -29,6 +29,7 @@ class ScanReport:
     counts: dict[str, list[int]]
 
     def format_bad(self, limit: int | None = None) -> str:
+        """Indented `path: reason` lines for error messages, the first `limit` of them when given."""
         shown = self.bad if limit is None else self.bad[:limit]
         lines = [f"  {b.path}: {b.reason}" for b in shown]
         if limit is not None and len(self.bad) > limit:

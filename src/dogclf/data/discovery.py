@@ -39,6 +39,7 @@ class DatasetLayout:
 
     @property
     def classes(self) -> list[str]:
+        """Class names in label order, numeric folder prefixes stripped."""
         return [class_name(f) for f in self.class_folders]
 
     def counts(self) -> dict[str, list[int]]:

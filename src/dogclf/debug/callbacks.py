@@ -31,6 +31,7 @@ class DebugHookCallback(Callback):
         self.gradients = None
 
     def on_train_start(self, trainer: Trainer) -> None:
+        """Create the hook, attach it to model and loss, and save the training set's class counts."""
         import numpy as np
 
         from dogclf.debug.hook import attach, create_hook
@@ -49,6 +50,7 @@ class DebugHookCallback(Callback):
         self.hook.save_tensor(CLASS_COUNTS_TENSOR, np.asarray(counts["train"], dtype=np.float32), "dataset")
 
     def on_phase_start(self, trainer: Trainer, phase: str) -> None:
+        """Switch the hook's mode to the phase's; on 'train', pick up gradients of newly unfrozen layers."""
         if self.hook is None:
             return
         import smdebug.pytorch as smd
@@ -59,6 +61,7 @@ class DebugHookCallback(Callback):
             log.info("debug hook: gradients of newly unfrozen parameters are now saved")
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """Save the validation loss, then run the live rules, which may stop training."""
         if self.hook is None:
             return
         import torch
@@ -81,6 +84,7 @@ class DebugHookCallback(Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Close the hook, flushing its files."""
         if self.hook is not None:
             self.hook.close()
             self.hook = None

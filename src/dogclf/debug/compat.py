@@ -10,7 +10,7 @@ _applied = False
 
 
 def _make_tensor_proto(nparray_data, tag):
-    """smdebug's make_tensor_proto with `tobytes()` in place of numpy 2's removed `tostring()`."""
+    """A copy of smdebug's make_tensor_proto with `tobytes()` in place of numpy 2's removed `tostring()`."""
     from smdebug.core.tfevent.util import TensorProto, TensorShapeProto, _get_proto_dtype
 
     isnum, dtype = _get_proto_dtype(nparray_data.dtype)

@@ -1,7 +1,13 @@
-"""Config section for smdebug hooks and Debugger-style rules."""
+"""Config section for smdebug hooks and Debugger-style rules, and what the rules read.
+
+Free of torch and smdebug, so validating a config and building a SageMaker job (which submits the rules as
+`Rule.custom` without importing them) need neither.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,6 +23,54 @@ COLLECTIONS = (
     "losses", "weights", "biases", "gradients", "labels", "predictions", "dataset",
     "relu_input", "relu_output", "inputs", "outputs", "all",
 )  # fmt: skip
+
+# What dogclf's hook names the tensors the rules read (the loss module's inputs, and a custom tensor).
+LABELS_TENSOR = "CrossEntropyLoss_input_1"
+PREDICTIONS_TENSOR = "CrossEntropyLoss_input_0"
+CLASS_COUNTS_TENSOR = "dataset/class_counts"
+
+# Parameters dogclf gives a rule on top of AWS's defaults, pointing it at dogclf's tensors; the same locally
+# (dogclf.debug.engine) and on SageMaker (built-in and custom rules).
+DOGCLF_PARAMETERS: dict[str, dict[str, Any]] = {
+    "LossNotDecreasing": {"mode": "TRAIN"},
+    "AllZero": {"collection_names": "relu_output,gradients"},
+    "ClassImbalance": {
+        "argmax": True,
+        "labels_regex": re.escape(LABELS_TENSOR),
+        "predictions_regex": re.escape(PREDICTIONS_TENSOR),
+        "counts_regex": re.escape(CLASS_COUNTS_TENSOR),
+    },  # fmt: skip
+}
+
+# The collections each rule reads with dogclf's parameters; it can evaluate once any one of them is saved.
+# ExplodingTensor reads whatever was saved. Kept in step with each rule's `missing()` by the tests.
+RULE_INPUTS: dict[str, tuple[str, ...]] = {
+    "VanishingGradient": ("gradients",),
+    "ExplodingTensor": (),
+    "LossNotDecreasing": ("losses",),
+    "Overfit": ("losses",),
+    "Overtraining": ("losses",),
+    "PoorWeightInitialization": ("relu_input", "gradients"),  # the activation check needs relu_input
+    "DeadRelu": ("relu_output",),
+    "AllZero": ("relu_output", "gradients"),
+    "ClassImbalance": ("dataset", "labels"),
+}
+
+
+def merged_rule_parameters(name: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The parameters dogclf gives rule `name`, with `overrides` (debug.rule_parameters) applied; not validated."""
+    return {**DOGCLF_PARAMETERS.get(name, {}), **(overrides or {}).get(name, {})}
+
+
+def rule_inputs(name: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Collections rule `name` reads with `params`, one of which must be saved; () when any tensor will do."""
+    if params.get("tensor_regex"):
+        return ()  # a regex picks its own tensors: nothing to check up front
+    names = params.get("collection_names")
+    if names:
+        items = names.split(",") if isinstance(names, str) else list(names)
+        return tuple(n.strip() for n in items if n.strip())
+    return RULE_INPUTS.get(name, ())
 
 
 class DebugConfig(BaseModel):
@@ -43,6 +97,10 @@ class DebugConfig(BaseModel):
         ["ExplodingTensor", "LossNotDecreasing", "VanishingGradient"],
         description="live_rules: rules whose IssuesFound stops training (checked after each epoch).",
     )
+
+    def saved_collections(self) -> list[str]:
+        """Collections the hook saves: `collections`, plus 'custom' when `include_regex` is set."""
+        return [*self.collections, *(["custom"] if self.include_regex and "custom" not in self.collections else [])]
 
     @field_validator("collections")
     @classmethod

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dogclf.debug.hook import CLASS_COUNTS_TENSOR, LABELS_TENSOR, PREDICTIONS_TENSOR
+from dogclf.debug.config import merged_rule_parameters
 from dogclf.errors import ConfigError, DogclfError
-
-# How dogclf's hook names things, on top of each rule's AWS defaults (also for SageMaker Rule.custom).
-DOGCLF_PARAMETERS: dict[str, dict[str, Any]] = {
-    "LossNotDecreasing": {"mode": "TRAIN"},
-    "AllZero": {"collection_names": "relu_output,gradients"},
-    "ClassImbalance": {
-        "argmax": True,
-        "labels_regex": re.escape(LABELS_TENSOR),
-        "predictions_regex": re.escape(PREDICTIONS_TENSOR),
-        "counts_regex": re.escape(CLASS_COUNTS_TENSOR),
-    },  # fmt: skip
-}
 
 
 @dataclass
@@ -41,9 +28,11 @@ class RuleResult:
 
     @property
     def triggered(self) -> bool:
+        """The rule fired (not: no issues, or an error running it)."""
         return self.status == "IssuesFound"
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields, for the live-rules file and `dogclf debug rules --json`."""
         return asdict(self)
 
 
@@ -66,12 +55,12 @@ def run_rule_parameters(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def rule_parameters(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """dogclf's parameters for rule `name` with `overrides` applied; unknown names are ConfigErrors."""
+    """The parameters dogclf gives rule `name`, with `overrides` applied; unknown names are ConfigErrors."""
     from dogclf.debug.rules import RULES
 
     if name not in RULES:
         raise ConfigError(f"unknown rule {name!r}; valid: {', '.join(RULES)}")
-    params = {**DOGCLF_PARAMETERS.get(name, {}), **(overrides or {}).get(name, {})}
+    params = merged_rule_parameters(name, overrides)
     valid = [p for p in inspect.signature(RULES[name]).parameters if p != "base_trial"]
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -125,3 +114,14 @@ def evaluate_rules(
             row.status, row.finding = "Error", f"{type(exc).__name__}: {exc}"
         results.append(row)
     return results
+
+
+def format_rules(results: list[RuleResult]) -> str:
+    """The verdicts as a terminal table (what `dogclf debug rules` prints): advice under each rule that fired."""
+    lines = [f"{'rule':<26}{'status':<15}{'step':>6}  finding / advice"]
+    for r in results:
+        step = "" if r.step is None else str(r.step)
+        lines.append(f"{r.rule:<26}{r.status:<15}{step:>6}  {r.finding or r.explanation}")
+        if r.triggered:
+            lines.append(f"{'':<49}-> {r.advice}")
+    return "\n".join(lines)

@@ -9,15 +9,12 @@ from typing import Any
 
 from torch import nn
 
-from dogclf.debug.config import DebugConfig
+from dogclf.debug.config import CLASS_COUNTS_TENSOR, LABELS_TENSOR, PREDICTIONS_TENSOR, DebugConfig
 
 log = logging.getLogger("dogclf")
 
 SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
 LOSS_TENSOR = "CrossEntropyLoss_output_0"
-LABELS_TENSOR = "CrossEntropyLoss_input_1"
-PREDICTIONS_TENSOR = "CrossEntropyLoss_input_0"
-CLASS_COUNTS_TENSOR = "dataset/class_counts"
 VALID_LOSS_TENSOR = "valid_loss"  # saved as valid_loss_output_0, which the losses collection matches
 
 
@@ -38,12 +35,12 @@ def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMA
     return hook_class(
         out_dir=str(out_dir), export_tensorboard=False,
         save_config=smd.SaveConfig(save_interval=cfg.save_interval),
-        include_collections=[*cfg.collections, *(["custom"] if cfg.include_regex else [])],
+        include_collections=cfg.saved_collections(),
     )  # fmt: skip
 
 
 def _hook_class() -> type:
-    """smdebug's PyTorch hook, saving bf16/fp16 tensors (autocast) as float32, which numpy can hold."""
+    """The smdebug PyTorch hook, saving bf16/fp16 tensors (autocast) as float32, which numpy can hold."""
     import torch
     from smdebug.pytorch import Hook
 

@@ -1,9 +1,9 @@
-"""Debugger-style rules on `smdebug.rules.Rule`, with the parameters and defaults AWS documents for its
-built-in rule of the same name.
+"""Debugger-style rules on `smdebug.rules.Rule`, with the parameters and defaults of AWS's built-in rules.
 
-Self-contained (smdebug + numpy only, no dogclf imports) so this file can be uploaded as a SageMaker
-`Rule.custom` source. Parameters may arrive as strings (SageMaker passes rule parameters as text). Each rule
-sets `finding` when it fires and carries a one-line `explanation` and `advice` for reports.
+Each rule takes the name of the AWS rule it mirrors. Self-contained (smdebug + numpy only, no dogclf imports)
+so this file can be uploaded as a SageMaker `Rule.custom` source. Parameters may arrive as strings (SageMaker
+passes rule parameters as text). Each rule sets `finding` when it fires and carries a one-line `explanation`
+and `advice` for reports.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class DogclfRule(Rule):
             return None
 
     def mode_of(self, step: int):
+        """The mode (TRAIN, EVAL...) global `step` was saved in."""
         return self.base_trial.mode(step)
 
     def fire(self, finding: str) -> bool:
@@ -89,9 +90,11 @@ class VanishingGradient(DogclfRule):
         self.threshold = float(threshold)
 
     def missing(self) -> str:
+        """Needs the 'gradients' collection."""
         return "" if self.tensors(["gradients"]) else "no gradients saved (collection 'gradients')"
 
     def invoke_at_step(self, step):
+        """Fire on the first gradient whose mean absolute value is below the threshold."""
         for name in self.tensors(["gradients"]):
             v = self.value(name, step)
             if v is not None and v.size and np.isfinite(v).all() and float(np.abs(v).mean()) < self.threshold:
@@ -116,9 +119,11 @@ class ExplodingTensor(DogclfRule):
         return self.base_trial.tensor_names()
 
     def missing(self) -> str:
+        """Needs at least one of the requested (or, by default, any) tensors."""
         return "" if self._names() else "no tensors saved"
 
     def invoke_at_step(self, step):
+        """Fire on the first floating-point tensor holding NaN (or infinite) values."""
         for name in self._names():
             v = self.value(name, step)
             if v is None or not np.issubdtype(v.dtype, np.floating):
@@ -133,6 +138,7 @@ class _LossRule(DogclfRule):
     """Loss tensors: the 'losses' collection plus `collection_names` and `tensor_regex`."""
 
     def loss_names(self, collection_names=(), tensor_regex=(), use_losses_collection=True) -> list[str]:
+        """Saved loss tensors from these collections and regexes, plus 'losses' unless turned off."""
         collections = [*collection_names, *(["losses"] if use_losses_collection else [])]
         return self.tensors(collections, tensor_regex)
 
@@ -175,6 +181,7 @@ class LossNotDecreasing(_LossRule):
         self._series: list[tuple[int, float]] | None = None
 
     def missing(self) -> str:
+        """Needs saved loss tensors."""
         return "" if self.names else "no loss tensors saved (collection 'losses')"
 
     def _pick(self) -> list[tuple[int, float]]:
@@ -188,6 +195,7 @@ class LossNotDecreasing(_LossRule):
         return []
 
     def invoke_at_step(self, step):
+        """At each full window of the picked mode, fire when its mean loss is not below the previous window's."""
         if self._series is None:
             self._series = self._pick()
         if not self._series or self.mode_of(step) != self._mode and self._mode != ModeKeys.GLOBAL:
@@ -212,8 +220,9 @@ class LossNotDecreasing(_LossRule):
 
 
 class Overfit(_LossRule):
-    """Fires when (valid loss - mean train loss) / mean train loss exceeds `ratio_threshold` for `patience`
-    validations; the train mean covers the TRAIN steps since the previous validation.
+    """Fires when valid loss exceeds mean train loss by `ratio_threshold` (relative) for `patience` validations.
+
+    The train mean covers the TRAIN steps since the previous validation.
     """
 
     explanation = "Validation loss is well above training loss: the model memorizes the training set."
@@ -227,12 +236,14 @@ class Overfit(_LossRule):
         self.count = 0
 
     def missing(self) -> str:
+        """Needs saved loss tensors with validation (EVAL) steps among them."""
         if not self.names:
             return "no loss tensors saved (collection 'losses')"
         has_eval = any(self.base_trial.tensor(n).steps(mode=ModeKeys.EVAL) for n in self.names)
         return "" if has_eval else "no validation loss saved (EVAL mode)"
 
     def invoke_at_step(self, step):
+        """Collect TRAIN losses; at each validation compare its loss with their mean."""
         loss, mode = self.loss_at(self.names, step), self.mode_of(step)
         if loss is None or step < self.start_step:
             return False
@@ -250,8 +261,10 @@ class Overfit(_LossRule):
 
 
 class Overtraining(_LossRule):
-    """Fires when validation loss has not improved by `delta` for `patience_validation` validations while the
-    training loss still improved within its last `patience_train` saved steps.
+    """Fires when validation loss stalls while training loss still improves.
+
+    Stalled: not improved by `delta` for `patience_validation` validations; still improving: improved by
+    `delta` within the last `patience_train` saved TRAIN steps.
     """
 
     explanation = "Validation loss stopped improving while training loss keeps falling: training too long."
@@ -266,9 +279,11 @@ class Overtraining(_LossRule):
         self.since = {ModeKeys.TRAIN: 0, ModeKeys.EVAL: 0}
 
     def missing(self) -> str:
+        """Needs saved loss tensors."""
         return "" if self.names else "no loss tensors saved (collection 'losses')"
 
     def invoke_at_step(self, step):
+        """Track steps since each mode's best loss; fire once validation has stalled and training has not."""
         loss, mode = self.loss_at(self.names, step), self.mode_of(step)
         if loss is None or mode not in self.best:
             return False
@@ -286,8 +301,10 @@ class Overtraining(_LossRule):
 
 
 class PoorWeightInitialization(_LossRule):
-    """In the first `steps` TRAIN steps: activation-input variance ratio across layers above `threshold`,
-    5th-95th percentile gradient spread below `distribution_range`, or no loss decrease in `patience` steps.
+    """Fires on badly scaled activations or gradients, or a stuck loss, in the first `steps` TRAIN steps.
+
+    Badly scaled: activation-input variance ratio across layers above `threshold`, or a 5th-95th percentile
+    gradient spread below `distribution_range`; stuck: no loss below the first one within `patience` steps.
     """
 
     explanation = "Weights look poorly initialized: layer activations or gradients are badly scaled."
@@ -306,11 +323,13 @@ class PoorWeightInitialization(_LossRule):
         self.train_losses: list[float] = []
 
     def missing(self) -> str:
+        """Needs activation inputs or gradients."""
         if self.activations or self.gradients:
             return ""
         return "no activation inputs (collection 'relu_input') or gradients saved"
 
     def invoke_at_step(self, step):
+        """Check activation variances, gradient spread and loss progress at an early TRAIN step."""
         if self.mode_of(step) != ModeKeys.TRAIN or self.base_trial.mode_step(step) >= self.steps:
             return False
         variances = [float(np.var(v)) for v in (self.value(n, step) for n in self.activations) if v is not None]
@@ -336,8 +355,10 @@ class PoorWeightInitialization(_LossRule):
 
 
 class DeadRelu(DogclfRule):
-    """Fires when more than `threshold_layer` % of a ReLU layer's units are active in under
-    `threshold_inactivity` % of their inputs (units: channels of conv maps, features of vectors).
+    """Fires when more than `threshold_layer` % of a ReLU layer's units are dead.
+
+    Dead: active in under `threshold_inactivity` % of their inputs. Units are the channels of conv maps and
+    the features of vectors.
     """
 
     explanation = "Many ReLU units never activate (dead ReLUs), so they pass no gradient."
@@ -349,9 +370,11 @@ class DeadRelu(DogclfRule):
         self.inactivity, self.layer = float(threshold_inactivity), float(threshold_layer)
 
     def missing(self) -> str:
+        """Needs ReLU outputs."""
         return "" if self.names else "no ReLU outputs saved (collection 'relu_output')"
 
     def invoke_at_step(self, step):
+        """Fire on the first ReLU output with too many dead units."""
         for name in self.names:
             v = self.value(name, step)
             if v is None or v.ndim < 2:
@@ -376,11 +399,13 @@ class AllZero(DogclfRule):
         self.threshold = float(threshold)
 
     def missing(self) -> str:
+        """Needs collections or a regex to be given, and some of their tensors saved."""
         if not self.asked:
             return "set collection_names or tensor_regex"
         return "" if self.names else "none of the requested tensors were saved"
 
     def invoke_at_step(self, step):
+        """Fire on the first tensor whose share of zeros reaches the threshold."""
         for name in self.names:
             v = self.value(name, step)
             if v is not None and v.size and float((v == 0).mean() * 100) >= self.threshold:
@@ -389,9 +414,11 @@ class AllZero(DogclfRule):
 
 
 class ClassImbalance(DogclfRule):
-    """Fires when the largest class has more than `threshold_imbalance` times the samples of the smallest
-    (from a saved class-count tensor, else from `samples` labels), or a class's misprediction fraction exceeds
-    `threshold_misprediction` once `samples` labels were seen.
+    """Fires when classes are imbalanced, or a class is mostly mispredicted.
+
+    Imbalanced: the largest class has more than `threshold_imbalance` times the samples of the smallest (from
+    a saved class-count tensor, else from `samples` labels). Mispredicted: a class's misprediction fraction
+    exceeds `threshold_misprediction` once `samples` labels were seen.
     """
 
     explanation = "Classes are imbalanced, or under-represented classes are mostly mispredicted."
@@ -411,6 +438,7 @@ class ClassImbalance(DogclfRule):
         self.wrong: dict[int, int] = {}
 
     def missing(self) -> str:
+        """Needs saved class counts or labels."""
         return "" if self.counts or self.labels else "no class counts or labels saved (collections 'dataset', 'labels')"
 
     def _ratio(self, counts) -> float:
@@ -418,6 +446,7 @@ class ClassImbalance(DogclfRule):
         return float("inf") if counts.min() <= 0 else float(counts.max() / counts.min())
 
     def invoke_at_step(self, step):
+        """Check the saved class counts, then the labels seen so far."""
         return self._check_dataset_counts(step) or self._check_seen_labels(step)
 
     def _check_dataset_counts(self, step) -> bool:

@@ -38,6 +38,7 @@ class ProfilerCallback(Callback):
         self.active = False
 
     def on_train_start(self, trainer: Trainer) -> None:
+        """On rank 0: write the run's metadata, open the trace window and start the system sampler."""
         import torch
 
         from dogclf.profile.sampler import SystemSampler
@@ -79,10 +80,12 @@ class ProfilerCallback(Callback):
         weakref.finalize(self, self.sampler.stop_soon)  # a run that raised drops its trainer: stop sampling
 
     def on_phase_start(self, trainer: Trainer, phase: str) -> None:
+        """Close the trace before evaluation passes."""
         if self.active and phase != "train" and self.trace is not None:
             self.trace.close()  # keep evaluation out of the training trace
 
     def on_step_end(self, trainer: Trainer, out: dict[str, Any]) -> None:
+        """Buffer the step's timing split and advance the trace window."""
         if not self.active:
             return
         now = time.perf_counter() - self.t0
@@ -105,10 +108,12 @@ class ProfilerCallback(Callback):
         self.trace.on_step(out["step"])
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """Append the epoch's buffered steps to disk, so a crash loses at most one epoch."""
         if self.active:
             self._flush_steps()
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Stop tracing and sampling, then evaluate the profiler rules and write the report."""
         if not self.active:
             return
         self.trace.close()

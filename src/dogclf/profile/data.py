@@ -96,7 +96,9 @@ def load_profile(run_dir: str | Path) -> ProfileData:
     steps = _read_jsonl(folder / STEPS_FILE)
     samples = _read_jsonl(folder / SYSTEM_FILE)
     cores = max((len(s.get("cpu") or []) for s in samples), default=0)
-    per_core = np.array([(s.get("cpu") or [math.nan] * cores) for s in samples], dtype=float).reshape(-1, cores)
+    # reshape(-1, 0) is ambiguous: a run shorter than one sampling interval has no samples at all.
+    rows = [(s.get("cpu") or [math.nan] * cores) for s in samples]
+    per_core = np.array(rows, dtype=float).reshape(len(samples), cores)
     ops_path = folder / OPS_FILE
     ops = json.loads(ops_path.read_text(encoding="utf-8")) if ops_path.exists() else []
     return ProfileData(folder, meta, _columns(steps, STEP_FIELDS), _columns(samples, SYSTEM_FIELDS), per_core, ops)

@@ -30,9 +30,11 @@ class RuleResult:
 
     @property
     def triggered(self) -> bool:
+        """The rule found issues, as opposed to none, too little data, or not applicable."""
         return self.status == ISSUES
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields, for the rules JSON file and `--json` output."""
         return asdict(self)
 
 

@@ -80,6 +80,7 @@ class SystemSampler:
         self._samples = 0
 
     def start(self) -> None:
+        """Start sampling on the background thread."""
         self._thread.start()
 
     def stop_soon(self) -> None:

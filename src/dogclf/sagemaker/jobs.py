@@ -1,4 +1,4 @@
-"""Every SageMaker SDK call of dogclf: training estimator, tuner, best parameters, deploy, profiler report.
+"""Every SageMaker SDK call of dogclf: estimator, tuner, waiting, best parameters, reports, deploy, invoke.
 
 The SDK (v2) is imported here only. Inside our calls its telemetry is opted out (through the session's SDK
 config) and its v2 deprecation banner is silenced; the user's own SDK use is left alone. A `Connection`
@@ -13,35 +13,66 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
+import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dogclf.config import RunConfig, build_config, config_to_yaml
-from dogclf.errors import ConfigError, DogclfError
+from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
+from dogclf.errors import ConfigError, DatasetError, DogclfError
 from dogclf.fsutil import atomic_write_text
 from dogclf.hyperparameters import HYPERPARAMETERS, config_field, to_hyperparameters
 from dogclf.s3 import parse_s3_uri
+from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.training import CONFIG_FILE
 from dogclf.training.metrics import metric_definitions
 
 FRAMEWORK_VERSION = "2.6.0"  # newest PyTorch DLC with both training and inference images in SDK 2.257
 PY_VERSION = "py312"
-COLLECTIONS = ("losses", "weights", "biases", "gradients")
 # AWS-maintained rules run as built-ins; the rest of dogclf.debug.rules runs as custom rules, so each
 # check runs once. Custom rule names get a "dogclf-" prefix so both kinds can coexist.
 BUILTIN_RULES = ("vanishing_gradient", "exploding_tensor", "loss_not_decreasing", "overtraining")
 _BUILTIN_CLASSES = {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining"}
-# Per-region account of the custom-rule evaluator image (AWS docs, "Debugger image URIs for custom rule
-# evaluators"); other regions need rule_image_uri.
-RULE_EVALUATOR_ACCOUNTS = {"us-west-2": "759209512951"}
+# Per-region account of the custom-rule evaluator image `sagemaker-debugger-rule-evaluator:latest`. The SDK has
+# no lookup for it: image_uris.retrieve("debugger", region) is the built-in rules image (sagemaker-debugger-rules),
+# which cannot run a rule file. Source: AWS docs "Amazon SageMaker Debugger Registry URLs for Custom Rule
+# Evaluators" (the 18 commercial regions), and the SDK's tests/integ/test_debugger.py for the two China regions.
+# Other regions need rule_image_uri.
+RULE_EVALUATOR_ACCOUNTS = {
+    "ap-east-1": "645844755771",
+    "ap-northeast-1": "670969264625",
+    "ap-northeast-2": "326368420253",
+    "ap-south-1": "552407032007",
+    "ap-southeast-1": "631532610101",
+    "ap-southeast-2": "445670767460",
+    "ca-central-1": "105842248657",
+    "eu-central-1": "691764027602",
+    "eu-north-1": "091235270104",
+    "eu-west-1": "606966180310",
+    "eu-west-2": "074613877050",
+    "eu-west-3": "224335253976",
+    "me-south-1": "050406412588",
+    "sa-east-1": "466516958431",
+    "us-east-1": "864354269164",
+    "us-east-2": "840043622174",
+    "us-west-1": "952348334681",
+    "us-west-2": "759209512951",
+    "cn-north-1": "617202126805",
+    "cn-northwest-1": "658559488188",
+}
 ENTRY_SCRIPTS = {"train": "train.py", "hpo": "hpo.py", "inference": "inference.py"}
+CODE_DIR = "/opt/ml/model/code"  # where the serving container finds code/ of model.tar.gz
+
+
+log = logging.getLogger("dogclf")
 
 
 class SageMakerError(DogclfError):
@@ -95,6 +126,7 @@ class Connection:
 
     @property
     def region(self) -> str:
+        """The AWS region the session talks to."""
         return self.session.boto_region_name
 
 
@@ -129,40 +161,26 @@ def connect(
 
 
 # --------------------------------------------------------------------------------------------- source dir
-def _entrypoints_dir() -> Path:
-    import dogclf
+def stage_source_dir(
+    scripts: Sequence[str],
+    cfg: RunConfig | None = None,
+    entry_dir: str | Path | None = None,
+    extras: Sequence[str] = (),
+) -> Path:
+    """A temp folder with the entry scripts, a copy of the dogclf package, requirements.txt and the config.
 
-    path = Path(dogclf.__file__).resolve().parents[2] / "entrypoints"
-    if not path.is_dir():
-        raise ConfigError(f"entry scripts not found at {path}; pass entry_dir= (a dogclf checkout's entrypoints/)")
-    return path
+    requirements.txt (installed by the training toolkit before the script runs) adds the dependencies of
+    `extras`; serving-requirements.txt, without them, becomes code/requirements.txt of the job's model.
+    """
+    from dogclf.sagemaker.bundle import SERVING_REQUIREMENTS_FILE, requirements, write_code
 
-
-def _requirements() -> str:
-    """dogclf's own dependencies, minus torch/torchvision that the PyTorch container already has."""
-    from importlib.metadata import PackageNotFoundError, requires
-
-    try:
-        reqs = requires("dogclf") or []
-    except PackageNotFoundError:
-        reqs = []
-    keep = [r for r in reqs if ";" not in r and not r.split(">")[0].split("=")[0].strip().startswith("torch")]
-    return "".join(f"{r}\n" for r in keep)
-
-
-def stage_source_dir(scripts: Sequence[str], cfg: RunConfig | None = None, entry_dir: str | Path | None = None) -> Path:
-    """A temp folder with the entry scripts, a copy of the dogclf package, requirements.txt and the config."""
-    import dogclf
-
-    src = Path(entry_dir) if entry_dir else _entrypoints_dir()
     staged = Path(tempfile.mkdtemp(prefix="dogclf-source-"))
-    for name in scripts:
-        if not (src / name).is_file():
-            raise ConfigError(f"entry script {src / name} not found")
-        shutil.copy2(src / name, staged / name)
-    package = Path(dogclf.__file__).resolve().parent
-    shutil.copytree(package, staged / "dogclf", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (staged / "requirements.txt").write_text(_requirements(), encoding="utf-8")
+    try:
+        write_code(staged, scripts, entry_dir, extras=extras)
+        (staged / SERVING_REQUIREMENTS_FILE).write_text(requirements(), encoding="utf-8")
+    except ConfigError:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     if cfg is not None:
         shipped = cfg.model_copy(deep=True)
         shipped.data.root = None  # the channels decide where the data is
@@ -200,6 +218,28 @@ def custom_rule_classes(source: Path) -> list[str]:
     return [n for n in bases if n in rules and n not in used_as_base and not n.startswith("_")]
 
 
+def rule_signatures(source: Path) -> dict[str, list[str]]:
+    """Each class's rule parameters (its `__init__` arguments after base_trial, else its bases'), read with ast.
+
+    The submitting machine needs no smdebug: the rules file is uploaded, never imported here.
+    """
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def params(name: str, seen: frozenset[str] = frozenset()) -> list[str] | None:
+        node = classes.get(name)
+        if node is None or name in seen:
+            return None
+        init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        if init is not None:
+            names = [a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)]
+            return [n for n in names if n not in ("self", "base_trial")]
+        inherited = (params(getattr(b, "id", getattr(b, "attr", "")), seen | {name}) for b in node.bases)
+        return next((p for p in inherited if p is not None), None)
+
+    return {name: found for name in classes if (found := params(name)) is not None}
+
+
 def rules_source() -> Path:
     """The file of dogclf.debug.rules, uploaded as the custom rules' source."""
     spec = importlib.util.find_spec("dogclf.debug.rules")
@@ -211,56 +251,146 @@ def rules_source() -> Path:
 def _rule_image(region: str, rule_image_uri: str | None) -> str:
     if rule_image_uri:
         return rule_image_uri
+    from sagemaker.utils import get_domain_for_region
+
     account = RULE_EVALUATOR_ACCOUNTS.get(region)
     if account is None:
+        known = ", ".join(sorted(RULE_EVALUATOR_ACCOUNTS))
         raise ConfigError(
-            f"no known custom-rule evaluator image for region {region}; pass rule_image_uri "
-            f"(see AWS docs 'Debugger image URIs for custom rule evaluators'), or custom_rules=()"
+            f"no known custom-rule evaluator image for region {region} (known: {known}); pass rule_image_uri "
+            f"(AWS docs 'Debugger Registry URLs for Custom Rule Evaluators'), or custom_rules=()"
         )
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-debugger-rule-evaluator:latest"
+    return f"{account}.dkr.ecr.{region}.{get_domain_for_region(region)}/sagemaker-debugger-rule-evaluator:latest"
 
 
-def _debugger(
-    conn: Connection,
-    save_interval: int,
-    builtin_rules: Sequence[str],
-    custom_rules: Sequence[str] | None,
-    rule_image_uri: str | None,
-    rule_instance_type: str,
-    rules_file: str | Path | None,
-) -> tuple[Any, list[Any]]:
-    """DebuggerHookConfig with the tensor collections, and the built-in + custom rules that read them."""
-    from sagemaker.debugger import CollectionConfig, DebuggerHookConfig, Rule, rule_configs
+def rule_parameter_strings(params: Mapping[str, Any]) -> dict[str, str]:
+    """Rule parameters as SageMaker carries them: text, lists comma-joined, None left out (the rule's default)."""
+    out = {}
+    for key, value in params.items():
+        if value is not None:
+            out[key] = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return out
 
-    params = {"save_interval": str(save_interval)}
-    collections = [CollectionConfig(name, parameters=params) for name in COLLECTIONS]
-    hook = DebuggerHookConfig(s3_output_path=conn.s3_uri("debug"), collection_configs=collections)
-    rules = []
-    for name in builtin_rules:
+
+def _rule_parameters(name: str, debug: DebugConfig, signatures: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The parameters the local engine gives rule `name` (dogclf's + debug.rule_parameters), checked by name."""
+    params = merged_rule_parameters(name, debug.rule_parameters)
+    valid = signatures.get(name)
+    unknown = sorted(set(params) - set(valid)) if valid is not None else []
+    if unknown:
+        raise ConfigError(f"rule {name}: unknown parameter(s) {unknown}; valid: {', '.join(valid or [])}")
+    return params
+
+
+@dataclass
+class _DebuggerPlan:
+    """What a job's hook saves (as CollectionConfigs, one per name) and the rules that read it."""
+
+    debug: DebugConfig
+    collections: dict[str, Any] = field(default_factory=dict)
+    rules: list[Any] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # custom rule -> why it was not submitted
+
+    def collection(self, name: str) -> Any:
+        """The job's CollectionConfig of `name` (saved every debug.save_interval steps), added when new."""
+        from sagemaker.debugger import CollectionConfig
+
+        if name not in self.collections:
+            params = {"save_interval": str(self.debug.save_interval)}
+            self.collections[name] = CollectionConfig(name, parameters=params)
+        return self.collections[name]
+
+
+def _add_builtin_rules(plan: _DebuggerPlan, names: Sequence[str]) -> None:
+    """AWS's rules, with the parameters of dogclf's rule of the same name and their collections at our interval."""
+    from sagemaker.debugger import Rule, rule_configs
+
+    signatures = rule_signatures(rules_source())
+    for name in names:
         factory = getattr(rule_configs, name, None)
-        if factory is None or name.startswith("_"):
+        base = factory() if callable(factory) and not name.startswith("_") else None
+        if not isinstance(base, dict) or "DebugRuleConfiguration" not in base:
             raise ConfigError(f"unknown built-in Debugger rule {name!r}; e.g. {', '.join(BUILTIN_RULES)}")
-        rules.append(Rule.sagemaker(factory()))
-    source = (Path(rules_file) if rules_file else rules_source()) if custom_rules is None or custom_rules else None
-    available = custom_rule_classes(source) if source else []
-    chosen = [n for n in available if n not in _BUILTIN_CLASSES] if custom_rules is None else list(custom_rules)
+        rule = base["DebugRuleConfiguration"]["RuleConfigurationName"]
+        params = _rule_parameters(rule, plan.debug, signatures) if rule in signatures else {}
+        # Our CollectionConfigs replace the rule's own (save_interval 500), so each collection is sent once.
+        needed = [plan.collection(c["CollectionName"]) for c in base.get("CollectionConfigurations", [])]
+        plan.rules.append(
+            Rule.sagemaker(base, rule_parameters=rule_parameter_strings(params) or None, collections_to_save=needed)
+        )
+
+
+def _custom_rule_inputs(plan: _DebuggerPlan, name: str, params: Mapping[str, Any], explicit: bool) -> list[Any] | None:
+    """The CollectionConfigs a custom rule reads, or None when the job saves none of them (error when explicit)."""
+    inputs = rule_inputs(name, params)
+    saved = set(plan.debug.saved_collections())
+    if not inputs or set(inputs) & saved:
+        return [plan.collection(c) for c in inputs if c in saved]
+    why = f"it reads {' or '.join(inputs)}, which this job does not save (debug.collections)"
+    if explicit:
+        wanted = [*plan.debug.collections, inputs[0]]
+        raise ConfigError(f"custom rule {name}: {why}; add it: --set debug.collections=[{','.join(wanted)}]")
+    plan.skipped[name] = why
+    return None
+
+
+def _add_custom_rules(plan: _DebuggerPlan, conn: Connection, o: EstimatorOptions) -> None:
+    """The rules of dogclf.debug.rules (or of `o.rules_file`) as Rule.custom, with the local engine's parameters."""
+    from sagemaker.debugger import Rule
+
+    if o.custom_rules is not None and not o.custom_rules:
+        return
+    source = Path(o.rules_file) if o.rules_file else rules_source()
+    available = custom_rule_classes(source)
+    explicit = o.custom_rules is not None
+    chosen = list(o.custom_rules) if explicit else [n for n in available if n not in _BUILTIN_CLASSES]
     unknown = [n for n in chosen if n not in available]
     if unknown:
         raise ConfigError(f"unknown custom rule(s) {unknown}; {source} defines {available}")
-    image = _rule_image(conn.region, rule_image_uri) if chosen else None
+    signatures = rule_signatures(source)
+    submitted = []
     for name in chosen:
-        rules.append(
+        params = _rule_parameters(name, plan.debug, signatures)
+        inputs = _custom_rule_inputs(plan, name, params, explicit)
+        if inputs is not None:
+            submitted.append((name, params, inputs))
+    image = _rule_image(conn.region, o.rule_image_uri) if submitted else None
+    for name, params, inputs in submitted:
+        plan.rules.append(
             Rule.custom(
                 name=f"dogclf-{name}",
                 image_uri=image,
-                instance_type=rule_instance_type,
+                instance_type=o.rule_instance_type,
                 volume_size_in_gb=30,
                 source=str(source),
                 rule_to_invoke=name,
-                collections_to_save=collections,
+                rule_parameters=rule_parameter_strings(params),
+                collections_to_save=inputs,
             )
         )
-    return hook, rules
+
+
+def _debugger(conn: Connection, debug: DebugConfig, o: EstimatorOptions) -> tuple[Any, list[Any]]:
+    """DebuggerHookConfig saving what dogclf's hook saves locally, and the built-in + custom rules that read it.
+
+    A custom rule whose collections the job does not save is left out (logged), so no rule instance is paid for
+    that can never fire; naming it in custom_rules makes that an error instead.
+    """
+    from sagemaker.debugger import DebuggerHookConfig
+
+    plan = _DebuggerPlan(debug)
+    for name in debug.saved_collections():
+        plan.collection(name)
+    _add_builtin_rules(plan, o.builtin_rules)
+    _add_custom_rules(plan, conn, o)
+    for name, why in plan.skipped.items():
+        log.info("custom rule %s not submitted: %s", name, why)
+    hook = DebuggerHookConfig(
+        s3_output_path=conn.s3_uri("debug"),
+        hook_parameters={"save_interval": str(debug.save_interval)},
+        collection_configs=list(plan.collections.values()),
+    )
+    return hook, plan.rules
 
 
 def _profiler(interval_ms: int) -> tuple[Any, list[Any]]:
@@ -283,10 +413,9 @@ class EstimatorOptions:
     distributed: bool | None = None  # torch_distributed; default on for instance_count > 1
     spot: bool = False
     max_run_s: int = 24 * 3600
-    max_wait_s: int | None = None
+    max_wait_s: int | None = None  # spot only: the spot wait plus the run, >= max_run_s (default max_run_s)
     checkpoint_s3_uri: str | None = None  # default s3://bucket/prefix/checkpoints/<run name>
-    debugger: bool = True
-    save_interval: int = 500  # the built-in rules ask for their collections at 500; equal configs merge
+    debugger: bool = True  # tensors saved every cfg.debug.save_interval steps, the collections of cfg.debug
     builtin_rules: Sequence[str] = BUILTIN_RULES
     custom_rules: Sequence[str] | None = None  # None: the classes of dogclf.debug.rules not run as built-ins
     rule_image_uri: str | None = None
@@ -301,8 +430,24 @@ class EstimatorOptions:
     base_job_name: str = "dogclf"
 
 
+def _max_wait(o: EstimatorOptions) -> int | None:
+    """MaxWaitTimeInSeconds: spot only, at least max_run_s (it counts the spot wait plus the run itself)."""
+    if not o.spot:
+        if o.max_wait_s is not None:
+            raise ConfigError("--max-wait applies to spot training only: add --spot, or drop --max-wait")
+        return None
+    if o.max_wait_s is None:
+        return o.max_run_s
+    if o.max_wait_s < o.max_run_s:
+        raise ConfigError(
+            f"--max-wait ({o.max_wait_s} s) must be at least --max-run ({o.max_run_s} s): it bounds the wait for "
+            f"spot capacity plus the run itself; e.g. --max-wait {2 * o.max_run_s}"
+        )
+    return o.max_wait_s
+
+
 def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
-    """A PyTorch estimator running entrypoints/{train,hpo}.py on the config, with Debugger and profiler."""
+    """A PyTorch estimator running dogclf/entrypoints/{train,hpo}.py on the config, with Debugger and profiler."""
     o = options
     if o.mode not in ("train", "hpo"):
         raise ConfigError(f"mode must be 'train' or 'hpo', got {o.mode!r}")
@@ -314,17 +459,7 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
         from sagemaker.pytorch import PyTorch
         from sagemaker.utils import name_from_base
 
-        hook, rules = (False, [])
-        if o.debugger and not hpo:
-            hook, rules = _debugger(
-                conn,
-                o.save_interval,
-                o.builtin_rules,
-                o.custom_rules,
-                o.rule_image_uri,
-                o.rule_instance_type,
-                o.rules_file,
-            )
+        hook, rules = _debugger(conn, run.debug, o) if o.debugger and not hpo else (False, [])
         profiler_config, profiler_rules = (
             _profiler(o.system_monitor_interval_ms) if o.profiler and not hpo else (None, [])
         )
@@ -332,7 +467,7 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
         run_name = cfg.name or name_from_base(o.base_job_name)
         checkpoint = None if hpo else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name)
         distributed = o.instance_count > 1 if o.distributed is None else o.distributed
-        source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir)
+        source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
         tags = [{"Key": k, "Value": v} for k, v in {"dogclf:mode": o.mode, **o.tags}.items()]
         try:
             estimator = PyTorch(
@@ -352,7 +487,7 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
                 checkpoint_s3_uri=checkpoint,
                 use_spot_instances=o.spot,
                 max_run=o.max_run_s,
-                max_wait=(o.max_wait_s or o.max_run_s) if o.spot else None,
+                max_wait=_max_wait(o),
                 distribution={"torch_distributed": {"enabled": True}} if distributed else None,
                 output_path=conn.s3_uri("output"),
                 code_location=conn.s3_uri("code"),
@@ -395,6 +530,142 @@ def submit(
             return job.latest_tuning_job.name
         job.fit(_channels(inputs), job_name=job_name, wait=wait, logs="All" if wait else "None")
         return job.latest_training_job.name
+
+
+# ------------------------------------------------------------------------------------------------ waiting
+# kind -> (describe call, name parameter, status field, final states)
+_WAITABLE = {
+    "training": ("describe_training_job", "TrainingJobName", "TrainingJobStatus", ("Completed", "Failed", "Stopped")),
+    "tuning": (
+        "describe_hyper_parameter_tuning_job",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus",
+        ("Completed", "Failed", "Stopped"),
+    ),
+    "endpoint": (
+        "describe_endpoint",
+        "EndpointName",
+        "EndpointStatus",
+        ("InService", "Failed", "OutOfService", "UpdateRollbackFailed"),
+    ),
+}
+RULE_FINAL = ("NoIssuesFound", "IssuesFound", "Error", "Stopped")
+
+
+def describe(conn: Connection, kind: str, name: str) -> dict[str, Any]:
+    """The Describe* answer for a training job, tuning job or endpoint."""
+    if kind not in _WAITABLE:
+        raise ConfigError(f"kind must be one of {', '.join(_WAITABLE)}, got {kind!r}")
+    call, param, _, _ = _WAITABLE[kind]
+    client = conn.session.sagemaker_client
+    with _sdk_env(conn.endpoint_url), _aws_errors(f"reading {kind} {name}"):
+        return getattr(client, call)(**{param: name})
+
+
+def _poll(
+    read: Callable[[], Any],
+    done: Callable[[Any], bool],
+    what: str,
+    poll_s: float,
+    timeout_s: float | None,
+    show: Callable[[Any], Any] = str,
+) -> Any:
+    """Call read() every poll_s seconds until done(value); SageMakerError (naming show(value)) after timeout_s."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if deadline is not None and time.monotonic() > deadline:
+            raise SageMakerError(f"gave up waiting for {what} after {timeout_s:.0f} s (last seen: {show(value)})")
+        time.sleep(poll_s)
+
+
+def wait_for(
+    conn: Connection,
+    kind: str,
+    name: str,
+    poll_s: float = 30.0,
+    timeout_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Poll a training job, tuning job or endpoint until it reaches a final state; returns its description.
+
+    `progress` is called with each new status. A final state may be a failure: check the returned status.
+    """
+    if kind not in _WAITABLE:
+        raise ConfigError(f"kind must be one of {', '.join(_WAITABLE)}, got {kind!r}")
+    _, _, status_field, final = _WAITABLE[kind]
+    seen: list[str] = []
+
+    def status_of(desc: Mapping[str, Any]) -> str:
+        return desc.get(status_field, "Unknown")
+
+    def read() -> dict[str, Any]:
+        desc = describe(conn, kind, name)
+        if progress is not None and (not seen or seen[-1] != status_of(desc)):
+            progress(status_of(desc))
+        seen.append(status_of(desc))
+        return desc
+
+    return _poll(read, lambda d: status_of(d) in final, f"{kind} {name}", poll_s, timeout_s, show=status_of)
+
+
+def rule_statuses(description: Mapping[str, Any]) -> dict[str, str]:
+    """Rule name -> evaluation status (Debugger and profiler rules) from a DescribeTrainingJob answer."""
+    found = {}
+    for key in ("DebugRuleEvaluationStatuses", "ProfilerRuleEvaluationStatuses"):
+        for s in description.get(key) or []:
+            found[s.get("RuleConfigurationName", "?")] = s.get("RuleEvaluationStatus", "Unknown")
+    return found
+
+
+def wait_for_rules(
+    conn: Connection, job_name: str, poll_s: float = 30.0, timeout_s: float | None = None
+) -> dict[str, str]:
+    """Wait until every rule of a finished training job has a final status (rules run on after the job)."""
+
+    def read() -> dict[str, str]:
+        return rule_statuses(describe(conn, "training", job_name))
+
+    return _poll(read, lambda r: all(v in RULE_FINAL for v in r.values()), f"rules of {job_name}", poll_s, timeout_s)
+
+
+@dataclass
+class TrainingOutputs:
+    """What a finished training job left behind: status, model.tar.gz (and whether it exists), rule statuses."""
+
+    job_name: str
+    status: str
+    failure_reason: str | None
+    model_data: str | None
+    model_data_exists: bool
+    rules: dict[str, str]
+
+    @property
+    def ran(self) -> bool:
+        """True when the job completed and its model.tar.gz is really in S3 (an emulator leaves none)."""
+        return self.status == "Completed" and self.model_data_exists
+
+
+def training_outputs(conn: Connection, job_name: str) -> TrainingOutputs:
+    """Describe a training job and check in S3 that the model artifact it names exists."""
+    from dogclf.s3 import make_client, object_exists
+
+    desc = describe(conn, "training", job_name)
+    model_data = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    exists = False
+    if model_data:
+        with _aws_errors(f"checking {model_data}"):
+            exists = object_exists(model_data, client=make_client(conn.endpoint_url, conn.region))
+    return TrainingOutputs(
+        job_name=job_name,
+        status=desc.get("TrainingJobStatus", "Unknown"),
+        failure_reason=desc.get("FailureReason"),
+        model_data=model_data,
+        model_data_exists=exists,
+        rules=rule_statuses(desc),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- tuning
@@ -534,6 +805,9 @@ class DeployOptions:
     py_version: str = PY_VERSION
     entry_dir: str | Path | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # True when model_data already holds code/inference.py, a dogclf copy and requirements.txt (the model of a
+    # dogclf training job does): it is served as is. False: the SDK repacks it with the code (downloads it).
+    code_in_model: bool = False
 
 
 def _client_codecs() -> tuple[Any, Any]:
@@ -556,18 +830,25 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
         from sagemaker.utils import name_from_base
 
         name = o.endpoint_name or name_from_base("dogclf")
-        source_dir = stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
+        source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
+        # With the code inside model_data, no entry_point: the SDK then neither downloads nor repacks the model.
+        code = {"entry_point": ENTRY_SCRIPTS["inference"], "source_dir": str(source_dir)} if source_dir else {}
+        env = (
+            {}
+            if source_dir
+            else {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
+        )
         try:
             model = PyTorchModel(
                 model_data=model_data,
                 role=o.role,
-                entry_point=ENTRY_SCRIPTS["inference"],
-                source_dir=str(source_dir),
                 framework_version=o.framework_version,
                 py_version=o.py_version,
                 sagemaker_session=conn.session,
                 code_location=conn.s3_uri("code"),
                 name=name,
+                env=env,
+                **code,
             )
             serverless = None
             if o.serverless_memory_mb is not None:
@@ -585,7 +866,8 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
                 tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
             )
         finally:
-            shutil.rmtree(source_dir, ignore_errors=True)
+            if source_dir is not None:
+                shutil.rmtree(source_dir, ignore_errors=True)
         if o.autoscale_max_instances:
             _autoscale(conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations)
     return predictor
@@ -637,22 +919,42 @@ def delete_endpoint(conn: Connection, endpoint_name: str, delete_model: bool = T
     return deleted
 
 
+def invoke_endpoint(conn: Connection, endpoint_name: str, image: bytes | str | Path, topk: int = 3) -> dict[str, Any]:
+    """Send one image to a deployed dogclf endpoint (InvokeEndpoint); returns its JSON answer (top-k breeds)."""
+    serializer, deserializer = _client_codecs()
+    client = conn.session.sagemaker_runtime_client
+    with _sdk_env(conn.endpoint_url), _aws_errors(f"invoking endpoint {endpoint_name}"):
+        answer = client.invoke_endpoint(
+            EndpointName=endpoint_name,
+            Body=serializer.serialize(image),
+            ContentType=serializer.CONTENT_TYPE,
+            Accept=deserializer.ACCEPT[0],
+            CustomAttributes=f"topk={topk}",
+        )
+    content_type = answer.get("ContentType", "")
+    try:
+        return deserializer.deserialize(answer["Body"], content_type)
+    except ValueError:
+        raise SageMakerError(
+            f"endpoint {endpoint_name} answered {content_type!r}, not dogclf's JSON; is a dogclf model deployed there?"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------------- profiling
+def _rule_output(conn: Connection, job_name: str) -> tuple[str, dict[str, str]]:
+    """s3://.../<job>/rule-output, where every rule of a training job writes, and the rules' statuses."""
+    job = describe(conn, "training", job_name)
+    output = job.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    if not output:
+        raise SageMakerError(f"training job {job_name} has no output path")
+    return f"{output}/{job_name}/rule-output", rule_statuses(job)
+
+
 def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) -> list[Path]:
     """Download the ProfilerReport rule output of a training job (HTML, notebook, JSON) into `dest`."""
     from dogclf.s3 import download_folder, make_client
 
-    client = conn.session.sagemaker_client
-    with _sdk_env(conn.endpoint_url), _aws_errors(f"reading training job {job_name}"):
-        job = client.describe_training_job(TrainingJobName=job_name)
-    output = job.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
-    if not output:
-        raise SageMakerError(f"training job {job_name} has no output path")
-    statuses = {
-        s.get("RuleConfigurationName"): s.get("RuleEvaluationStatus")
-        for s in job.get("ProfilerRuleEvaluationStatuses", [])
-    }
-    rule_output = f"{output}/{job_name}/rule-output"
+    rule_output, statuses = _rule_output(conn, job_name)
     s3 = make_client(conn.endpoint_url, conn.region)
     bucket, prefix = parse_s3_uri(rule_output)
     with _aws_errors(f"listing {rule_output}"):
@@ -660,9 +962,28 @@ def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) 
     folders = sorted(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in listing.get("CommonPrefixes", []))
     reports = [f for f in folders if f.startswith("ProfilerReport")]
     if not reports:
-        state = {k: v for k, v in statuses.items() if k and k.startswith("ProfilerReport")} or "unknown"
+        state = {k: v for k, v in statuses.items() if k.startswith("ProfilerReport")} or "unknown"
         raise SageMakerError(
             f"no ProfilerReport output under {rule_output}/ yet (rule status: {state}); it appears after the job ends"
         )
     result = download_folder(f"{rule_output}/{reports[-1]}", dest, client=s3)
+    return [Path(dest) / rel for rel in result.transferred + result.skipped]
+
+
+def download_rule_reports(conn: Connection, job_name: str, dest: str | Path) -> list[Path]:
+    """Download the output of every rule of a training job (profiler report, Debugger rule reports) into `dest`.
+
+    Each rule writes under `<output path>/<job>/rule-output/<rule name>/`, kept as `dest/<rule name>/`.
+    """
+    from dogclf.s3 import download_folder, make_client
+
+    rule_output, statuses = _rule_output(conn, job_name)
+    try:
+        with _aws_errors(f"downloading {rule_output}"):
+            result = download_folder(rule_output, dest, client=make_client(conn.endpoint_url, conn.region))
+    except DatasetError:
+        raise SageMakerError(
+            f"no rule output under {rule_output}/ yet (rule statuses: {statuses or 'none reported'}); "
+            "rules write it after the training job ends"
+        ) from None
     return [Path(dest) / rel for rel in result.transferred + result.skipped]

@@ -3,7 +3,8 @@
 Where a run's files go inside the container:
 - RUN (config-free outputs: metrics.jsonl, summary.json, plots/, debug/, profile/) -> SM_OUTPUT_DATA_DIR,
   which SageMaker uploads as output.tar.gz;
-- the artifact (model.pth + metadata.json) -> SM_MODEL_DIR, uploaded as model.tar.gz for serving;
+- the artifact (model.pth + metadata.json) -> SM_MODEL_DIR, uploaded as model.tar.gz for serving; rank 0
+  adds code/ (inference.py, a dogclf copy, requirements.txt), so that model.tar.gz deploys without a repack;
 - checkpoints and the config that guards resuming -> /opt/ml/checkpoints when it exists (synced with the
   estimator's checkpoint_s3_uri, so a spot restart resumes), else RUN/checkpoints.
 Outside SageMaker the same flags take plain paths. Failures are written to /opt/ml/output/failure.
@@ -41,14 +42,17 @@ class ContainerRunPaths(RunPaths):
 
     @property
     def model(self) -> Path:
+        """--model-dir when given (default SM_MODEL_DIR, which SageMaker uploads as model.tar.gz)."""
         return self.model_dir or self.root / "model"
 
     @property
     def checkpoints(self) -> Path:
+        """--checkpoint-dir when given: SageMaker syncs it with checkpoint_s3_uri, so a resubmitted job resumes."""
         return self.checkpoint_dir or self.root / "checkpoints"
 
     @property
     def config(self) -> Path:
+        """Kept with the checkpoints, so a resumed job checks its config against the one they came from."""
         return self.checkpoints / "config.yaml"
 
 
@@ -118,7 +122,7 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     env = SageMakerEnv.from_environ()
     try:
-        from dogclf.training import train
+        from dogclf.training import distributed, train
 
         cfg, paths = resolve(argv, mode, env, script_dir)
         result = train(cfg, paths.root, resume=True, paths=paths)
@@ -130,5 +134,23 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
         env.write_failure(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         raise
     if result.artifact_dir.exists():
+        if mode == "train" and env.in_container and distributed.info_from_env().is_main:
+            add_serving_code(result.artifact_dir, script_dir)
         log.info("model: %s", result.artifact_dir)
     return 0
+
+
+def add_serving_code(model_dir: Path, script_dir: Path | None = None) -> Path:
+    """Write model_dir/code (inference.py, a dogclf copy, requirements.txt): the job's model.tar.gz serves as is.
+
+    requirements.txt is the serving list shipped next to the entry script (the container has no dogclf metadata),
+    which leaves out the job's training-only extras such as smdebug.
+    """
+    from dogclf.sagemaker.bundle import REQUIREMENTS_FILE, SERVING_REQUIREMENTS_FILE, write_code
+
+    shipped = [script_dir / name for name in (SERVING_REQUIREMENTS_FILE, REQUIREMENTS_FILE)] if script_dir else []
+    found = next((p for p in shipped if p.is_file()), None)
+    if found is None:
+        log.warning("no requirements shipped next to the entry script: the model's code/requirements.txt is empty")
+    text = found.read_text(encoding="utf-8") if found else ""
+    return write_code(model_dir / "code", ["inference.py"], requirements_text=text)

@@ -51,16 +51,19 @@ class ClassifierAPI:
 
     @property
     def engine(self) -> InferenceEngine:
+        """The loaded inference engine; raises until `setup()` has run."""
         if self._engine is None:
             raise RuntimeError("ClassifierAPI.setup() has not been called")
         return self._engine
 
     @property
     def ready(self) -> bool:
+        """Whether `setup()` has loaded the model, for /ping and the readiness metric."""
         return self._engine is not None
 
     @property
     def version(self) -> str:
+        """The loaded model's version, reported in responses and headers."""
         return self.engine.artifact.metadata.version
 
     def setup(self) -> None:

@@ -54,6 +54,7 @@ class DynamicBatcher:
 
     @property
     def queued_images(self) -> int:
+        """Images accepted but not yet taken into a batch, for the queue-depth metric."""
         return self._queued
 
     def start(self) -> None:

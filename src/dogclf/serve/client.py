@@ -53,6 +53,7 @@ class EndpointClient:
         self._http = httpx.Client(timeout=timeout)
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._http.close()
 
     def __enter__(self) -> EndpointClient:

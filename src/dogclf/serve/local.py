@@ -30,6 +30,7 @@ class LocalEndpoint:
 
     @property
     def log_path(self) -> Path:
+        """Temporary file of the server's stderr: kept after `stop()`, removed on leaving a `with` block."""
         return Path(self._log.name)
 
     def log_text(self) -> str:

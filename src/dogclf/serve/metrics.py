@@ -21,6 +21,7 @@ class Histogram:
         self.n = 0
 
     def observe(self, value: float) -> None:
+        """Count `value` in every bucket whose bound it does not exceed (buckets are cumulative)."""
         for i, bound in enumerate(self.buckets):
             if value <= bound:
                 self.counts[i] += 1
@@ -28,6 +29,7 @@ class Histogram:
         self.n += 1
 
     def render(self, name: str) -> list[str]:
+        """The `_bucket`, `_sum` and `_count` sample lines of metric `name`."""
         lines = [f'{name}_bucket{{le="{_num(b)}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
         lines.append(f'{name}_bucket{{le="+Inf"}} {self.n}')
         return [*lines, f"{name}_sum {_num(self.total)}", f"{name}_count {self.n}"]
@@ -50,6 +52,7 @@ class ServerMetrics:
         self.ready = ready
 
     def observe_request(self, method: str, route: str, status: int, seconds: float, images: int) -> None:
+        """Record a finished request; only /invocations requests count toward the latency histogram."""
         with self._lock:
             self.requests[(method, route, status)] += 1
             if route.endswith("/invocations"):
@@ -57,6 +60,7 @@ class ServerMetrics:
             self.images += images
 
     def observe_batch(self, size: int) -> None:
+        """Record the size of one model forward pass."""
         with self._lock:
             self.batch_size.observe(size)
 

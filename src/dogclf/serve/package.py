@@ -13,16 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from dogclf.artifact import METADATA_FILE, WEIGHTS_FILE, read_metadata, resolve_artifact_dir
+from dogclf.entrypoints import script_path
 from dogclf.errors import ArtifactError
 from dogclf.fsutil import atomic_write
 
-# code/inference.py in every tarball; entrypoints/inference.py is the same text (a test keeps them equal).
-ENTRYPOINT_SOURCE = '''"""SageMaker PyTorch serving entry point (code/inference.py in model.tar.gz)."""
-
-from dogclf.serve.handlers import input_fn, model_fn, output_fn, predict_fn
-
-__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn"]
-'''
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
 
@@ -64,7 +58,7 @@ def package_model(source: str | Path, output: str | Path, wheel: str | Path | No
     entries: dict[str, bytes | Path] = {
         WEIGHTS_FILE: model_dir / WEIGHTS_FILE,
         METADATA_FILE: model_dir / METADATA_FILE,
-        "code/inference.py": ENTRYPOINT_SOURCE.encode("utf-8"),
+        "code/inference.py": script_path("inference.py"),  # the package's own file, also in wheel installs
         "code/requirements.txt": requirements_text(wheel_path).encode("utf-8"),
     }
     if wheel_path is not None:

@@ -20,6 +20,7 @@ class ImageSerializer:
     CONTENT_TYPE = "application/x-image"
 
     def serialize(self, data: bytes | str | Path | IO[bytes]) -> bytes:
+        """The image's bytes, read from the path or file object when not given as bytes."""
         if isinstance(data, (bytes, bytearray)):
             return bytes(data)
         if isinstance(data, (str, Path)):
@@ -35,6 +36,7 @@ class TopKDeserializer:
     ACCEPT = ("application/json",)
 
     def deserialize(self, stream: Any, content_type: str) -> dict:
+        """Parse the JSON body and close the stream."""
         try:
             return json.loads(stream.read())
         finally:
@@ -47,6 +49,7 @@ class LogitsDeserializer:
     ACCEPT = ("application/x-npy",)
 
     def deserialize(self, stream: Any, content_type: str) -> np.ndarray:
+        """Load the .npy body (pickles refused) and close the stream."""
         try:
             return np.load(io.BytesIO(stream.read()), allow_pickle=False)
         finally:

@@ -91,6 +91,7 @@ class EndpointState:
         )  # fmt: skip
 
     def check_ready(self) -> None:
+        """Raise NotReady, saying why, while the model is loading or failed to load."""
         if self.load_error:
             raise NotReady(f"model failed to load: {self.load_error}")
         if not self.api.ready:
@@ -167,6 +168,7 @@ class AccessLog:
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass an HTTP request to the app, then log and count it; other scopes pass through untouched."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

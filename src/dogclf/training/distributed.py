@@ -29,10 +29,12 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
+        """More than one process, so collectives are needed."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Rank 0, the process that logs and writes files."""
         return self.rank == 0
 
 

@@ -101,10 +101,13 @@ class Trainer:
         resume: bool = False,
         callbacks: Sequence[Callback] = (),
         paths: RunPaths | None = None,
+        metrics_only: bool = False,
     ) -> None:
         self.cfg = cfg
         self.paths = paths or RunPaths(Path(output))
         self.resume = resume
+        # Tuning trials: metrics.jsonl only; no checkpoints, artifact, plots, and never the test split.
+        self.metrics_only = metrics_only
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.sync_timing = False
@@ -295,7 +298,7 @@ class Trainer:
         self._emit(epoch + 1, "valid", valid)
         if self._improved(valid):
             self.best_epoch, self.bad_epochs = epoch + 1, 0
-            if self.is_main:
+            if self.is_main and not self.metrics_only:
                 save_checkpoint(self.paths.best_weights, self.model.state_dict())
         else:
             self.bad_epochs += 1
@@ -307,7 +310,8 @@ class Trainer:
             log.info("early stopping: no better %s for %d epochs", self.cfg.optim.monitor, patience)
             self.should_stop = True
         if self.is_main:
-            self._save_checkpoint(epoch + 1)
+            if not self.metrics_only:
+                self._save_checkpoint(epoch + 1)
             self._write_metrics()
 
     def _save_checkpoint(self, epochs_done: int) -> None:
@@ -366,8 +370,11 @@ class Trainer:
 
     # ----------------------------------------------------------------- end
     def _finish(self) -> TrainResult:
-        if not self.is_main:  # rank 0 evaluates the best weights (its checkpoints may be on another node)
+        # Rank 0 alone evaluates the best weights (its checkpoints may be on another node).
+        if not self.is_main or self.metrics_only:
             valid = self.history[-1]["valid"] if self.history else {}
+            if self.metrics_only and self.best_epoch:
+                valid = self.history[self.best_epoch - 1]["valid"]
             paths = self.paths
             result = TrainResult(paths.root, paths.model, self.history, self.best_epoch, valid, None)
             for cb in self.callbacks:
@@ -419,10 +426,14 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     paths: RunPaths | None = None,
+    metrics_only: bool = False,
 ) -> TrainResult:
-    """Train `cfg` into the run folder `output` (see Trainer); config-enabled callbacks run first."""
+    """Train `cfg` into the run folder `output` (see Trainer); config-enabled callbacks run first.
+
+    `metrics_only` (tuning trials) keeps metrics.jsonl and skips checkpoints, the artifact and the test split.
+    """
     from dogclf.training.plugins import callbacks_from_config
 
     paths = paths or RunPaths(Path(output))
     configured = callbacks_from_config(cfg, paths)
-    return Trainer(cfg, output, resume, [*configured, *callbacks], paths).fit()
+    return Trainer(cfg, output, resume, [*configured, *callbacks], paths, metrics_only).fit()

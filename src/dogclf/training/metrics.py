@@ -52,6 +52,7 @@ class RunningMetrics:
     n: int = 0
 
     def update(self, loss_sum: float, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch: its summed (not mean) loss, and top-1/top-5 hits of `logits` against `targets`."""
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         hits = top.eq(targets.view(-1, 1))
@@ -61,6 +62,7 @@ class RunningMetrics:
         self.n += int(targets.numel())
 
     def result(self) -> dict[str, float]:
+        """Loss, top-1 and top-5 over all samples so far (NaN before any)."""
         if self.n == 0:
             return {"loss": math.nan, "top1": math.nan, "top5": math.nan, "n": 0}
         return {"loss": self.loss_sum / self.n, "top1": self.top1 / self.n, "top5": self.top5 / self.n, "n": self.n}

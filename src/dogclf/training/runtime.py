@@ -32,6 +32,7 @@ class Runtime:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        """The reduced-precision dtype to autocast to, or None for fp32."""
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -51,6 +52,7 @@ class Runtime:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def describe(self) -> str:
+        """One line for logs and the run summary."""
         return f"device={self.device} precision={self.precision} channels_last={self.channels_last}"
 
 

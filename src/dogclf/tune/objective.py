@@ -73,6 +73,7 @@ class EpochReporter:
         self.phase, self.field = objective.split(":")
 
     def __call__(self, record: dict) -> None:
+        """Report the epoch's objective value (unless NaN or infinite), then prune if Optuna says so."""
         import optuna
 
         value = float(record[self.phase][self.field])
@@ -89,6 +90,7 @@ class PruningCallback(Callback):
         self.reporter = reporter
 
     def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        """Pass the epoch's record to the reporter, which may end the trial."""
         self.reporter(record)
 
 
@@ -106,6 +108,7 @@ class TrialRunner:
         self._datasets: dict[tuple, tuple[DatasetLayout, str]] = {}
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Train the trial's suggested configuration (or reuse a finished twin's value) and return its objective."""
         trial.set_user_attr("worker_pid", os.getpid())
         params = suggest(trial, self.space)
         duplicate = self._completed_twin(trial, params)
@@ -192,7 +195,7 @@ class TrialRunner:
 
         run_dir = self.output / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
-        result = train(cfg, run_dir, callbacks=[PruningCallback(reporter)])
+        result = train(cfg, run_dir, callbacks=[PruningCallback(reporter)], metrics_only=True)
         return result.history, result.best_epoch
 
 

@@ -46,6 +46,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf data make-sample` and `dogclf data check`."""
     data = sub.add_parser("data", help="make a sample dataset or check a dataset")
     cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     p = cmds.add_parser("make-sample", help="generate a small learnable ImageFolder dataset (train/valid/test)")

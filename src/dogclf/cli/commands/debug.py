@@ -35,19 +35,11 @@ def _fail_on(value: str | None) -> set[str]:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from dogclf.debug.engine import evaluate_rules
+    from dogclf.debug.engine import evaluate_rules, format_rules
 
     fail_on = _fail_on(args.fail_on)
     results = evaluate_rules(args.run_dir, _overrides(args.param))
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        print(f"{'rule':<26}{'status':<15}{'step':>6}  finding / advice")
-        for r in results:
-            step = "" if r.step is None else str(r.step)
-            print(f"{r.rule:<26}{r.status:<15}{step:>6}  {r.finding or r.explanation}")
-            if r.triggered:
-                print(f"{'':<49}-> {r.advice}")
+    print(json.dumps([r.to_dict() for r in results], indent=2) if args.json else format_rules(results))
     return 1 if any(r.triggered and r.rule in fail_on for r in results) else 0
 
 
@@ -59,6 +51,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf debug rules` and `dogclf debug report`."""
     p = sub.add_parser("debug", help="Debugger rules and HTML report of a run trained with --debug")
     actions = p.add_subparsers(dest="debug_command", metavar="ACTION", required=True)
     rules = actions.add_parser("rules", help="evaluate the rules on the run's saved tensors and print a table")

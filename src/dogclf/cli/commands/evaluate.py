@@ -26,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf evaluate`."""
     p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion of a saved model")
     p.add_argument("model", metavar="RUN_OR_MODEL", help="run folder or model folder")
     p.add_argument("--data", required=True, help="dataset root")

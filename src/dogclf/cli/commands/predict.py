@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf predict`, offline or against an endpoint."""
     p = sub.add_parser("predict", help="top-k breeds for images, offline or through an endpoint",
                        description="dogclf predict MODEL FILES_OR_DIR... | dogclf predict --endpoint URL "
                        "FILES_OR_DIR...; exits 1 when some image could not be predicted.")  # fmt: skip

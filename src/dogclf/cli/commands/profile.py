@@ -64,6 +64,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf profile report` and `dogclf profile rules`."""
     p = sub.add_parser("profile", help="profiler report and bottleneck rules of a run trained with --profile")
     actions = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
     report = actions.add_parser("report", help="write the self-contained HTML profiler report")

@@ -163,6 +163,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf sagemaker` and its job, endpoint and report actions."""
     p = sub.add_parser("sagemaker", help="train, tune and deploy on Amazon SageMaker")
     sm = p.add_subparsers(dest="sagemaker_command", metavar="ACTION", required=True)
 

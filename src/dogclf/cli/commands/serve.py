@@ -34,6 +34,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf serve` and `dogclf package`."""
     p = sub.add_parser(
         "serve",
         help="serve a model over HTTP like a SageMaker endpoint (loopback by default)",

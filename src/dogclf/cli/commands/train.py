@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf train`."""
     p = sub.add_parser(
         "train",
         help="fine-tune a model on an ImageFolder dataset",

@@ -37,6 +37,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dogclf tune`."""
     p = sub.add_parser(
         "tune",
         help="search hyperparameters locally (Optuna: TPE + pruning, resumable)",
