@@ -6,7 +6,8 @@ generated from the parsers and skipped): continuations are joined, comments and 
 
 - `dogclf ...` is parsed by `dogclf.cli.main.build_parser()` and must select a command.
 - `python PATH.py ...` and `python -m dogclf.MODULE ...` run the script up to its argparse parse and stop
-  there: the parse must succeed, nothing after it runs.
+  there: the parse must succeed, nothing after it runs. A thin wrapper (`entrypoints/train.py`, which only
+  imports and calls `main` of a dogclf module) is run the same way, so the packaged module's parser decides.
 - `make TARGET` needs a rule of that name in the Makefile; `curl URL` needs a route of the local endpoint.
 - Any other program must be listed in EXTERNAL (tools outside this project, not checked).
 
@@ -18,6 +19,7 @@ argparse accepts as values.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib.util
 import json
@@ -220,10 +222,22 @@ def check_python(args: list[str]) -> str | None:
     if not script.is_file():
         return f"{args[0]} does not exist"
     source = script.read_text(encoding="utf-8")
+    wrapped = wrapped_module(source)
+    if wrapped is not None and wrapped.origin:  # a thin wrapper: the module it runs parses the arguments
+        source = Path(wrapped.origin).read_text(encoding="utf-8")
     if "ArgumentParser" not in source and "argv" not in source:  # it would run to the end, not stop at a parse
         return f"{args[0]} reads no arguments (no ArgumentParser, no argv), so its command cannot be checked"
     with mock.patch.object(sys, "argv", [str(script), *args[1:]]):
         return _parse(lambda: runpy.run_path(str(script), run_name="__main__"))[0]
+
+
+def wrapped_module(source: str):
+    """The spec of the dogclf module whose `main` a wrapper script imports (`from dogclf.x import main`), or None."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dogclf":
+            if any(alias.name == "main" for alias in node.names):
+                return importlib.util.find_spec(node.module)
+    return None
 
 
 def makefile_targets() -> set[str]:
@@ -306,6 +320,9 @@ BROKEN = [
     ("python examples/custom_dataset.py --sample /tmp/s --output o --epochz 2", "unrecognized arguments: --epochz"),
     ("python benchmarks/bench_train.py --step 3", "unrecognized arguments: --step"),
     ("python entrypoints/train.py --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
+    ("python entrypoints/hpo.py --data d --output-data-dir r --batch 20", "unrecognized arguments: --batch"),
+    ("python -m dogclf.entrypoints.train --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
+    ("python entrypoints/inference.py", "reads no arguments"),
     ("python -m dogclf.docgen --chek", "unrecognized arguments: --chek"),
     ("make tests", "no Makefile target ['tests']"),
     ("curl -s http://127.0.0.1:8080/predict", "is not a route"),
@@ -323,7 +340,10 @@ def test_broken_commands_are_caught(line: str, expected: str):
 
 def test_help_and_placeholders_are_accepted():
     for line in ("dogclf train --help", "dogclf --version", "python examples/custom_dataset.py --help",
-                 'dogclf sagemaker best-params JOB -o best.yaml --bucket "$BUCKET"'):  # fmt: skip
+                 'dogclf sagemaker best-params JOB -o best.yaml --bucket "$BUCKET"',
+                 "python entrypoints/train.py --data d --output-data-dir r --lr 0.1 --epochs 2",
+                 "python entrypoints/hpo.py --data d --output-data-dir r --batch-size 20",
+                 "python -m dogclf.entrypoints.hpo --data d --output-data-dir r --lr 0.01"):  # fmt: skip
         (words,) = split_line(line)
         assert problem(Command(tuple(words), "test")) is None, line
 

@@ -119,3 +119,17 @@ def test_relative_links_resolve(doc):
         linked = (path.parent / file).resolve() if file else path
         assert linked.exists(), f"{doc}: link to missing {target}"
         assert not anchor or anchor in _anchors(linked), f"{doc}: no heading for #{anchor} in {linked.name}"
+
+
+def test_sagemaker_doc_states_prices_regions_and_collections_as_the_code_has_them():
+    from dogclf.debug.config import DebugConfig
+    from dogclf.sagemaker.jobs import RULE_EVALUATOR_ACCOUNTS
+
+    text = " ".join(SAGEMAKER_MD.split())
+    assert "approximate list prices, us-east-1, at time of writing; check the pricing page" in text
+    china = sorted(r for r in RULE_EVALUATOR_ACCOUNTS if r.startswith("cn-"))
+    rules = " ".join(section(SAGEMAKER_MD, "Debugger rules").split())
+    assert f"the {len(RULE_EVALUATOR_ACCOUNTS) - len(china)} commercial regions" in rules
+    assert all(f"{r}" in rules for r in china)
+    defaults = DebugConfig.model_fields["collections"].default
+    assert "default " + ", ".join(f"`{c}`" for c in defaults) in rules

@@ -70,7 +70,9 @@ def _script(code: Path, env: dict[str, str], args: list[str]) -> subprocess.Pope
 def test_train_entrypoint_contract_and_spot_resume(tiny_data, tmp_path):
     opt, env = _opt_ml(tmp_path, tiny_data, HPS)
     # /opt/ml/code as the estimator ships it: train.py, a dogclf/ copy and the config (runtime.threads=1)
-    code = stage_source_dir(["train.py"], tiny_config(tiny_data, **{"optim.label_smoothing": 0.1}))
+    # (with the debug extra in its requirements.txt, as a job with the debugger on has)
+    code = stage_source_dir(["train.py"], tiny_config(tiny_data, **{"optim.label_smoothing": 0.1}), extras=["debug"])
+    assert "smdebug==1.0.34" in (code / "requirements.txt").read_text().splitlines()
     args = [a for k, v in HPS.items() for a in (f"--{k}", v)]  # the toolkit passes hyperparameters as args
     try:
         first = _script(code, env, args)
@@ -104,7 +106,9 @@ def test_train_entrypoint_contract_and_spot_resume(tiny_data, tmp_path):
     served = opt / "model" / "code"  # model.tar.gz deploys as is: the serving code rides along
     assert (served / "inference.py").read_bytes() == script_path("inference.py").read_bytes()
     assert (served / "dogclf" / "serve" / "handlers.py").is_file()
+    # serving gets dogclf's own dependencies, not the job's training extras
     assert (served / "requirements.txt").read_text() == requirements() and "pydantic" in requirements()
+    assert "smdebug" not in requirements()
     assert (opt / "checkpoints" / "config.yaml").read_text().count("label_smoothing: 0.1") == 1
     assert not (opt / "output" / "failure").exists()
 

@@ -53,7 +53,7 @@ def test_create_training_job_request(conn, tmp_path):  # noqa: F811
     assert hps["debug"] == "true" and hps["sagemaker_program"] == "train.py"
     assert req["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
     collections = {c["CollectionName"] for c in req["DebugHookConfig"]["CollectionConfigurations"]}
-    assert collections == set(jobs.COLLECTIONS)
+    assert collections == set(cfg.debug.saved_collections())  # what the hook saves locally (test_sm_debugger.py)
     rules = {r["RuleConfigurationName"]: r for r in req["DebugRuleConfigurations"]}
     assert set(rules) == {
         "VanishingGradient",
@@ -76,12 +76,27 @@ def test_create_training_job_request(conn, tmp_path):  # noqa: F811
     # the source tarball in S3 holds the entry script, the dogclf package and the full config
     bucket, key = hps["sagemaker_submit_directory"][5:].split("/", 1)
     body = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url).get_object(Bucket=bucket, Key=key)
-    with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as tar:
+    body_bytes = body["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body_bytes)) as tar:
         names = set(tar.getnames())
         shipped = yaml.safe_load(tar.extractfile("dogclf-config.yaml").read())
     assert {"train.py", "dogclf/__init__.py", "requirements.txt"} <= names
+    with tarfile.open(fileobj=io.BytesIO(body_bytes)) as tar:
+        staged_requirements = tar.extractfile("requirements.txt").read().decode().splitlines()
+    assert "smdebug==1.0.34" in staged_requirements  # the debugger is on, and the container's hook imports smdebug
     assert shipped["optim"]["grad_clip"] == 5.0 and shipped["data"]["root"] is None
     assert conn.session.sagemaker_client.describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
+
+
+def test_spot_max_wait_is_sent_and_checked(conn, tmp_path):  # noqa: F811
+    seen = capture(conn, "CreateTrainingJob")
+    _, est = _estimator(conn, tmp_path, max_wait_s=7200, debugger=False, profiler=False)
+    jobs.submit(conn, est, DATA)
+    assert seen[0]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    with pytest.raises(ConfigError, match=r"--max-wait \(1800 s\) must be at least --max-run \(3600 s\)"):
+        _estimator(conn, tmp_path, max_wait_s=1800)
+    with pytest.raises(ConfigError, match="--max-wait applies to spot training only: add --spot"):
+        _estimator(conn, tmp_path, spot=False, max_wait_s=7200)
 
 
 def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path):  # noqa: F811
@@ -199,7 +214,15 @@ def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
     assert sls == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
 
     deleted = jobs.delete_endpoint(conn, "dogs-ep")
-    assert deleted[0] == "endpoint dogs-ep" and any(d.startswith("model ") for d in deleted)
+    assert deleted[:3] == [
+        "scaling policy dogs-ep-invocations",
+        "scalable target endpoint/dogs-ep/variant/AllTraffic",
+        "endpoint dogs-ep",
+    ]
+    assert any(d.startswith("model ") for d in deleted)
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    assert jobs.delete_endpoint(conn, "dogs-sls")[0] == "endpoint dogs-sls"  # no autoscaling to remove
     with pytest.raises(jobs.SageMakerError, match="dogs-ep"):
         jobs.delete_endpoint(conn, "dogs-ep")
 
@@ -246,6 +269,29 @@ def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa:
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.model.arch) == (0.05, 3, "tiny_cnn")
     r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, *common[2:])
     assert r.returncode == 2 and "bucket is required" in r.stderr
+    r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, "--spot", "--max-run", "3600",
+                "--max-wait", "600", *common)  # fmt: skip
+    assert r.returncode == 2 and "--max-wait (600 s) must be at least --max-run (3600 s)" in r.stderr
+
+
+def test_cli_deploy_code_in_model_and_delete(aws_env, conn):  # noqa: F811
+    common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
+    absent = f"s3://{BUCKET}/dogclf/output/job-cli/output/model.tar.gz"  # as is: never downloaded
+    r = run_cli("sagemaker", "deploy", absent, "--role", ROLE, "--endpoint-name", "dogs-cli", "--code-in-model",
+                "--autoscale-max", "2", *common)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    client = conn.session.sagemaker_client
+    config = client.describe_endpoint_config(EndpointConfigName=client.describe_endpoint(
+        EndpointName="dogs-cli")["EndpointConfigName"])  # fmt: skip
+    container = client.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])["PrimaryContainer"]
+    assert container["ModelDataUrl"] == absent
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    r = run_cli("sagemaker", "delete-endpoint", "dogs-cli", *common)
+    assert r.returncode == 0, r.stderr
+    assert "deleted scalable target endpoint/dogs-cli/variant/AllTraffic" in r.stdout
+    scaling = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[
+        "endpoint/dogs-cli/variant/AllTraffic"])["ScalableTargets"] == []  # fmt: skip
 
 
 def test_custom_rule_evaluator_image_per_region(conn):  # noqa: F811

@@ -902,13 +902,49 @@ def _autoscale(conn: Connection, endpoint: str, low: int, high: int, target: flo
     )
 
 
+def _deregister_autoscaling(conn: Connection, endpoint: str, variants: Sequence[str]) -> list[str]:
+    """Delete the scaling policies and deregister the scalable targets of the endpoint's variants.
+
+    Application Auto Scaling keeps them after the endpoint is gone; `deploy --autoscale-max` registers them.
+    """
+    client = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    resources = [f"endpoint/{endpoint}/variant/{v}" for v in variants]
+    if not resources:
+        return []
+    common = {"ServiceNamespace": "sagemaker"}
+    try:
+        targets = client.describe_scalable_targets(**common, ResourceIds=resources)["ScalableTargets"]
+    except client.exceptions.ClientError as exc:
+        if "AccessDenied" not in exc.response.get("Error", {}).get("Code", ""):
+            raise
+        # Without autoscaling permissions the endpoint still goes; say what may be left behind.
+        log.warning("cannot check autoscaling of %s (%s); if it had any, deregister its scalable target", endpoint, exc)
+        return []
+    removed = []
+    for target in targets:
+        which = {**common, "ResourceId": target["ResourceId"], "ScalableDimension": target["ScalableDimension"]}
+        policies = client.describe_scaling_policies(**common, ResourceId=target["ResourceId"])["ScalingPolicies"]
+        for policy in policies:
+            if policy["ScalableDimension"] == target["ScalableDimension"]:
+                client.delete_scaling_policy(PolicyName=policy["PolicyName"], **which)
+                removed.append(f"scaling policy {policy['PolicyName']}")
+        client.deregister_scalable_target(**which)
+        removed.append(f"scalable target {target['ResourceId']}")
+    return removed
+
+
 def delete_endpoint(conn: Connection, endpoint_name: str, delete_model: bool = True) -> list[str]:
-    """Delete an endpoint, its endpoint config and (by default) its models; returns what was deleted."""
+    """Delete an endpoint's autoscaling, the endpoint, its endpoint config and (by default) its models.
+
+    Returns what was deleted, in order.
+    """
     client = conn.session.sagemaker_client
     deleted = []
     with _sdk_env(conn.endpoint_url), _aws_errors(f"deleting endpoint {endpoint_name}"):
         config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
         variants = client.describe_endpoint_config(EndpointConfigName=config_name).get("ProductionVariants", [])
+        names = [v["VariantName"] for v in variants if v.get("VariantName")]
+        deleted += _deregister_autoscaling(conn, endpoint_name, names)  # before the endpoint, as AWS advises
         client.delete_endpoint(EndpointName=endpoint_name)
         deleted.append(f"endpoint {endpoint_name}")
         client.delete_endpoint_config(EndpointConfigName=config_name)

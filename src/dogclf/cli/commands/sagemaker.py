@@ -38,6 +38,7 @@ def _estimator_options(args: argparse.Namespace, mode: str):
         instance_count=args.instance_count,
         spot=args.spot,
         max_run_s=args.max_run,
+        max_wait_s=args.max_wait,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
         debugger=not args.no_debugger,
         builtin_rules=args.rule if args.rule is not None else BUILTIN_RULES,
@@ -108,6 +109,7 @@ def _deploy(args: argparse.Namespace) -> int:
         serverless_memory_mb=args.serverless_memory,
         serverless_max_concurrency=args.serverless_concurrency,
         autoscale_max_instances=args.autoscale_max,
+        code_in_model=args.code_in_model,
     )
     predictor = deploy(_connection(args), args.model_data, options)
     print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
@@ -149,7 +151,17 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel")
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
     p.add_argument("--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped")
-    p.add_argument("--checkpoint-s3-uri", help="default: s3://BUCKET/PREFIX/checkpoints/<run name>")
+    p.add_argument(
+        "--max-wait",
+        type=int,
+        metavar="SECONDS",
+        help="with --spot: seconds to wait for spot capacity plus the run, at least --max-run (default: --max-run)",
+    )
+    p.add_argument(
+        "--checkpoint-s3-uri",
+        help="default: s3://BUCKET/PREFIX/checkpoints/<run name>, so a resubmission with the same "
+        "--set name=... resumes",
+    )
     p.add_argument("--no-debugger", action="store_true", help="no tensor collection and no Debugger rules")
     p.add_argument("--rule", action="append", help="built-in Debugger rule (rule_configs name); repeatable")
     p.add_argument("--custom-rule", action="append", help="dogclf.debug.rules class to run as custom rule")
@@ -167,7 +179,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sagemaker", help="train, tune and deploy on Amazon SageMaker")
     sm = p.add_subparsers(dest="sagemaker_command", metavar="ACTION", required=True)
 
-    t = sm.add_parser("train", help="submit a training job", description="Submit entrypoints/train.py as a job.")
+    t = sm.add_parser(
+        "train",
+        help="submit a training job",
+        description="Submit a training job: dogclf's packaged entry script (dogclf/entrypoints/train.py), a copy "
+        "of the dogclf package and the resolved config, run in the SageMaker PyTorch container.",
+    )
     _job_options(t)
     t.set_defaults(func=_train)
 
@@ -195,6 +212,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory")
     t.add_argument("--serverless-concurrency", type=int, default=5)
     t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
+    t.add_argument(
+        "--code-in-model",
+        action="store_true",
+        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
+        "default: the SDK repacks it with dogclf's serving code",
+    )
     _common(t)
     t.set_defaults(func=_deploy)
 
