@@ -26,11 +26,31 @@ from dogclf.training import Callback, train
 
 
 class StepTimer(Callback):
-    """Wall seconds of every training step, from the previous step's end (or the phase start)."""
+    """Wall seconds of every training step, from the previous step's end (or the phase start).
+
+    Also clocks the profiler callback's own per-step hooks, the work it adds to the training thread.
+    """
 
     def __init__(self) -> None:
         self.walls: list[float] = []
         self._last = 0.0
+        self.hook_calls: list[float] = []
+
+    def on_train_start(self, trainer) -> None:
+        for cb in trainer.callbacks:
+            if type(cb).__module__.startswith("dogclf.profile"):
+                for name in ("on_step_end", "on_phase_start"):
+                    setattr(cb, name, self._clocked(getattr(cb, name)))
+
+    def _clocked(self, method):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.hook_calls.append(time.perf_counter() - start)
+
+        return wrapper
 
     def on_phase_start(self, trainer, phase: str) -> None:
         self._last = time.perf_counter()
@@ -41,7 +61,7 @@ class StepTimer(Callback):
         self._last = now
 
 
-def timed_run(data: Path, out: Path, profile: bool, args: argparse.Namespace) -> list[float]:
+def timed_run(data: Path, out: Path, profile: bool, args: argparse.Namespace) -> tuple[list[float], float]:
     """Wall seconds of each training step of one run (the timer runs after the profiler's callback)."""
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": args.image_size, "data.batch_size": args.batch_size,
@@ -50,7 +70,8 @@ def timed_run(data: Path, out: Path, profile: bool, args: argparse.Namespace) ->
     })  # fmt: skip
     timer = StepTimer()
     train(cfg, out, callbacks=[timer])
-    return timer.walls
+    # Median hook call: the torch.profiler window's one-time start/export is reported separately below.
+    return timer.walls, statistics.median(timer.hook_calls) if timer.hook_calls else 0.0
 
 
 def trace_window_cost(walls: list[float], median: float) -> float:
@@ -80,26 +101,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=3, help="off/on run pairs")
     args = parser.parse_args(argv)
     medians: dict[bool, list[float]] = {False: [], True: []}
-    windows = []
+    windows, hook_ms = [], []
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "data", classes=4, per_class=args.per_class, size=args.image_size)
         for i in range(args.pairs):
             for profile in (False, True):
-                walls = timed_run(data, Path(tmp) / f"run-{i}-{profile}", profile, args)
+                walls, per_step_hook = timed_run(data, Path(tmp) / f"run-{i}-{profile}", profile, args)
                 median = statistics.median(walls[1:])
                 medians[profile].append(median)
                 if profile:
                     windows.append(trace_window_cost(walls, median))
+                    hook_ms.append(per_step_hook * 1e3)
                 mean = statistics.mean(walls[1:])
                 state = "on " if profile else "off"
                 print(f"pair {i + 1}: profile {state} median {median * 1e3:.1f} ms/step, mean {mean * 1e3:.1f}")
     off, on = statistics.median(medians[False]), statistics.median(medians[True])
+    ratios = [b / a - 1 for a, b in zip(medians[False], medians[True], strict=True)]
+    spread = (max(medians[False]) - min(medians[False])) / off * 100
+    hook = statistics.median(hook_ms)
     window = statistics.median(windows)
     sample_ms = sampler_cost()
     interval_ms = ProfileConfig().interval_ms
     print(f"\n{args.arch} {args.image_size}px batch {args.batch_size}, {args.pairs} off/on pairs")
     print(f"  median step, profile off : {off * 1e3:.1f} ms")
     print(f"  median step, profile on  : {on * 1e3:.1f} ms  ({(on - off) / off * 100:+.1f}%, target <= 5%)")
+    print(f"  per-pair on/off ratios   : {', '.join(f'{r * 100:+.1f}%' for r in ratios)}"
+          f"  (off-run medians vary by {spread:.1f}%: the noise band of this machine)")  # fmt: skip
+    print(f"  profiler hook per step   : {hook:.3f} ms median = {hook / (off * 1e3) * 100:.3f}% of a step (inline)")
     share = window / (1000 * off) * 100
     print(f"  torch.profiler window    : {window:.2f} s once = {share:.1f}% of a 1,000-step run")
     print(f"  system sampler           : {sample_ms:.2f} ms per sample every {interval_ms} ms "

@@ -80,6 +80,16 @@ def _study(out):
     return optuna.load_study(study_name="dogclf", storage=default_storage(out))
 
 
+def _trials_so_far(out):
+    """Trials of the running study; none while its database file exists but the study is not yet created."""
+    if not (out / "study.db").exists():
+        return []
+    try:
+        return _study(out).get_trials()
+    except KeyError:  # optuna: "Record does not exist." until create_study commits
+        return []
+
+
 def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_path):
     out = tmp_path / "tune"
     args = [
@@ -106,11 +116,10 @@ def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "study.db").exists():
-                trials = _study(out).get_trials()
-                training = [t for t in trials if t.state.name == "RUNNING" and t.params]  # sampled, now training
-                if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and training:
-                    break
+            trials = _trials_so_far(out)
+            training = [t for t in trials if t.state.name == "RUNNING" and t.params]  # sampled, now training
+            if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and training:
+                break
             time.sleep(0.05)
         assert proc.poll() is None, f"tune ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
         proc.send_signal(signal.SIGKILL)
