@@ -109,8 +109,12 @@ def handler_throughput(model_dir: Path, jpegs: list[bytes], n: int) -> tuple[flo
     return n / (time.perf_counter() - start), latencies
 
 
-def load_server(url: str, jpegs: list[bytes], concurrency: int, n: int) -> tuple[float, list[float]]:
-    """n requests from `concurrency` keep-alive clients; returns (requests/s, latencies)."""
+def load_server(url: str, jpegs: list[bytes], concurrency: int, n: int) -> tuple[float, list[float], float]:
+    """n requests from `concurrency` keep-alive clients; returns (requests/s, latencies, client CPU s/request).
+
+    The clients run in this process on the same cores as the server: their CPU time is reported so the
+    share of the machine they take is visible.
+    """
     import httpx
 
     local = threading.local()
@@ -131,24 +135,35 @@ def load_server(url: str, jpegs: list[bytes], concurrency: int, n: int) -> tuple
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(min(n, 2 * concurrency))))  # warm-up: connections and first batches
         counter = iter(range(n))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         latencies = list(pool.map(one, range(n)))
-        return n / (time.perf_counter() - start), latencies
+        return n / (time.perf_counter() - start), latencies, (time.process_time() - cpu) / n
 
 
 def interleaved(raw: RawModel, url: str, jpegs: list[bytes], concurrency: int, args: argparse.Namespace):
     """Alternate raw-model and server slices so both see the same background load; median of the ratios."""
     per_round = max(concurrency, args.requests // args.rounds)
     raws = [raw.throughput(per_round // 2)]
-    served, latencies = [], []
+    served, latencies, client_cpu = [], [], []
     for _ in range(args.rounds):
-        throughput, lat = load_server(url, jpegs, concurrency, per_round)
+        throughput, lat, cpu = load_server(url, jpegs, concurrency, per_round)
         served.append(throughput)
         latencies += lat
+        client_cpu.append(cpu)
         raws.append(raw.throughput(per_round // 2))
     ratios = [s / ((a + b) / 2) for s, a, b in zip(served, raws[:-1], raws[1:], strict=True)]
     total = per_round * args.rounds / sum(per_round / s for s in served)
-    return total, latencies, statistics.median(raws), statistics.median(ratios)
+    return total, latencies, statistics.median(raws), statistics.median(ratios), statistics.median(client_cpu)
+
+
+def server_settings(log: str) -> str:
+    """The batching and threading settings from the server's `listening` log line."""
+    for line in log.splitlines():
+        if '"event": "listening"' in line:
+            event = json.loads(line[line.index("{") :])
+            keys = ("workers", "threads", "decode_threads", "max_batch_size", "max_batch_delay_ms", "precision")
+            return ", ".join(f"{key} {event[key]}" for key in keys)
+    return "settings not logged"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -172,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, help="server model threads (default: the server's)")
+    parser.add_argument("--threads", type=int, help="torch threads per server model thread (default: the server's)")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--rounds", type=int, default=3, help="raw/server alternations per concurrency level")
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -211,10 +228,14 @@ def main(argv: list[str] | None = None) -> int:
 
         # Load from other processes drifts: each level is compared with raw bf16 measured right around it.
         serve_args = ["--max-batch-size", str(batch), "--max-batch-delay-ms", str(args.max_batch_delay_ms)]
+        for flag in ("workers", "threads"):
+            if getattr(args, flag) is not None:
+                serve_args += [f"--{flag}", str(getattr(args, flag))]
         with LocalEndpoint(model_dir, *serve_args) as endpoint:
+            print(f"server: {server_settings(endpoint.log_text())}")
             for c in levels:
                 images, passes = batch_totals(endpoint.url)
-                throughput, latencies, around, ratio = interleaved(raw, endpoint.url, jpegs, c, args)
+                throughput, latencies, around, ratio, client_cpu = interleaved(raw, endpoint.url, jpegs, c, args)
                 images_after, passes_after = batch_totals(endpoint.url)
                 mean_batch = (images_after - images) / max(1.0, passes_after - passes)
                 report(f"server_c{c}", f"server, concurrency {c}", throughput, latencies)
@@ -222,9 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                     "raw_bf16_around": around,
                     "vs_raw_bf16": ratio,
                     "mean_batch": mean_batch,
+                    "client_cpu_ms": client_cpu * 1e3,
                 }
                 print(f"{'':<28} = {ratio:.0%} of raw bf16 around it (median of {args.rounds} rounds; "
-                      f"raw {around:.1f} img/s); mean batch {mean_batch:.1f}")  # fmt: skip
+                      f"raw {around:.1f} img/s); mean batch {mean_batch:.1f}; "
+                      f"clients' CPU {client_cpu * 1e3:.1f} ms/request")  # fmt: skip
         if 8 in levels:
             c8 = figures["server_c8"]
             verdict = {True: "met", False: "MISSED"}

@@ -77,7 +77,7 @@ SERVE_DEFAULTS = {
     "--timeout-s": ("timeout_s", "60", 60),
     "--max-batch-size": ("max_batch_size", "16", 16),
     "--max-batch-delay-ms": ("max_batch_delay_ms", "5", 5),
-    "--workers": ("workers", "1", 1),
+    "--decode-threads": ("decode_threads", "`min(4, CPUs)`", None),  # resolved in the server, tested there
     "--default-topk": ("default_topk", "5", 5),
 }
 

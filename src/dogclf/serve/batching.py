@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dogclf.serve.codecs import RequestError
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("dogclf.serve")
+T = TypeVar("T")
 
 
 class Overloaded(RequestError):
@@ -41,8 +42,9 @@ class DynamicBatcher:
         workers: int = 1,
         max_queue: int = 256,
         on_batch: Callable[[int], None] = lambda size: None,
+        initializer: Callable[[], None] | None = None,
     ) -> None:
-        self.predict, self.on_batch = predict, on_batch
+        self.predict, self.on_batch, self.initializer = predict, on_batch, initializer
         self.max_batch_size, self.max_delay_s = max_batch_size, max_delay_s
         self.workers, self.max_queue = workers, max_queue
         self._jobs: collections.deque[_Job] = collections.deque()
@@ -61,8 +63,16 @@ class DynamicBatcher:
         """Start the collector task on the running loop."""
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(self.workers)
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="dogclf-model")
+        self._executor = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="dogclf-model", initializer=self.initializer
+        )
         self._collector = asyncio.get_running_loop().create_task(self._collect(), name="dogclf-batcher")
+
+    async def run_on_model_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on a model thread (model loading and warm-up belong where the batches run)."""
+        if self._executor is None:
+            raise RuntimeError("DynamicBatcher.start() has not been called")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def stop(self) -> None:
         """Stop collecting; batches already running finish first."""

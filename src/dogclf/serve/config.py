@@ -20,8 +20,15 @@ class ServeConfig(BaseModel):
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
     max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
-    workers: int = Field(1, ge=1, le=64, description="Model threads running batches concurrently.")
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice).")
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Model threads running batches concurrently (default: see `thread_plan`)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads of each model thread (default: see `thread_plan`)."
+    )
+    decode_threads: int | None = Field(
+        None, ge=1, le=64, description="Threads decoding request images, one torch thread each (default: min(4, CPUs))."
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     max_body_bytes: int = Field(SAGEMAKER_MAX_BODY, ge=1, description="Largest request body (413 beyond).")
@@ -30,3 +37,16 @@ class ServeConfig(BaseModel):
     max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
     default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")
+
+    def thread_plan(self, device: str, cpus: int) -> tuple[int, int]:
+        """(model threads, torch threads each) for a device type and CPU count; explicit settings win.
+
+        On a CPU the default is up to 4 model threads sharing the cores: independent forward passes scale
+        better than one pass split across all cores (OpenMP barriers stall whenever decoding or HTTP work
+        preempts one of its threads). Use `workers=1` for the lowest latency of a lone request. On an
+        accelerator one model thread feeds the device.
+        """
+        cpus = max(1, cpus)
+        workers = self.workers or (min(4, cpus) if device == "cpu" else 1)
+        threads = self.threads or max(1, cpus // workers)
+        return workers, threads

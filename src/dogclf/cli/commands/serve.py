@@ -46,8 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one and prints it)")
     p.add_argument("--max-batch-size", type=int, help="most images per forward pass (default 16)")
     p.add_argument("--max-batch-delay-ms", type=float, help="longest wait to fill a batch (default 5)")
-    p.add_argument("--workers", type=int, help="model threads running batches concurrently (default 1)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="model threads running batches concurrently (default: min(4, CPUs) on a CPU, else 1)",
+    )
+    p.add_argument("--threads", type=int, help="torch intra-op threads of each model thread (default: CPUs / workers)")
+    p.add_argument("--decode-threads", type=int, help="threads decoding request images (default: min(4, CPUs))")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="compute device (default auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on CPUs with native bf16, else fp32")  # fmt: skip
