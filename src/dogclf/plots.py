@@ -9,6 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dogclf.fsutil import atomic_write  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, out: Path) -> Path:
+    """Lay out, write `out` as a PNG atomically, and free the figure."""
+    fig.tight_layout()
+    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+    return out
+
 
 def plot_curves(history: list[dict], out: Path) -> Path:
     """Train/valid loss and top-1 per epoch."""
@@ -22,11 +32,7 @@ def plot_curves(history: list[dict], out: Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path, title: str) -> Path:
@@ -51,8 +57,4 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path
                     if matrix[i, j]:
                         ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
                                 color="white" if normalized[i, j] > 0.5 else "black")  # fmt: skip
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -80,14 +80,23 @@ def _study(out):
     return optuna.load_study(study_name="dogclf", storage=default_storage(out))
 
 
-def _trials_so_far(out):
-    """Trials of the running study; none while its database file exists but the study is not yet created."""
-    if not (out / "study.db").exists():
-        return []
-    try:
-        return _study(out).get_trials()
-    except KeyError:  # optuna: "Record does not exist." until create_study commits
-        return []
+class _Watcher:
+    """Polls a running study's trials through one storage (opening a storage per poll is slow enough to miss
+    the moment a trial is training on a loaded machine)."""
+
+    def __init__(self, out):
+        self.out, self.storage = out, None
+
+    def trials(self):
+        """Trials so far; none while the database file or the study does not exist yet."""
+        if self.storage is None:
+            if not (self.out / "study.db").exists():
+                return []
+            self.storage = optuna.storages.RDBStorage(default_storage(self.out))
+        try:
+            return optuna.load_study(study_name="dogclf", storage=self.storage).get_trials()
+        except KeyError:  # optuna: "Record does not exist." until create_study commits
+            return []
 
 
 def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_path):
@@ -113,10 +122,11 @@ def test_killed_study_resumes_without_rerunning_completed_trials(tiny_data, tmp_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    watcher = _Watcher(out)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            trials = _trials_so_far(out)
+            trials = watcher.trials()
             training = [t for t in trials if t.state.name == "RUNNING" and t.params]  # sampled, now training
             if sum(t.state.name == "COMPLETE" for t in trials) >= 2 and training:
                 break

@@ -94,6 +94,8 @@ def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from dogclf.plots import save_figure
+
     minimize = study.direction.name == "MINIMIZE"
     done = _complete(study)
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED" and t.intermediate_values]
@@ -112,11 +114,7 @@ def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
     ax.set(title="optimization history", xlabel="trial", ylabel=objective)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
@@ -125,6 +123,8 @@ def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from dogclf.plots import save_figure
 
     done = _complete(study)
     best = study.best_trial if done else None
@@ -144,11 +144,7 @@ def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
         ax.set(xlabel=name, ylabel=space.objective)
         ax.grid(alpha=0.3)
     fig.suptitle("objective vs parameters")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def write_best_config(cfg: RunConfig, space: SearchSpace, trial: optuna.trial.FrozenTrial, path: Path) -> Path:
