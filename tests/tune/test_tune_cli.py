@@ -14,7 +14,7 @@ import optuna
 import yaml
 
 from conftest import run_cli
-from dogclf.tune.study import default_storage
+from dogclf.tune.study import default_storage, open_storage
 
 TINY = [
     "--arch",
@@ -92,7 +92,7 @@ class _Watcher:
         if self.storage is None:
             if not (self.out / "study.db").exists():
                 return []
-            self.storage = optuna.storages.RDBStorage(default_storage(self.out))
+            self.storage = open_storage(default_storage(self.out))  # safe while tune creates the tables
         try:
             return optuna.load_study(study_name="dogclf", storage=self.storage).get_trials()
         except KeyError:  # optuna: "Record does not exist." until create_study commits

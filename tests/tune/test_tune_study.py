@@ -151,3 +151,24 @@ def test_trainer_trials_keep_metrics_only_and_never_touch_the_test_split(tiny_da
     assert len((trial_dir / "metrics.jsonl").read_text().splitlines()) == 2
     printed = capfd.readouterr().out
     assert "phase=valid" in printed and "phase=test" not in printed
+
+
+def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path):
+    """Each worker creates the tables of a fresh database; the ones that lose the race must open it anyway."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dogclf.tune.study import default_storage, open_storage
+
+    for attempt in range(3):
+        url = default_storage(tmp_path / f"db{attempt}")
+        (tmp_path / f"db{attempt}").mkdir()
+        start = threading.Barrier(4)
+
+        def open_together(url=url, start=start):
+            start.wait()
+            return open_storage(url)
+
+        with ThreadPoolExecutor(4) as pool:
+            storages = list(pool.map(lambda _: open_together(), range(4)))
+        assert len({id(s) for s in storages}) == 4 and all(s.get_all_studies() == [] for s in storages)

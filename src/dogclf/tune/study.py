@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,21 +88,32 @@ def _masked(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _open_storage(url: str) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats, so trials of a dead machine are failed and retried by the others."""
+def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats, so trials of a dead machine are failed and retried by the others.
+
+    Workers that open a new database at the same moment race to create its tables; the losers see
+    "table already exists" or a duplicate schema version and simply open it again.
+    """
     import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    with warnings.catch_warnings():  # heartbeats are marked experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=30,
-            grace_period=120,
-            heartbeat_stale_trial_callback=retry,
-        )
+
+    def open_once() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120,
+                heartbeat_stale_trial_callback=retry,
+            )  # fmt: skip
+
+    for attempt in range(attempts - 1):
+        try:
+            return open_once()
+        except (IntegrityError, OperationalError):
+            time.sleep(0.05 * (attempt + 1))
+    return open_once()
 
 
 def make_sampler(space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
@@ -251,7 +263,7 @@ def run_trials(job: _Job, scanned: tuple[DatasetLayout, str] | None = None) -> N
     cfg, space = RunConfig.model_validate(job.cfg), SearchSpace.model_validate(job.space)
     study = optuna.load_study(
         study_name=job.study_name,
-        storage=_open_storage(job.storage),
+        storage=open_storage(job.storage),
         sampler=make_sampler(space, job.seed, job.n_trials),
         pruner=make_pruner(job.pruner, cfg.optim.epochs),
     )
@@ -386,7 +398,7 @@ def tune(
     try:
         with _tune_dir(output, storage, study_name) as sole_tuner:
             url = storage or default_storage(output)
-            rdb = _open_storage(url)
+            rdb = open_storage(url)
             study = optuna.create_study(
                 storage=rdb, study_name=study_name, direction=space.direction, load_if_exists=True
             )
