@@ -44,8 +44,11 @@ class ClassifierAPI:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        from dogclf.config import RuntimeConfig
+        from dogclf.training.runtime import resolve_runtime
+
         self.model = model
-        self.device, self.precision = device, precision
+        self.runtime = resolve_runtime(RuntimeConfig(device=device, precision=precision))
         self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
         self._engine: InferenceEngine | None = None
 
@@ -71,18 +74,15 @@ class ClassifierAPI:
         import torch
 
         from dogclf.artifact import Artifact, load_artifact
-        from dogclf.config import RuntimeConfig
         from dogclf.inference import InferenceEngine
-        from dogclf.training.runtime import resolve_runtime
 
         artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
-        runtime = resolve_runtime(RuntimeConfig(device=self.device, precision=self.precision))
-        engine = InferenceEngine(artifact, runtime, max_pixels=self.max_pixels)
+        engine = InferenceEngine(artifact, self.runtime, max_pixels=self.max_pixels)
         size = artifact.preprocess.image_size
         engine.logits(torch.zeros(1, 3, size, size))
         self._engine = engine
         log.info("serving %s (%s classes) with %s", artifact.metadata.version, len(artifact.class_names),
-                 runtime.describe())  # fmt: skip
+                 self.runtime.describe())  # fmt: skip
 
     def decode(self, body: bytes | str, content_type: str | None) -> list[torch.Tensor]:
         """Request body -> one preprocessed CHW tensor per image (same transform as training's eval)."""

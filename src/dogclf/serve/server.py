@@ -11,7 +11,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import os
 import signal
 import socket
 import sys
@@ -97,16 +96,14 @@ class EndpointState:
     def __init__(self, model: str | Path, cfg: ServeConfig) -> None:
         import torch
 
-        from dogclf.config import RuntimeConfig
-        from dogclf.training.runtime import resolve_runtime
-
         self.cfg = cfg
-        device = resolve_runtime(RuntimeConfig(device=cfg.device, precision=cfg.precision)).device.type
-        self.workers, self.threads = cfg.thread_plan(device, torch.get_num_threads())
         self.api = ClassifierAPI(
             model, device=cfg.device, precision=cfg.precision, max_pixels=cfg.max_pixels,
             default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
         )  # fmt: skip
+        cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
+        self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)
+        self.decode_threads = cfg.decode_threads or min(4, cpus)
         self.load_error: str | None = None
         self.metrics = prom.ServerMetrics(queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready)
         self.batcher = DynamicBatcher(
@@ -114,7 +111,6 @@ class EndpointState:
             workers=self.workers, max_queue=cfg.max_queue_images, on_batch=self.metrics.observe_batch,
             initializer=torch_threads(self.threads),
         )  # fmt: skip
-        self.decode_threads = cfg.decode_threads or min(4, os.cpu_count() or 1)
         self.decode_pool = ThreadPoolExecutor(
             self.decode_threads, thread_name_prefix="dogclf-decode",
             initializer=torch_threads(1),
