@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from dogclf.data.discovery import DatasetLayout
 from dogclf.data.images import DEFAULT_MAX_PIXELS, check_image
+from dogclf.system import cpu_count
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _inspect(path: Path, max_pixels: int) -> tuple[str | None, str]:
 def scan_dataset(layout: DatasetLayout, max_pixels: int = DEFAULT_MAX_PIXELS, workers: int | None = None) -> ScanReport:
     """Decode every image once (in threads) and fingerprint split, path, label and content."""
     entries = [(split, s) for split, samples in layout.splits.items() for s in samples]
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = workers or min(8, 2 * cpu_count())
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda e: _inspect(e[1].path, max_pixels), entries))
     bad = []

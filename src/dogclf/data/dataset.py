@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -10,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dogclf.data.discovery import Sample
 from dogclf.data.images import DecodeOptions, decode_image
+from dogclf.system import cpu_count
 
 
 class ImageDataset(Dataset):
@@ -32,7 +32,7 @@ def default_workers(requested: int | None) -> int:
     """Requested count, else min(4, cpus) (0 on single-core machines)."""
     if requested is not None:
         return requested
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = cpu_count()
     return 0 if cpus < 2 else min(4, cpus)
 
 

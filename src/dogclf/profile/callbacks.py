@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -13,16 +12,13 @@ from dogclf.fsutil import atomic_write_text
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE
 from dogclf.training.callbacks import Callback
+from dogclf.system import cpu_count
 from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
     from dogclf.training.loop import Trainer, TrainResult
 
 log = logging.getLogger("dogclf")
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class ProfilerCallback(Callback):
@@ -59,7 +55,7 @@ class ProfilerCallback(Callback):
             "channels_last": trainer.runtime.channels_last,
             "batch_size": trainer.cfg.data.batch_size,
             "workers": trainer.workers,
-            "cores": _cores(),
+            "cores": cpu_count(),
             "threads": torch.get_num_threads(),
             "arch": trainer.cfg.model.arch,
             "torch": torch.__version__,

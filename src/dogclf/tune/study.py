@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -319,8 +318,9 @@ def _jobs(base: _Job, remaining: int, jobs: int, seed: int) -> list[_Job]:
     import dataclasses
 
     shares = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = base.threads or max(1, cpus // jobs)
+    from dogclf.system import cpu_count
+
+    threads = base.threads or max(1, cpu_count() // jobs)
     threads = threads if jobs > 1 else base.threads
     return [dataclasses.replace(base, n_trials=n, seed=seed + i, threads=threads) for i, n in enumerate(shares) if n]
 
