@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dogclf.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -38,12 +40,4 @@ if TYPE_CHECKING:
     from dogclf.prediction import predict
     from dogclf.training import train
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dogclf' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -143,23 +143,39 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML/JSON: {_one_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got a {type(data).__name__}")
     return data
 
 
+def _one_line(exc: Exception) -> str:
+    """A parser's multi-line message (with its source excerpt) folded into one line."""
+    return " ".join(str(exc).split())
+
+
+def parse_yaml_value(raw: str, what: str) -> Any:
+    """One YAML scalar or flow value (1e-3, true, null, [1, 2]); tags that build objects are refused."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what}: {raw!r} is not a plain YAML value: {_one_line(exc)}") from None
+
+
 def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Merge nested mappings; values in `update` win, None values are ignored."""
+    """Merge nested mappings; every key present in `update` wins, an explicit None included.
+
+    "Not given" is a missing key, never None: `{"model.weights": None}` means random init, whatever the file says.
+    """
     out = dict(base)
     for key, value in update.items():
-        if value is None:
-            continue
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_update(out[key], value)
         else:

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from dogclf.fsutil import atomic_write  # noqa: E402
+from dogclf.fsutil import atomic_write
 
 
-def save_figure(fig: plt.Figure, out: Path) -> Path:
-    """Lay out, write `out` as a PNG atomically, and free the figure."""
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (8, 4), **kw: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, made without pyplot: no backend switch, no display, nothing global to close."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def save_figure(fig: Figure, out: Path) -> Path:
+    """Lay out and write `out` as a PNG atomically."""
     fig.tight_layout()
     atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
     return out
 
 
 def plot_curves(history: list[dict], out: Path) -> Path:
     """Train/valid loss and top-1 per epoch."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 4))
     for phase in ("train", "valid"):
         ax_loss.plot(epochs, [r[phase]["loss"] for r in history], marker="o", label=phase)
         ax_acc.plot(epochs, [r[phase]["top1"] for r in history], marker="o", label=phase)
@@ -44,7 +47,7 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path
     normalized = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
     n = len(class_names)
     side = min(20, max(5, n * 0.35))
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig, ax = subplots(figsize=(side, side))
     image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set(title=title, xlabel="predicted", ylabel="true")
@@ -55,6 +58,6 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path
             for i in range(n):
                 for j in range(n):
                     if matrix[i, j]:
-                        ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
-                                color="white" if normalized[i, j] > 0.5 else "black")  # fmt: skip
+                        color = "white" if normalized[i, j] > 0.5 else "black"
+                        ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8, color=color)
     return save_figure(fig, out)

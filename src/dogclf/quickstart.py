@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from dogclf.config import RunConfig, build_config
 
 if TYPE_CHECKING:
-    from dogclf.debug.engine import RuleResult
-    from dogclf.profile.rules import RuleResult as ProfileRuleResult
     from dogclf.training import TrainResult
     from dogclf.tune.space import SearchSpace
     from dogclf.tune.study import TuneResult
+    from dogclf.verdicts import RuleResult
 
 log = logging.getLogger("dogclf")
 
@@ -59,7 +58,7 @@ class QuickstartResult:
     best_params: dict[str, Any] = field(default_factory=dict)
     tarball: Path | None = None
     debug_rules: list[RuleResult] = field(default_factory=list)
-    profiler_rules: list[ProfileRuleResult] = field(default_factory=list)
+    profiler_rules: list[RuleResult] = field(default_factory=list)
     endpoint_top3: list[tuple[str, float]] = field(default_factory=list)
     predictions: list[tuple[str, float]] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -133,7 +132,7 @@ def check_rules(run_dir: Path) -> list[RuleResult]:
     return evaluate_rules(run_dir)
 
 
-def write_reports(run_dir: Path) -> tuple[Path, Path, list[ProfileRuleResult]]:
+def write_reports(run_dir: Path) -> tuple[Path, Path, list[RuleResult]]:
     """The profiler report (with its bottleneck rules) and the debug report, both self-contained HTML."""
     from dogclf.debug.report import write_report as write_debug_report
     from dogclf.profile.data import load_profile

@@ -18,12 +18,9 @@ text-align:left;vertical-align:top} th{background:#f4f4f4} img{max-width:100%;he
 
 
 def figure_to_data_uri(fig) -> str:
-    """Render a matplotlib figure as a base64 PNG data URI (and close it)."""
-    import matplotlib.pyplot as plt
-
+    """Render a matplotlib figure (from `dogclf.plots.subplots`) as a base64 PNG data URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -116,8 +116,8 @@ def test_step_outlier_fires_on_slow_steps_only(tmp_path):
     slow = set(range(20, 200, 15))  # 12 slow steps > n_outliers=10
     data = write_profile(tmp_path / "b", make_steps(slow=slow), make_samples(10))
     result = by_name(evaluate_rules(data))["StepOutlier"]
-    assert result.triggered and "12 of 199 steps" in result.message and "forward" in result.message
-    assert "checkpointing" in result.recommendation
+    assert result.triggered and "12 of 199 steps" in result.finding and "forward" in result.finding
+    assert "checkpointing" in result.advice
     tolerant = by_name(evaluate_rules(data, {"StepOutlier_n_outliers": 12}))["StepOutlier"]
     assert tolerant.status == "NoIssuesFound" and tolerant.parameters["n_outliers"] == 12
 
@@ -127,19 +127,19 @@ def test_dataloader_rule_recommends_workers_from_the_core_count(tmp_path):
     assert by_name(evaluate_rules(healthy))["Dataloader"].status == "NoIssuesFound"
     starved = write_profile(tmp_path / "b", make_steps(data=0.1), make_samples(10), workers=1, cores=8)
     result = by_name(evaluate_rules(starved))["Dataloader"]
-    assert result.triggered and "raise num_workers" in result.recommendation and "8 CPU cores" in result.recommendation
+    assert result.triggered and "raise num_workers" in result.advice and "8 CPU cores" in result.advice
     many = write_profile(tmp_path / "c", make_steps(data=0.1), make_samples(10), workers=24, cores=8)
-    assert "lower num_workers" in by_name(evaluate_rules(many))["Dataloader"].recommendation
+    assert "lower num_workers" in by_name(evaluate_rules(many))["Dataloader"].advice
     enough = write_profile(tmp_path / "d", make_steps(data=0.1), make_samples(10), workers=8, cores=8)
-    assert "pre-resize" in by_name(evaluate_rules(enough))["Dataloader"].recommendation
+    assert "pre-resize" in by_name(evaluate_rules(enough))["Dataloader"].advice
 
 
 def test_system_rules_wait_for_patience_then_judge(tmp_path):
     short = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(100, iowait=80))))
-    assert short["IOBottleneck"].status == "InsufficientData" and "patience=1000" in short["IOBottleneck"].message
+    assert short["IOBottleneck"].status == "InsufficientData" and "patience=1000" in short["IOBottleneck"].finding
     assert short["CPUBottleneck"].status == "NotApplicable"  # no GPU sampled
     io = by_name(evaluate_rules(write_profile(tmp_path / "b", make_steps(), make_samples(1200, iowait=80))))
-    assert io["IOBottleneck"].triggered and "local SSD" in io["IOBottleneck"].recommendation
+    assert io["IOBottleneck"].triggered and "local SSD" in io["IOBottleneck"].advice
     calm = by_name(evaluate_rules(write_profile(tmp_path / "c", make_steps(), make_samples(1200, iowait=2))))
     assert calm["IOBottleneck"].status == "NoIssuesFound"
 
@@ -147,13 +147,13 @@ def test_system_rules_wait_for_patience_then_judge(tmp_path):
 def test_gpu_rules(tmp_path):
     busy = by_name(evaluate_rules(write_profile(tmp_path / "a", make_steps(), make_samples(1600, gpu=95, gpu_mem=80))))
     for name in ("LowGPUUtilization", "CPUBottleneck", "GPUMemoryIncrease", "BatchSize"):
-        assert busy[name].status == "NoIssuesFound", (name, busy[name].message)
+        assert busy[name].status == "NoIssuesFound", (name, busy[name].finding)
     idle = by_name(evaluate_rules(write_profile(tmp_path / "b", make_steps(), make_samples(1600, gpu=5, gpu_mem=20))))
     assert idle["LowGPUUtilization"].triggered and idle["CPUBottleneck"].triggered  # CPU 95% while GPU 5%
     low = by_name(
         evaluate_rules(write_profile(tmp_path / "c", make_steps(), make_samples(1600, cpu=30, gpu=30, gpu_mem=20)))
     )
-    assert low["BatchSize"].triggered and "increase the batch size" in low["BatchSize"].recommendation
+    assert low["BatchSize"].triggered and "increase the batch size" in low["BatchSize"].advice
     leak = write_profile(tmp_path / "d", make_steps(), make_samples(1600, gpu=95, gpu_mem=lambda i: 10 + i * 0.05))
     assert by_name(evaluate_rules(leak))["GPUMemoryIncrease"].status == "NoIssuesFound"  # 0.5 points per window
     jump = write_profile(
@@ -171,7 +171,7 @@ def test_initialization_time_and_overall_usage(tmp_path):
     assert fast["MaxInitializationTime"].status == "NoIssuesFound"
     assert (
         fast["OverallSystemUsage"].status == "NoIssuesFound"
-        and "CPU p50/p95/p99 95/95/95%" in fast["OverallSystemUsage"].message
+        and "CPU p50/p95/p99 95/95/95%" in fast["OverallSystemUsage"].finding
     )
 
 

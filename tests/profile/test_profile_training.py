@@ -80,9 +80,9 @@ def starved_run(tiny_data, tmp_path_factory):
 
 def test_starved_loader_fires_the_dataloader_rule_and_a_healthy_run_does_not(healthy_run, starved_run):
     healthy, starved = rules_of(healthy_run), rules_of(starved_run)
-    assert healthy["Dataloader"]["status"] == "NoIssuesFound", healthy["Dataloader"]["message"]
-    assert starved["Dataloader"]["status"] == "IssuesFound", starved["Dataloader"]["message"]
-    assert "raise num_workers" in starved["Dataloader"]["recommendation"]
+    assert healthy["Dataloader"]["status"] == "NoIssuesFound", healthy["Dataloader"]["finding"]
+    assert starved["Dataloader"]["status"] == "IssuesFound", starved["Dataloader"]["finding"]
+    assert "raise num_workers" in starved["Dataloader"]["advice"]
     share = load_profile(starved_run)
     assert share.steps["data"].sum() > 0.5 * share.step_total.sum()
 
@@ -123,8 +123,8 @@ def test_injected_slow_step_fires_step_outlier(tiny_data, tmp_path):
     )
     train(cfg, tmp_path / "run", callbacks=[SlowStep({14}, 0.5)])
     result = rules_of(tmp_path / "run")["StepOutlier"]
-    assert result["status"] == "IssuesFound" and "slowest: step 14" in result["message"], result["message"]
-    assert "forward" in result["message"] and result["parameters"]["n_outliers"] == 0
+    assert result["status"] == "IssuesFound" and "slowest: step 14" in result["finding"], result["finding"]
+    assert "forward" in result["finding"] and result["parameters"]["n_outliers"] == 0
     assert not (tmp_path / "run" / "profile" / "trace.json").exists()  # trace_steps=0
 
 

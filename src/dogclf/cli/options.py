@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
+from dogclf.config import parse_yaml_value
 from dogclf.errors import ConfigError
 
 
@@ -17,7 +16,7 @@ def parse_set(values: list[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects FIELD=VALUE (e.g. optim.lr=0.01), got {item!r}")
-        out[key.strip()] = yaml.safe_load(raw)
+        out[key.strip()] = parse_yaml_value(raw, f"--set {key.strip()}")
     return out
 
 

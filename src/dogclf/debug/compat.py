@@ -1,10 +1,15 @@
-"""numpy-2 compatibility for smdebug 1.0.34: its tensor writer calls the removed `ndarray.tostring()`.
+"""Loading smdebug 1.0.34 the one way dogclf does: quiet logs, a clear error when absent, numpy 2 patched.
 
-`smdebug.core.tfevent.util.make_tensor_proto` is the only caller; `smdebug.core.writer` imports it by
-name. `apply()` swaps in a copy that calls `tobytes()` (same bytes) in both places, once per process.
+Its tensor writer calls numpy 2's removed `ndarray.tostring()`: `smdebug.core.tfevent.util.make_tensor_proto`
+is the only caller and `smdebug.core.writer` imports it by name. `apply()` swaps in a copy that calls
+`tobytes()` (same bytes) in both places, once per process.
 """
 
 from __future__ import annotations
+
+import os
+
+from dogclf.extras import require
 
 _applied = False
 
@@ -42,3 +47,11 @@ def apply() -> None:
     util.make_tensor_proto = _make_tensor_proto
     writer.make_tensor_proto = _make_tensor_proto
     _applied = True
+
+
+def load() -> None:
+    """Import smdebug (or name the extra to install) with its INFO chatter off, then `apply()` the patch."""
+    # smdebug reads its log level once, at import; keep warnings unless the user chose a level.
+    os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
+    require("smdebug", "debug", "the debug hook and rules need smdebug")
+    apply()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,28 +11,7 @@ import yaml
 
 from dogclf.debug.config import merged_rule_parameters
 from dogclf.errors import ConfigError, DogclfError
-
-
-@dataclass
-class RuleResult:
-    """One rule's verdict on a trial."""
-
-    rule: str
-    status: str  # IssuesFound | NoIssuesFound | Error
-    step: int | None
-    finding: str
-    explanation: str
-    advice: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def triggered(self) -> bool:
-        """The rule fired (not: no issues, or an error running it)."""
-        return self.status == "IssuesFound"
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields, for the live-rules file and `dogclf debug rules --json`."""
-        return asdict(self)
+from dogclf.verdicts import RuleResult
 
 
 def tensors_dir(run_dir: str | Path) -> Path:
@@ -72,7 +50,7 @@ def load_trial(path: Path):
     """An smdebug trial over a local tensors folder, with smdebug's INFO chatter silenced."""
     from dogclf.debug import compat
 
-    compat.apply()
+    compat.load()
     from smdebug.trials import create_trial
 
     logging.getLogger("smdebug").setLevel(logging.ERROR)
@@ -83,6 +61,9 @@ def evaluate_rules(
     run_dir: str | Path, overrides: dict[str, dict[str, Any]] | None = None, names: list[str] | None = None
 ) -> list[RuleResult]:
     """Run every rule (or `names`) over the run's tensors; run-config overrides < `overrides`."""
+    from dogclf.debug import compat
+
+    compat.load()
     from smdebug.exceptions import RuleEvaluationConditionMet
     from smdebug.rules import invoke_rule
 
@@ -100,7 +81,7 @@ def evaluate_rules(
     results = []
     for name in selected:
         cls = RULES[name]
-        row = RuleResult(name, "NoIssuesFound", None, "", cls.explanation, cls.advice, params[name])
+        row = RuleResult(name, "NoIssuesFound", "", cls.advice, cls.explanation, parameters=params[name])
         try:
             rule = cls(trial, **params[name])
             missing = rule.missing()

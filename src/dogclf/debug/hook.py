@@ -24,7 +24,7 @@ def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMA
         return None
     from dogclf.debug import compat
 
-    compat.apply()
+    compat.load()
     import smdebug.pytorch as smd
 
     hook_class = _hook_class()

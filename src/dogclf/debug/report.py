@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dogclf.debug.engine import RuleResult, evaluate_rules, load_trial, tensors_dir
+from dogclf.debug.engine import evaluate_rules, load_trial, tensors_dir
 from dogclf.fsutil import atomic_write_text
 from dogclf.report_html import figure_to_data_uri, img, page, table
+from dogclf.verdicts import RuleResult
 
 MAX_LAYERS = 12
 
@@ -18,10 +19,11 @@ def _short(name: str) -> str:
 
 def _loss_figure(trial) -> Any:
     """Training loss per step and validation loss at the step it was measured."""
-    import matplotlib.pyplot as plt
     from smdebug.core.modes import ModeKeys
 
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    from dogclf.plots import subplots
+
+    fig, ax = subplots(figsize=(9, 3.6))
     for name in trial.tensor_names(collection="losses"):
         t = trial.tensor(name)
         for mode, label, style in ((ModeKeys.TRAIN, "train", "-"), (ModeKeys.EVAL, "valid", "o-")):
@@ -37,10 +39,11 @@ def _loss_figure(trial) -> Any:
 
 def _gradient_figure(trial) -> Any:
     """L2 norm of each layer's gradient over the saved steps."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    from dogclf.plots import subplots
+
+    fig, ax = subplots(figsize=(9, 4))
     names = trial.tensor_names(collection="gradients") if "gradients" in trial.collections() else []
     for name in names[-MAX_LAYERS:]:
         t = trial.tensor(name)
@@ -58,13 +61,14 @@ def _gradient_figure(trial) -> Any:
 
 def _weight_figure(trial) -> Any:
     """Histograms of each weight tensor at the first and last saved step."""
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from dogclf.plots import subplots
 
     names = (trial.tensor_names(collection="weights") if "weights" in trial.collections() else [])[-MAX_LAYERS:]
     cols = 4
     rows = max(1, -(-len(names) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     if not names:
@@ -96,9 +100,6 @@ def rules_table(results: list[RuleResult]) -> str:
 def write_report(run_dir: str | Path, output: str | Path | None = None,
                  overrides: dict[str, dict[str, Any]] | None = None) -> Path:  # fmt: skip
     """Evaluate the rules and write the HTML report (default RUN_DIR/debug/report.html); returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     folder = tensors_dir(run_dir)
     results = evaluate_rules(run_dir, overrides)
     trial = load_trial(folder)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from dogclf.fsutil import atomic_write_text
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE
-from dogclf.training.callbacks import Callback
 from dogclf.system import cpu_count
+from dogclf.training.callbacks import Callback
 from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class ProfilerCallback(Callback):
         atomic_write_text(self.folder / RULES_FILE, json.dumps([r.to_dict() for r in results], indent=1))
         for r in results:
             if r.triggered:
-                log.warning("profiler rule %s: %s -> %s", r.rule, r.message, r.recommendation)
+                log.warning("profiler rule %s: %s -> %s", r.rule, r.finding, r.advice)
         if self.cfg.report:
             from dogclf.profile.report import write_report
 

@@ -9,19 +9,11 @@ from pathlib import Path
 
 from dogclf.fsutil import atomic_write_text
 from dogclf.profile.data import REPORT_FILE, RULES_FILE, SPLITS, TRACE_FILE, ProfileData, load_profile
-from dogclf.profile.rules import RuleResult, evaluate_rules, time_split_advice
+from dogclf.profile.rules import evaluate_rules, time_split_advice
 from dogclf.report_html import figure_to_data_uri, img, page, table
+from dogclf.verdicts import RuleResult
 
 _COLORS = {"data": "#d62728", "forward": "#1f77b4", "backward": "#ff7f0e", "optimizer": "#2ca02c"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _empty(ax, text: str) -> None:
@@ -32,9 +24,10 @@ def _empty(ax, text: str) -> None:
 
 def _step_figures(data: ProfileData) -> list[tuple[str, str]]:
     """Step-time histogram and the per-step split over training, as (alt, data URI)."""
-    plt = _pyplot()
+    from dogclf.plots import subplots
+
     total = data.step_total * 1e3
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = subplots(figsize=(8, 3.2))
     if total.size:
         ax.hist(total, bins=min(50, max(5, total.size // 3)), color="#1f77b4")
         ax.axvline(float(total.mean()), color="black", ls="--", label=f"mean {total.mean():.1f} ms")
@@ -43,7 +36,7 @@ def _step_figures(data: ProfileData) -> list[tuple[str, str]]:
         _empty(ax, "no training steps recorded")
     ax.set(title="step time histogram", xlabel="ms per step", ylabel="steps")
     hist = figure_to_data_uri(fig)
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig, ax = subplots(figsize=(10, 3.4))
     if total.size:
         bottom = total * 0
         for split in SPLITS:
@@ -59,10 +52,11 @@ def _step_figures(data: ProfileData) -> list[tuple[str, str]]:
 
 def _system_figure(data: ProfileData) -> tuple[str, str]:
     """Timelines of CPU (total and per core), process memory, disk IO and GPU, sharing the time axis."""
-    plt = _pyplot()
+    from dogclf.plots import subplots
+
     s = data.system
     rows = 4 if data.has_gpu else 3
-    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.3 * rows), sharex=True)
+    fig, axes = subplots(rows, 1, figsize=(10, 2.3 * rows), sharex=True)
     if not s["t"].size:
         for ax in axes:
             _empty(ax, "no system samples (run shorter than one sampling interval)")
@@ -133,8 +127,8 @@ def _rules_section(results: Sequence[RuleResult]) -> str:
         (
             r.rule,
             r.status,
-            r.message,
-            r.recommendation,
+            r.finding,
+            r.advice,
             ", ".join(f"{k}={v:g}" for k, v in (r.parameters or {}).items()),
             r.datapoints,
         )

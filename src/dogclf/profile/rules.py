@@ -8,35 +8,12 @@ so short runs report InsufficientData. Local additions are named in each rule's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from dogclf.verdicts import ISSUES, NO_DATA, NOT_APPLICABLE, OK, RuleResult
 
 if TYPE_CHECKING:
     from dogclf.profile.data import ProfileData
-
-ISSUES, OK, NO_DATA, NOT_APPLICABLE = "IssuesFound", "NoIssuesFound", "InsufficientData", "NotApplicable"
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One rule's verdict on a run."""
-
-    rule: str
-    status: str
-    message: str
-    recommendation: str = ""
-    parameters: dict[str, float] | None = None
-    datapoints: int = 0
-
-    @property
-    def triggered(self) -> bool:
-        """The rule found issues, as opposed to none, too little data, or not applicable."""
-        return self.status == ISSUES
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields, for the rules JSON file and `--json` output."""
-        return asdict(self)
-
 
 RuleFn = Callable[["ProfileData", dict[str, float]], RuleResult]
 RULES: dict[str, tuple[dict[str, float], RuleFn]] = {}
@@ -105,7 +82,7 @@ def _no_gpu(name: str) -> RuleResult:
 
 
 @rule(stddev=3, n_outliers=10)
-def StepOutlier(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def StepOutlier(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Steps slower than mean + stddev * std; fires when more than n_outliers such steps occur."""
     import numpy as np
 
@@ -135,7 +112,7 @@ def StepOutlier(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: 
 
 
 @rule(min_threshold=70, max_threshold=200, wait_threshold=50, threshold=50)
-def Dataloader(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def Dataloader(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Data-wait share of step time; fires when over `threshold`% of steps wait more than `wait_threshold`%.
 
     AWS's min/max_threshold (loader workers as % of CPU cores) shape the recommendation; wait_threshold and
@@ -168,7 +145,7 @@ def Dataloader(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N
 
 
 @rule(threshold=50, gpu_threshold=10, io_threshold=50, patience=1000)
-def IOBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def IOBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Samples with CPU iowait above io_threshold (and GPU below gpu_threshold when present)."""
     window, short = _after_patience(data, "IOBottleneck", p["patience"])
     if short:
@@ -193,7 +170,7 @@ def IOBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa:
 
 
 @rule(threshold=50, gpu_threshold=10, cpu_threshold=90, patience=1000)
-def CPUBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def CPUBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Samples with CPU above cpu_threshold while the GPU is below gpu_threshold (GPU runs only)."""
     if not data.has_gpu:
         return _no_gpu("CPUBottleneck")
@@ -216,7 +193,7 @@ def CPUBottleneck(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa
 
 
 @rule(threshold_p95=70, threshold_p5=10, window=500, patience=1000)
-def LowGPUUtilization(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def LowGPUUtilization(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Per window of samples: p95 below threshold_p95 (underused) or p5 below threshold_p5 (fluctuating)."""
     import numpy as np
 
@@ -245,7 +222,7 @@ def LowGPUUtilization(data: ProfileData, p: dict[str, float]) -> RuleResult:  # 
 
 
 @rule(increase=5, patience=1000, window=10)
-def GPUMemoryIncrease(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def GPUMemoryIncrease(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Moving average of GPU memory (% of total) rising by more than `increase` points between windows."""
     if not data.has_gpu:
         return _no_gpu("GPUMemoryIncrease")
@@ -271,7 +248,7 @@ def GPUMemoryIncrease(data: ProfileData, p: dict[str, float]) -> RuleResult:  # 
 
 
 @rule(cpu_threshold_p95=70, gpu_threshold_p95=70, gpu_memory_threshold_p95=70, patience=1000, window=500)
-def BatchSize(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def BatchSize(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Device underused: p95 of CPU, GPU and GPU memory all below thresholds (CPU runs: CPU alone)."""
     window, short = _after_patience(data, "BatchSize", p["patience"])
     if short:
@@ -299,7 +276,7 @@ def BatchSize(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N8
 
 
 @rule(threshold=20)
-def MaxInitializationTime(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def MaxInitializationTime(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Minutes from the start of train() to the end of the first step above `threshold`."""
     seconds = data.meta.get("first_step_seconds")
     if seconds is None:
@@ -319,7 +296,7 @@ def MaxInitializationTime(data: ProfileData, p: dict[str, float]) -> RuleResult:
 
 
 @rule()
-def OverallSystemUsage(data: ProfileData, p: dict[str, float]) -> RuleResult:  # noqa: N802
+def OverallSystemUsage(data: ProfileData, p: dict[str, float]) -> RuleResult:
     """Percentiles of system usage; never fires (AWS's rule of the same name does not either)."""
     s = data.system
     if not s["t"].size:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dogclf.lazy import lazy_exports
 
 _EXPORTS = {
     "ClassifierAPI": "dogclf.serve.api",
@@ -34,10 +36,4 @@ if TYPE_CHECKING:
     from dogclf.serve.package import extract_model, package_model
     from dogclf.serve.server import create_app, serve
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dogclf.serve' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dogclf.lazy import lazy_exports
 
 _EXPORTS = {
     "SearchSpace": "dogclf.tune.space",
@@ -25,10 +27,4 @@ if TYPE_CHECKING:
     from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace, default_space, load_space
     from dogclf.tune.study import TuneResult, tune
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dogclf.tune' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -89,17 +89,12 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
     """Objective per trial (complete, and pruned at their last epoch) with the best-so-far line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dogclf.plots import save_figure
+    from dogclf.plots import save_figure, subplots
 
     minimize = study.direction.name == "MINIMIZE"
     done = _complete(study)
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED" and t.intermediate_values]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     ax.plot([t.number for t in done], [t.value for t in done], "o", label="complete")
     if pruned:
         last = [t.intermediate_values[max(t.intermediate_values)] for t in pruned]
@@ -119,17 +114,12 @@ def plot_history(study: optuna.Study, objective: str, out: Path) -> Path:
 
 def plot_params(study: optuna.Study, space: SearchSpace, out: Path) -> Path:
     """Objective against each parameter (one panel each), the best trial marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dogclf.plots import save_figure
+    from dogclf.plots import save_figure, subplots
 
     done = _complete(study)
     best = study.best_trial if done else None
     names = list(space.parameters)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    fig, axes = subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         param = space.parameters[name]
         position = (lambda v, p=param: p.values.index(v)) if isinstance(param, Categorical) else (lambda v: v)

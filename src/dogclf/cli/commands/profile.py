@@ -46,10 +46,7 @@ def _rules(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results]))
     else:
         for r in results:
-            print(
-                f"{r.rule:<22} {r.status:<16} {r.message}"
-                + (f"\n{'':<39} -> {r.recommendation}" if r.triggered else "")
-            )
+            print(f"{r.rule:<22} {r.status:<16} {r.finding}" + (f"\n{'':<39} -> {r.advice}" if r.triggered else ""))
     return 1 if args.fail_on_issues and any(r.triggered for r in results) else 0
 
 
