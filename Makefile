@@ -31,7 +31,7 @@ bench: venv
 	$(PY) benchmarks/bench_train.py
 
 docs: venv
-	$(PY) -m dogclf.docgen
+	$(PY) -m dogclf.cli.docgen
 
 clean:
 	rm -rf $(VENV) quickstart .pytest_cache

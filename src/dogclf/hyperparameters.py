@@ -70,8 +70,11 @@ def add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     """--name VALUE for every hyperparameter; values stay strings and pydantic validates them."""
     for name, dotted in HYPERPARAMETERS.items():
         info = field_info(dotted)
-        kwargs: dict[str, Any] = {"dest": f"hp_{name.replace('-', '_')}", "metavar": "VALUE",
-                                  "help": f"{info.description} [{dotted}, default {info.default!r}]"}  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "dest": f"hp_{name.replace('-', '_')}",
+            "metavar": "VALUE",
+            "help": f"{info.description} [{dotted}, default {info.default!r}]",
+        }
         if info.annotation is bool:
             kwargs.update(nargs="?", const="true", metavar="BOOL")
         parser.add_argument(f"--{name}", **kwargs)

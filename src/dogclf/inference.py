@@ -27,7 +27,7 @@ def inference_model(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module
 
     try:
         model = fuse(model.eval(), inplace=False)
-    except Exception as exc:  # noqa: BLE001 - a model fx cannot trace still serves, just unfolded
+    except Exception as exc:  # a model fx cannot trace still serves, just unfolded
         log.info("batch norms not folded (%s: %s); serving the model as it is", type(exc).__name__, exc)
         model = copy.deepcopy(model).eval()
     if runtime.device.type == "cpu" and runtime.autocast_dtype == torch.bfloat16:

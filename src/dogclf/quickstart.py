@@ -79,8 +79,12 @@ def tuning_config(cfg: RunConfig, epochs: int) -> RunConfig:
     sample data: the head-stage winner, lr 1e-3, left staged training at 0.63 valid top-1, against 1.0 with
     lr 2e-2), so then the trials are short runs of the staged training itself, like those of freeze=full.
     """
-    trial: dict[str, Any] = {"optim.epochs": epochs, "profile.enabled": False, "debug.enabled": False,
-                             "debug.live_rules": False}  # fmt: skip
+    trial: dict[str, Any] = {
+        "optim.epochs": epochs,
+        "profile.enabled": False,
+        "debug.enabled": False,
+        "debug.live_rules": False,
+    }
     frozen = cfg.model.freeze == "head" or (cfg.model.freeze == "staged" and cfg.model.weights is not None)
     if frozen:
         trial.update({"model.freeze": "head", "data.augment": False})
@@ -204,14 +208,29 @@ def run_quickstart(
     sample = sorted((data / "test").rglob("*.jpg"))[0]
     endpoint_top3 = query_endpoint(tarball, sample)
     return QuickstartResult(
-        workdir=workdir, data=data, run=run_dir, model=result.artifact_dir, valid_top1=result.valid["top1"],
-        test_top1=test.top1, tune_dir=tune_dir, best_params=tuned.best_params, tarball=tarball, debug_rules=rules,
-        profiler_rules=profiler_rules, endpoint_top3=endpoint_top3,
+        workdir=workdir,
+        data=data,
+        run=run_dir,
+        model=result.artifact_dir,
+        valid_top1=result.valid["top1"],
+        test_top1=test.top1,
+        tune_dir=tune_dir,
+        best_params=tuned.best_params,
+        tarball=tarball,
+        debug_rules=rules,
+        profiler_rules=profiler_rules,
+        endpoint_top3=endpoint_top3,
         predictions=predict_offline(result.artifact_dir, sample),
-        outputs={"tuning table": tuned.table, "tuning plots": tune_dir / "plots", "plots": run_dir / "plots",
-                 "metrics": run_dir / "metrics.jsonl", "profiler report": profiler_report,
-                 "debug report": debug_report, "sample image": sample},
-    )  # fmt: skip
+        outputs={
+            "tuning table": tuned.table,
+            "tuning plots": tune_dir / "plots",
+            "plots": run_dir / "plots",
+            "metrics": run_dir / "metrics.jsonl",
+            "profiler report": profiler_report,
+            "debug report": debug_report,
+            "sample image": sample,
+        },
+    )
 
 
 def _next_name(workdir: Path) -> str:

@@ -323,7 +323,7 @@ BROKEN = [
     ("python entrypoints/hpo.py --data d --output-data-dir r --batch 20", "unrecognized arguments: --batch"),
     ("python -m dogclf.entrypoints.train --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
     ("python entrypoints/inference.py", "reads no arguments"),
-    ("python -m dogclf.docgen --chek", "unrecognized arguments: --chek"),
+    ("python -m dogclf.cli.docgen --chek", "unrecognized arguments: --chek"),
     ("make tests", "no Makefile target ['tests']"),
     ("curl -s http://127.0.0.1:8080/predict", "is not a route"),
     ("curl -s -X POST http://127.0.0.1:8080/invocations -H 'Content-Type: text/csv'", "not supported"),

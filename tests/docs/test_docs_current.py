@@ -5,15 +5,15 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from dogclf import docgen
+from dogclf.cli import docgen
 
 
 def test_generated_docs_are_current():
     assert (ROOT / "docs" / "configuration.md").read_text() == docgen.configuration_md(), (
-        "docs/configuration.md is stale: run `python -m dogclf.docgen`"
+        "docs/configuration.md is stale: run `python -m dogclf.cli.docgen`"
     )
     assert (ROOT / "docs" / "cli.md").read_text() == docgen.cli_md(), (
-        "docs/cli.md is stale: run `python -m dogclf.docgen`"
+        "docs/cli.md is stale: run `python -m dogclf.cli.docgen`"
     )
 
 

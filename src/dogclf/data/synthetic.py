@@ -12,12 +12,27 @@ from PIL import Image
 from dogclf.errors import DatasetError
 
 BREEDS = (
-    "Affenpinscher", "Afghan_hound", "Airedale_terrier", "Akita", "Alaskan_malamute",
-    "American_eskimo_dog", "American_foxhound", "American_staffordshire_terrier",
-    "American_water_spaniel", "Anatolian_shepherd_dog", "Australian_cattle_dog", "Australian_shepherd",
-    "Australian_terrier", "Basenji", "Basset_hound", "Beagle", "Bearded_collie", "Beauceron",
-    "Bedlington_terrier", "Belgian_malinois",
-)  # fmt: skip
+    "Affenpinscher",
+    "Afghan_hound",
+    "Airedale_terrier",
+    "Akita",
+    "Alaskan_malamute",
+    "American_eskimo_dog",
+    "American_foxhound",
+    "American_staffordshire_terrier",
+    "American_water_spaniel",
+    "Anatolian_shepherd_dog",
+    "Australian_cattle_dog",
+    "Australian_shepherd",
+    "Australian_terrier",
+    "Basenji",
+    "Basset_hound",
+    "Beagle",
+    "Bearded_collie",
+    "Beauceron",
+    "Bedlington_terrier",
+    "Belgian_malinois",
+)
 
 
 def breed_folder(index: int) -> str:

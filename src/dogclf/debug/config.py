@@ -14,15 +14,32 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Rule names known to dogclf.debug.rules (kept here so validating a config never imports smdebug).
 RULE_NAMES = (
-    "VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overfit", "Overtraining",
-    "PoorWeightInitialization", "DeadRelu", "AllZero", "ClassImbalance",
-)  # fmt: skip
+    "VanishingGradient",
+    "ExplodingTensor",
+    "LossNotDecreasing",
+    "Overfit",
+    "Overtraining",
+    "PoorWeightInitialization",
+    "DeadRelu",
+    "AllZero",
+    "ClassImbalance",
+)
 
 # smdebug built-ins plus the collections dogclf's hook fills (relu_* from the model's ReLU modules).
 COLLECTIONS = (
-    "losses", "weights", "biases", "gradients", "labels", "predictions", "dataset",
-    "relu_input", "relu_output", "inputs", "outputs", "all",
-)  # fmt: skip
+    "losses",
+    "weights",
+    "biases",
+    "gradients",
+    "labels",
+    "predictions",
+    "dataset",
+    "relu_input",
+    "relu_output",
+    "inputs",
+    "outputs",
+    "all",
+)
 
 # What dogclf's hook names the tensors the rules read (the loss module's inputs, and a custom tensor).
 LABELS_TENSOR = "CrossEntropyLoss_input_1"
@@ -39,7 +56,7 @@ DOGCLF_PARAMETERS: dict[str, dict[str, Any]] = {
         "labels_regex": re.escape(LABELS_TENSOR),
         "predictions_regex": re.escape(PREDICTIONS_TENSOR),
         "counts_regex": re.escape(CLASS_COUNTS_TENSOR),
-    },  # fmt: skip
+    },
 }
 
 # The collections each rule reads with dogclf's parameters; it can evaluate once any one of them is saved.

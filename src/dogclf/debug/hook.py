@@ -33,10 +33,11 @@ def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMA
         return hook_class.create_from_json_file(str(sagemaker_config))
     out_dir.mkdir(parents=True, exist_ok=True)
     return hook_class(
-        out_dir=str(out_dir), export_tensorboard=False,
+        out_dir=str(out_dir),
+        export_tensorboard=False,
         save_config=smd.SaveConfig(save_interval=cfg.save_interval),
         include_collections=cfg.saved_collections(),
-    )  # fmt: skip
+    )
 
 
 def _hook_class() -> type:

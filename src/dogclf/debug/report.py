@@ -91,22 +91,26 @@ def _weight_figure(trial) -> Any:
 
 def rules_table(results: list[RuleResult]) -> str:
     """The rule verdicts as an HTML table (status cells styled)."""
-    rows = [(r.rule, r.status, "" if r.step is None else r.step, r.finding or "-", r.explanation, r.advice)
-            for r in results]  # fmt: skip
+    rows = [
+        (r.rule, r.status, "" if r.step is None else r.step, r.finding or "-", r.explanation, r.advice) for r in results
+    ]
     headers = ("Rule", "Status", "First step", "Finding", "Explanation", "Advice")
     return table(headers, rows, classes=(None, "status"))
 
 
-def write_report(run_dir: str | Path, output: str | Path | None = None,
-                 overrides: dict[str, dict[str, Any]] | None = None) -> Path:  # fmt: skip
+def write_report(
+    run_dir: str | Path, output: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> Path:
     """Evaluate the rules and write the HTML report (default RUN_DIR/debug/report.html); returns its path."""
     folder = tensors_dir(run_dir)
     results = evaluate_rules(run_dir, overrides)
     trial = load_trial(folder)
     out = Path(output) if output else folder / "report.html"
-    figures = [("Loss curves", _loss_figure(trial), "loss curves"),
-               ("Gradient norms per layer", _gradient_figure(trial), "gradient norms"),
-               ("Weight distribution", _weight_figure(trial), "weight histograms")]  # fmt: skip
+    figures = [
+        ("Loss curves", _loss_figure(trial), "loss curves"),
+        ("Gradient norms per layer", _gradient_figure(trial), "gradient norms"),
+        ("Weight distribution", _weight_figure(trial), "weight histograms"),
+    ]
     issues = sum(r.triggered for r in results)
     sections = [("Rules", rules_table(results))]
     sections += [(title, img(figure_to_data_uri(fig), alt)) for title, fig, alt in figures]

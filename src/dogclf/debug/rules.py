@@ -170,8 +170,16 @@ class LossNotDecreasing(_LossRule):
     explanation = "The loss is not decreasing: the model is not learning."
     advice = "Check the learning rate (not 0, not too small), that parameters are trainable, and the labels."
 
-    def __init__(self, base_trial, collection_names=None, tensor_regex=None, use_losses_collection=True,
-                 num_steps=10, diff_percent=0.0, mode=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_trial,
+        collection_names=None,
+        tensor_regex=None,
+        use_losses_collection=True,
+        num_steps=10,
+        diff_percent=0.0,
+        mode=None,
+    ) -> None:
         super().__init__(base_trial)
         self.names = self.loss_names(_list(collection_names), _list(tensor_regex), _bool(use_losses_collection))
         self.num_steps = int(num_steps)
@@ -204,11 +212,9 @@ class LossNotDecreasing(_LossRule):
         start = self._series[0][0]
         if (mode_step - start + 1) % self.num_steps or mode_step - start + 1 < 2 * self.num_steps:
             return False
-        window = lambda lo, hi: [v for s, v in self._series if lo < s <= hi]  # noqa: E731
-        new, old = (
-            window(mode_step - self.num_steps, mode_step),
-            window(mode_step - 2 * self.num_steps, mode_step - self.num_steps),
-        )
+        n = self.num_steps
+        new = [v for s, v in self._series if mode_step - n < s <= mode_step]
+        old = [v for s, v in self._series if mode_step - 2 * n < s <= mode_step - n]
         if not new or not old:
             return False
         new_mean, old_mean = float(np.mean(new)), float(np.mean(old))
@@ -311,9 +317,14 @@ class PoorWeightInitialization(_LossRule):
     advice = "Use the architecture's default (Kaiming/Xavier) init or pretrained weights; do not zero-init layers."
 
     def __init__(
-        self, base_trial, activation_inputs_regex=".*relu_input", threshold=10.0, distribution_range=0.001,
-        patience=5, steps=10,
-    ) -> None:  # fmt: skip
+        self,
+        base_trial,
+        activation_inputs_regex=".*relu_input",
+        threshold=10.0,
+        distribution_range=0.001,
+        patience=5,
+        steps=10,
+    ) -> None:
         super().__init__(base_trial)
         self.activations = self.tensors(["relu_input"], _list(activation_inputs_regex))
         self.gradients = self.tensors(["gradients"])
@@ -425,9 +436,16 @@ class ClassImbalance(DogclfRule):
     advice = "Collect more images of small classes, or use a weighted loss or a class-balanced sampler."
 
     def __init__(
-        self, base_trial, threshold_imbalance=10, threshold_misprediction=0.7, samples=500, argmax=False,
-        labels_regex=".*labels", predictions_regex=".*predictions", counts_regex=".*class_counts",
-    ) -> None:  # fmt: skip
+        self,
+        base_trial,
+        threshold_imbalance=10,
+        threshold_misprediction=0.7,
+        samples=500,
+        argmax=False,
+        labels_regex=".*labels",
+        predictions_regex=".*predictions",
+        counts_regex=".*class_counts",
+    ) -> None:
         super().__init__(base_trial)
         self.imbalance, self.misprediction = float(threshold_imbalance), float(threshold_misprediction)
         self.samples, self.argmax = int(samples), _bool(argmax)
@@ -488,6 +506,15 @@ class ClassImbalance(DogclfRule):
 
 RULES: dict[str, type[DogclfRule]] = {
     cls.__name__: cls
-    for cls in (VanishingGradient, ExplodingTensor, LossNotDecreasing, Overfit, Overtraining,
-                PoorWeightInitialization, DeadRelu, AllZero, ClassImbalance)
-}  # fmt: skip
+    for cls in (
+        VanishingGradient,
+        ExplodingTensor,
+        LossNotDecreasing,
+        Overfit,
+        Overtraining,
+        PoorWeightInitialization,
+        DeadRelu,
+        AllZero,
+        ClassImbalance,
+    )
+}

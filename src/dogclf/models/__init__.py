@@ -1,6 +1,7 @@
 """Model factory over a registry of architectures."""
 
-from dogclf.models import architectures as _architectures  # noqa: F401  (fills the registry)
+# Importing the architectures fills the registry.
+from dogclf.models import architectures as _architectures
 from dogclf.models._registry import ModelSpec, get_spec, list_models, register_model
 from dogclf.models.factory import (
     backbone_parameters,

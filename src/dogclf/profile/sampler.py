@@ -28,7 +28,7 @@ class _Gpu:
         try:
             torch.cuda.utilization(self.index)
             return True
-        except Exception:  # noqa: BLE001 - torch raises ModuleNotFoundError/RuntimeError without pynvml
+        except Exception:  # torch raises ModuleNotFoundError/RuntimeError without pynvml
             return False
 
     def _smi_util(self) -> float | None:
@@ -97,7 +97,7 @@ class SystemSampler:
         while not self._stop.wait(self.interval):
             try:
                 self._buffer.append(json.dumps(self.sample()))
-            except Exception as exc:  # noqa: BLE001 - a failed sample must never stop training
+            except Exception as exc:  # a failed sample must never stop training
                 log.warning("profiler: system sample failed: %s", exc)
             if len(self._buffer) >= 20:
                 self._flush()

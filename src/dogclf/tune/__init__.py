@@ -18,9 +18,16 @@ _EXPORTS = {
     "FeatureCache": "dogclf.tune.features",
 }
 __all__ = [
-    "Categorical", "Continuous", "FeatureCache", "Integer", "SearchSpace", "TuneResult", "default_space",
-    "load_space", "tune",
-]  # fmt: skip
+    "Categorical",
+    "Continuous",
+    "FeatureCache",
+    "Integer",
+    "SearchSpace",
+    "TuneResult",
+    "default_space",
+    "load_space",
+    "tune",
+]
 
 if TYPE_CHECKING:
     from dogclf.tune.features import FeatureCache

@@ -9,8 +9,14 @@ import json
 def _make_sample(args: argparse.Namespace) -> int:
     from dogclf.data.synthetic import make_dataset
 
-    root = make_dataset(args.out, classes=args.classes, per_class=args.per_class, size=args.size, seed=args.seed,
-                        overwrite=args.overwrite)  # fmt: skip
+    root = make_dataset(
+        args.out,
+        classes=args.classes,
+        per_class=args.per_class,
+        size=args.size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
     print(f"sample dataset: {root} ({args.classes} classes, {args.per_class} train images each, {args.size} px)")
     return 0
 
@@ -22,11 +28,19 @@ def _check(args: argparse.Namespace) -> int:
     report = scan_dataset(layout, args.max_pixels) if args.max_pixels else scan_dataset(layout)
     counts = layout.counts()
     if args.json:
-        print(json.dumps({
-            "root": str(layout.root), "classes": layout.classes, "counts": counts,
-            "split_from_flat": layout.split_from_flat, "fingerprint": report.fingerprint,
-            "bad": [{"path": str(b.path), "reason": b.reason} for b in report.bad],
-        }, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "root": str(layout.root),
+                    "classes": layout.classes,
+                    "counts": counts,
+                    "split_from_flat": layout.split_from_flat,
+                    "fingerprint": report.fingerprint,
+                    "bad": [{"path": str(b.path), "reason": b.reason} for b in report.bad],
+                },
+                indent=2,
+            )
+        )
     else:
         splits = list(counts)
         print(

@@ -59,9 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     for a in (rules, report):
         a.add_argument("run_dir", metavar="RUN_DIR", help="run folder trained with --debug (or its debug/ folder)")
         a.add_argument(
-            "--param", action="append", metavar="RULE.PARAM=VALUE",
+            "--param",
+            action="append",
+            metavar="RULE.PARAM=VALUE",
             help="override a rule parameter, e.g. Overfit.ratio_threshold=0.2 (AWS names)",
-        )  # fmt: skip
+        )
     rules.add_argument("--fail-on", metavar="RULES", help="exit 1 when any of these rules (comma list, or 'any') fires")
     rules.add_argument("--json", action="store_true", help="print the results as JSON")
     rules.set_defaults(func=_rules)

@@ -94,8 +94,10 @@ def _run(args: argparse.Namespace) -> int:
     inputs = list(args.inputs)
     model = None if args.endpoint else inputs.pop(0)
     if not inputs:
-        raise ConfigError("give the images to predict: dogclf predict MODEL FILES_OR_DIR... "
-                          "(or dogclf predict --endpoint URL FILES_OR_DIR...)")  # fmt: skip
+        raise ConfigError(
+            "give the images to predict: dogclf predict MODEL FILES_OR_DIR... "
+            "(or dogclf predict --endpoint URL FILES_OR_DIR...)"
+        )
     if not 1 <= args.topk <= 100:
         raise ConfigError(f"--topk must be between 1 and 100, got {args.topk}")
     if args.batch_size < 1 or args.concurrency < 1:
@@ -126,9 +128,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dogclf predict`, offline or against an endpoint."""
-    p = sub.add_parser("predict", help="top-k breeds for images, offline or through an endpoint",
-                       description="dogclf predict MODEL FILES_OR_DIR... | dogclf predict --endpoint URL "
-                       "FILES_OR_DIR...; exits 1 when some image could not be predicted.")  # fmt: skip
+    p = sub.add_parser(
+        "predict",
+        help="top-k breeds for images, offline or through an endpoint",
+        description="dogclf predict MODEL FILES_OR_DIR... | dogclf predict --endpoint URL "
+        "FILES_OR_DIR...; exits 1 when some image could not be predicted.",
+    )
     p.add_argument("inputs", nargs="+", metavar="[MODEL] FILES_OR_DIR", help="model (unless --endpoint), then images")
     p.add_argument("--endpoint", metavar="URL", help="send the images to this endpoint (e.g. http://127.0.0.1:8080)")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")

@@ -41,9 +41,15 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"model.arch": args.arch, "model.weights": args.weights, "model.freeze": args.freeze}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     r = run_quickstart(
-        args.workdir, classes=args.classes, per_class=args.per_class, epochs=args.epochs, trials=args.trials,
-        tune_epochs=args.tune_epochs, image_size=args.image_size, overrides={**overrides, **parse_set(args.set)},
-    )  # fmt: skip
+        args.workdir,
+        classes=args.classes,
+        per_class=args.per_class,
+        epochs=args.epochs,
+        trials=args.trials,
+        tune_epochs=args.tune_epochs,
+        image_size=args.image_size,
+        overrides={**overrides, **parse_set(args.set)},
+    )
     print("\ndebugger rules:")
     print(format_rules(r.debug_rules))
     _print_summary(r)
@@ -69,9 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights", help="none (default: nothing to download) | imagenet (needs internet or the torch cache) | PATH"
     )
     p.add_argument(
-        "--freeze", choices=["head", "full", "staged"],
+        "--freeze",
+        choices=["head", "full", "staged"],
         help="default full; with pretrained --weights, staged or head tune the head from cached features",
-    )  # fmt: skip
+    )
     p.add_argument("--classes", type=int, default=5, help="classes in the sample dataset (default 5)")
     p.add_argument("--per-class", type=int, default=60, help="training images per class (default 60)")
     p.add_argument("--image-size", type=int, default=64, help="image side in px, generated and trained (default 64)")

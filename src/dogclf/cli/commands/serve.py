@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch intra-op threads of each model thread (default: CPUs / workers)")
     p.add_argument("--decode-threads", type=int, help="threads decoding request images (default: min(4, CPUs))")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="compute device (default auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 on CPUs with native bf16, else fp32")  # fmt: skip
+    p.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="auto: bf16 on CPUs with native bf16, else fp32"
+    )
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 6 MB, as SageMaker)")
     p.add_argument("--max-pixels", type=int, help="decoded image limit, width x height (default 25,000,000)")
     p.add_argument("--max-images-per-request", type=int, help="images in one request (default 32; 413 beyond)")
@@ -64,9 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default-topk", type=int, help="classes per image when a request names no k (default 5)")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("package", help="build model.tar.gz for a SageMaker PyTorch endpoint",
-                       description="Reproducible model.tar.gz: model.pth, metadata.json, code/inference.py, "
-                       "code/requirements.txt.")  # fmt: skip
+    p = sub.add_parser(
+        "package",
+        help="build model.tar.gz for a SageMaker PyTorch endpoint",
+        description="Reproducible model.tar.gz: model.pth, metadata.json, code/inference.py, code/requirements.txt.",
+    )
     p.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or model folder")
     p.add_argument("-o", "--output", default="model.tar.gz", help="archive to write (default model.tar.gz)")
     p.add_argument("--wheel", help="bundle this dogclf wheel in code/ and install it instead of dogclf==VERSION")
