@@ -8,6 +8,11 @@ import argparse
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from dogclf.extras import require
+
+    for module in ("starlette", "uvicorn"):
+        require(module, "serve", "dogclf serve needs starlette and uvicorn")
+
     from dogclf.artifact import read_metadata
     from dogclf.config import format_validation_error
     from dogclf.errors import ConfigError

@@ -8,6 +8,9 @@ from dogclf.cli.commands.train import add_train_options, build_run_config
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dogclf.extras import require
+
+    require("optuna", "tune", "dogclf tune needs optuna")
     from dogclf.tune.results import format_table
     from dogclf.tune.space import default_space, load_space
     from dogclf.tune.study import tune

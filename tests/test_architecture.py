@@ -1,0 +1,177 @@
+"""The house rules of the package, checked on its source: imports point down, modules and functions stay small."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "dogclf"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+SDK_ROOTS = {"sagemaker", "boto3", "botocore"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def _modules() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _lazy_exports(tree: ast.Module) -> dict[str, str]:
+    """A package's `_EXPORTS = {"name": "module"}` table (names its __getattr__ loads on first use)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def _type_checking_blocks(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` blocks."""
+    blocks = [n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"]
+    return {id(inner) for block in blocks for inner in ast.walk(block)}
+
+
+def _imports(name: str, tree: ast.Module) -> set[str]:
+    """Every module (dogclf or third-party) that `name` imports anywhere, lazy and annotation-only imports included.
+
+    A package's lazy-export table stands for its `if TYPE_CHECKING:` imports, which only mirror it for type checkers.
+    """
+    modules, out = _modules(), set()
+    skipped = _type_checking_blocks(tree) if _lazy_exports(tree) else set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module if node.level == 0 else name.rsplit(".", node.level)[0] + "." + node.module
+            exports = _lazy_exports(modules[base]) if base in modules else {}
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                out.add(full if full in modules else exports.get(alias.name, base))
+    return out
+
+
+@cache
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {n: {m for m in _imports(n, t) if m in modules and m != n} for n, t in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_module_imports_form_no_cycle():
+    assert _cycles(_graph()) == []
+
+
+def test_packages_import_each_other_without_cycles():
+    # Package level: dogclf.training may not need dogclf.debug while dogclf.debug needs dogclf.training.
+    packages: dict[str, set[str]] = {}
+    for module, deps in _graph().items():
+        if module == "dogclf":
+            continue  # the top-level lazy surface re-exports everything
+        packages.setdefault(_package_of(module), set()).update(
+            _package_of(d) for d in deps if d != "dogclf" and _package_of(d) != _package_of(module)
+        )
+    assert _cycles({p: d & set(packages) for p, d in packages.items()}) == []
+
+
+def test_no_library_module_imports_the_cli():
+    offenders = sorted(n for n, deps in _graph().items() if not n.startswith("dogclf.cli") and any(
+        d.startswith("dogclf.cli") for d in deps
+    ))
+    assert offenders == []
+
+
+def test_only_the_sagemaker_layer_talks_to_aws():
+    offenders = {
+        name: sorted(m for m in _imports(name, tree) if m.split(".")[0] in SDK_ROOTS)
+        for name, tree in _modules().items()
+        if not name.startswith("dogclf.sagemaker")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_modules_stay_small():
+    sizes = {p.relative_to(SRC).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {k: v for k, v in sizes.items() if v > MAX_MODULE_LINES} == {}
+
+
+def test_functions_stay_short():
+    long = {}
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long[f"{name}.{node.name}"] = length
+    assert long == {}
+
+
+LIGHT_MODULES = ["dogclf", "dogclf.config", "dogclf.cli.main", "dogclf.tune.space", "dogclf.training.metrics",
+                 "dogclf.hyperparameters", "dogclf.sagemaker", "dogclf.data", "dogclf.debug.config"]
+
+
+@pytest.mark.parametrize("module", LIGHT_MODULES)
+def test_light_modules_do_not_load_torch(module):
+    code = (
+        f"import sys, {module}\n"
+        "from dogclf.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'sagemaker', 'boto3', 'smdebug', 'optuna') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
