@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from dogclf.config import parse_yaml_value
@@ -25,3 +27,12 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", metavar="FIELD=VALUE", help="override any config field, e.g. optim.warmup_epochs=1"
     )
+
+
+def library_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword defaults of the library function a command calls: flags take their defaults from it."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from dogclf.cli.options import library_defaults
+
 
 def _make_sample(args: argparse.Namespace) -> int:
     from dogclf.data.synthetic import make_dataset
@@ -65,10 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     p = cmds.add_parser("make-sample", help="generate a small learnable ImageFolder dataset (train/valid/test)")
     p.add_argument("out", help="folder to create")
-    p.add_argument("--classes", type=int, default=5, help="number of breeds (default 5)")
-    p.add_argument("--per-class", type=int, default=40, help="training images per class (default 40)")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    from dogclf.data.synthetic import make_dataset
+
+    d = library_defaults(make_dataset)
+    p.add_argument("--classes", type=int, default=d["classes"], help=f"number of breeds (default {d['classes']})")
+    p.add_argument(
+        "--per-class", type=int, default=d["per_class"], help=f"training images per class (default {d['per_class']})"
+    )
+    p.add_argument("--size", type=int, default=d["size"], help=f"image side in pixels (default {d['size']})")
+    p.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default {d['seed']})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     p.set_defaults(func=_make_sample)
     p = cmds.add_parser("check", help="class counts per split and every bad image by name (exit 1 if any)")

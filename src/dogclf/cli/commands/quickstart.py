@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from dogclf.cli.options import add_set_option, parse_set
+from dogclf.cli.options import add_set_option, library_defaults, parse_set
 
 if TYPE_CHECKING:
     from dogclf.quickstart import QuickstartResult
@@ -66,10 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "package model.tar.gz, query it on a local endpoint, predict; prints where it all is. Rerunning in the "
         "same --workdir reuses the data and makes new tune/ and runs/ folders.",
     )
-    p.add_argument("--workdir", default="quickstart", help="folder for data, tuning and runs (default ./quickstart)")
+    from dogclf.quickstart import run_quickstart
+
+    d = library_defaults(run_quickstart)
+    p.add_argument(
+        "--workdir", default=d["workdir"], help=f"folder for data, tuning and runs (default ./{d['workdir']})"
+    )
     p.add_argument("--epochs", type=int, help="training epochs (default 6)")
-    p.add_argument("--trials", type=int, default=4, help="tuning trials (default 4)")
-    p.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial (default 2)")
+    p.add_argument("--trials", type=int, default=d["trials"], help=f"tuning trials (default {d['trials']})")
+    p.add_argument(
+        "--tune-epochs",
+        type=int,
+        default=d["tune_epochs"],
+        help=f"epochs per tuning trial (default {d['tune_epochs']})",
+    )
     p.add_argument("--arch", help="architecture (default resnet50)")
     p.add_argument(
         "--weights", help="none (default: nothing to download) | imagenet (needs internet or the torch cache) | PATH"
@@ -79,8 +89,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["head", "full", "staged"],
         help="default full; with pretrained --weights, staged or head tune the head from cached features",
     )
-    p.add_argument("--classes", type=int, default=5, help="classes in the sample dataset (default 5)")
-    p.add_argument("--per-class", type=int, default=60, help="training images per class (default 60)")
-    p.add_argument("--image-size", type=int, default=64, help="image side in px, generated and trained (default 64)")
+    p.add_argument(
+        "--classes", type=int, default=d["classes"], help=f"classes in the sample dataset (default {d['classes']})"
+    )
+    p.add_argument(
+        "--per-class", type=int, default=d["per_class"], help=f"training images per class (default {d['per_class']})"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=d["image_size"],
+        help=f"image side in px, generated and trained (default {d['image_size']})",
+    )
     add_set_option(p)
     p.set_defaults(func=_run)
