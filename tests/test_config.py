@@ -37,3 +37,35 @@ def test_unreadable_and_non_mapping_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         build_config(tmp_path / "list.yaml")
+
+
+def test_explicit_null_override_wins_over_the_file(tmp_path):
+    # "Not given" is a missing key; None is a value: random init, even when the file asks for imagenet.
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  weights: imagenet\n  arch: resnet18\noptim:\n  grad_clip: 1.0\n")
+    cfg = build_config(f, {"model.weights": None, "optim.grad_clip": None})
+    assert cfg.model.weights is None and cfg.optim.grad_clip is None and cfg.model.arch == "resnet18"
+    assert build_config(f).model.weights == "imagenet" and build_config(f).optim.grad_clip == 1.0
+
+
+def test_null_in_a_file_overrides_the_base(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  weights: null\n")
+    assert build_config(f, base={"model": {"weights": "imagenet"}}).model.weights is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfeoptim: 1\n", r"c\.yaml is not UTF-8 text"),
+        (b"optim: [1,\n", r"c\.yaml is not valid YAML/JSON: .*line"),
+        (b"- a\n- b\n", r"c\.yaml must hold a mapping of sections, got a list"),
+        (b"x: !!python/object/apply:os.system ['true']\n", r"c\.yaml is not valid YAML/JSON: could not determine"),
+    ],
+)
+def test_broken_config_files_are_one_line_errors_naming_the_file(tmp_path, content, message):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        build_config(f)
+    assert "\n" not in str(info.value)

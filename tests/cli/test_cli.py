@@ -78,3 +78,21 @@ def test_every_command_has_help():
     for cmd in ("data", "train", "evaluate", "quickstart"):
         assert cmd in r.stdout
         assert run_cli(cmd, "--help").returncode == 0
+
+
+def test_broken_config_inputs_are_one_line_naming_the_file_or_flag(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- optim\n- model\n")
+    train = ("train", "--data", str(tmp_path), "--output", str(tmp_path / "o"))
+    cases = [
+        ((*train, "--config", str(latin1)), f"config file {latin1} is not UTF-8 text"),
+        ((*train, "--config", str(listed)), f"config file {listed} must hold a mapping of sections, got a list"),
+        ((*train, "--set", "optim.lr=!!python/object/apply:os.system ['true']"), "--set optim.lr: "),
+    ]
+    for args, message in cases:
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
