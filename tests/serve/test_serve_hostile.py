@@ -151,7 +151,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
         while sock.recv(4096):  # the rest of an earlier response, if any
             pass
         return True
-    except (ConnectionResetError, TimeoutError, socket.timeout):
+    except (ConnectionResetError, TimeoutError):
         return False
 
 
