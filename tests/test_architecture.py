@@ -68,39 +68,22 @@ def _graph() -> dict[str, set[str]]:
     return {n: {m for m in _imports(n, t) if m in modules and m != n} for n, t in modules.items()}
 
 
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for w in graph.get(todo.pop(), ()):
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
+    """Groups of modules that import each other, directly or through others (each group sorted)."""
+    reach = {v: _reachable(graph, v) for v in graph}
+    groups = {frozenset({v} | {w for w in reach[v] if v in reach.get(w, ())}) for v in graph if v in reach[v]}
+    return sorted(sorted(g) for g in groups)
 
 
 def _package_of(module: str) -> str:
@@ -129,9 +112,11 @@ def test_packages_import_each_other_without_cycles():
 
 
 def test_no_library_module_imports_the_cli():
-    offenders = sorted(n for n, deps in _graph().items() if not n.startswith("dogclf.cli") and any(
-        d.startswith("dogclf.cli") for d in deps
-    ))
+    offenders = sorted(
+        n
+        for n, deps in _graph().items()
+        if not n.startswith("dogclf.cli") and any(d.startswith("dogclf.cli") for d in deps)
+    )
     assert offenders == []
 
 
@@ -160,8 +145,17 @@ def test_functions_stay_short():
     assert long == {}
 
 
-LIGHT_MODULES = ["dogclf", "dogclf.config", "dogclf.cli.main", "dogclf.tune.space", "dogclf.training.metrics",
-                 "dogclf.hyperparameters", "dogclf.sagemaker", "dogclf.data", "dogclf.debug.config"]
+LIGHT_MODULES = [
+    "dogclf",
+    "dogclf.config",
+    "dogclf.cli.main",
+    "dogclf.tune.space",
+    "dogclf.training.metrics",
+    "dogclf.hyperparameters",
+    "dogclf.sagemaker",
+    "dogclf.data",
+    "dogclf.debug.config",
+]
 
 
 @pytest.mark.parametrize("module", LIGHT_MODULES)
@@ -170,8 +164,8 @@ def test_light_modules_do_not_load_torch(module):
         f"import sys, {module}\n"
         "from dogclf.cli.main import build_parser\n"
         "build_parser()\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'sagemaker', 'boto3', 'smdebug', 'optuna') if m in sys.modules)\n"
-        "print(heavy)\n"
+        "heavy = ('torch', 'torchvision', 'sagemaker', 'boto3', 'smdebug', 'optuna')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stderr

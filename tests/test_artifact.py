@@ -1,12 +1,14 @@
 """Model artifact: self-contained loading, weights_only safety, and clear errors."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from dogclf.artifact import load_artifact
+from dogclf.artifact import load_artifact, save_artifact
 from dogclf.errors import ArtifactError
 from dogclf.training.checkpoint import load_checkpoint
 
@@ -48,3 +50,44 @@ def test_missing_model_is_named(tmp_path):
         load_artifact(tmp_path / "nowhere")
     with pytest.raises(ArtifactError, match="holds no metadata.json"):
         load_artifact(tmp_path)
+
+
+def _crash_on_swap_in(monkeypatch, directory):
+    """os.replace raises when the new folder would be renamed onto `directory` (a kill between the renames)."""
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == directory and Path(src).name.startswith(f".{directory.name}-"):
+            raise OSError("killed")
+        return real(src, dst)
+
+    monkeypatch.setattr("dogclf.artifact.os.replace", replace)
+
+
+def test_save_swaps_atomically_and_a_crash_between_renames_keeps_the_old_model(tiny_run, tmp_path, monkeypatch):
+    old = load_artifact(tiny_run)
+    directory = tmp_path / "run" / "model"
+    save_artifact(directory, old.model, old.metadata)
+    new_meta = old.metadata.model_copy(update={"run_name": "new"})
+    _crash_on_swap_in(monkeypatch, directory)
+    with pytest.raises(OSError, match="killed"):
+        save_artifact(directory, old.model, new_meta)
+    monkeypatch.undo()
+    assert not directory.exists()  # the old one waits as the backup
+    loaded = load_artifact(tmp_path / "run")  # recovers the backup
+    assert loaded.metadata.run_name == old.metadata.run_name and (directory / "model.pth").is_file()
+    assert not (tmp_path / "run" / ".model.old").exists()
+    save_artifact(directory, old.model, new_meta)
+    assert load_artifact(directory).metadata.run_name == "new"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model"]  # no temp or backup left
+
+
+def test_a_stale_backup_beside_a_complete_model_is_ignored(tiny_run, tmp_path):
+    art = load_artifact(tiny_run)
+    directory = tmp_path / "model"
+    save_artifact(directory, art.model, art.metadata)
+    shutil.copytree(directory, tmp_path / ".model.old")
+    (tmp_path / ".model.old" / "metadata.json").write_text("{}")
+    assert load_artifact(directory).metadata.arch == art.metadata.arch
+    save_artifact(directory, art.model, art.metadata)
+    assert not (tmp_path / ".model.old").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -76,21 +77,59 @@ class Artifact:
         return self.metadata.preprocess
 
 
+def _backup(directory: Path) -> Path:
+    """Where the previous artifact waits while a new one is swapped in."""
+    return directory.parent / f".{directory.name}.old"
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _recover(directory: Path) -> None:
+    """Finish a swap a killed process left half done: restore the backup, or drop a stale one."""
+    backup = _backup(directory)
+    if not backup.exists():
+        return
+    if (directory / METADATA_FILE).is_file():
+        shutil.rmtree(backup, ignore_errors=True)
+    elif (backup / METADATA_FILE).is_file():
+        os.replace(backup, directory)
+        _fsync(directory.parent)
+
+
 def save_artifact(directory: str | Path, model: nn.Module, metadata: ArtifactMetadata) -> Path:
-    """Write model.pth + metadata.json into `directory` atomically (all or nothing)."""
+    """Write model.pth + metadata.json into `directory` atomically and durably.
+
+    The new folder is written and fsynced beside the old one; then old -> .NAME.old, new -> NAME, so at
+    every instant a complete artifact exists (load_artifact restores the backup after a kill in between).
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _recover(directory)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    backup = _backup(directory)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        torch.save(state, tmp / WEIGHTS_FILE)
+        with (tmp / WEIGHTS_FILE).open("wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
         atomic_write_text(tmp / METADATA_FILE, metadata.model_dump_json(indent=2))
+        _fsync(tmp)
         if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
+            os.replace(directory, backup)
+        os.replace(tmp, directory)
+        _fsync(directory.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(backup, ignore_errors=True)
     return directory
 
 
@@ -98,6 +137,11 @@ def resolve_artifact_dir(path: str | Path) -> Path:
     """Accept a model folder or a run folder (whose model/ holds the artifact)."""
     path = Path(path)
     for candidate in (path, path / "model"):
+        if not (candidate / METADATA_FILE).is_file() and (_backup(candidate) / METADATA_FILE).is_file():
+            try:
+                _recover(candidate)
+            except OSError:
+                return _backup(candidate)  # read-only place: load the backup as it is
         if (candidate / METADATA_FILE).is_file():
             return candidate
     if not path.exists():

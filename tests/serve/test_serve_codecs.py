@@ -63,10 +63,38 @@ def test_npy_is_uint8_pixels_and_never_unpickled():
 
     pickled = io.BytesIO()
     np.save(pickled, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(RequestError, match="invalid .npy body"):
+    with pytest.raises(RequestError, match="must be uint8 RGB pixels.*got object"):  # refused from the header
         decode_body(pickled.getvalue(), "application/x-npy")
     with pytest.raises(RequestError, match="uint8 RGB pixels"):
         decode_body(encode_npy(np.zeros((4, 4), np.float32)), "application/x-npy")
+
+
+def _npy_header_only(shape: tuple[int, ...]) -> bytes:
+    from numpy.lib import format as npy_format
+
+    out = io.BytesIO()
+    npy_format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return out.getvalue()
+
+
+def test_npy_declared_shape_must_match_the_body_before_any_allocation():
+    bomb = _npy_header_only((1, 100_000, 100_000, 3))  # asks for 28 GiB in ~128 bytes
+    with pytest.raises(RequestError, match="declares .* bytes but the body holds 0"):
+        decode_body(bomb, "application/x-npy")
+    with pytest.raises(RequestError, match="declares"):
+        decode_body(_npy_header_only((2, 2, 3)) + b"\0" * 11, "application/x-npy")
+    good = decode_body(_npy_header_only((2, 2, 3)) + bytes(range(12)), "application/x-npy")
+    assert good[0].shape == (2, 2, 3) and good[0][1, 1, 2] == 11
+    with pytest.raises(RequestError, match="invalid .npy body"):
+        decode_body(b"\x93NUMPY\x09\x00" + bomb[8:], "application/x-npy")  # unknown format version
+
+
+def test_deeply_nested_json_is_a_400_not_a_recursion_crash():
+    with pytest.raises(RequestError, match="nested too deeply") as err:
+        decode_body(b"[" * 200_000, "application/json")
+    assert err.value.status == 400
+    shallow = decode_body(b'{"images": ["AAAA"]}', "application/json")
+    assert shallow == [b"\0\0\0"]
 
 
 def test_image_count_is_checked_before_any_image_is_copied():

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from dogclf import __version__
 from dogclf.cli.main import main
 from dogclf.entrypoints import script_path
 from dogclf.errors import ArtifactError
-from dogclf.serve.package import extract_model, model_source, package_model
+from dogclf.serve.package import cache_root, extract_model, model_source, package_model
 
 
 def _sha(path: Path) -> str:
@@ -66,10 +67,99 @@ def test_round_trip_extract_and_model_source(tiny_run, tmp_path):
     out = package_model(tiny_run, tmp_path / "model.tar.gz")
     dest = extract_model(out, tmp_path / "x")
     assert (dest / "model.pth").read_bytes() == (tiny_run / "model" / "model.pth").read_bytes()
-    with model_source(out) as model_dir:
-        assert (model_dir / "metadata.json").is_file()
-        extracted = model_dir
-    assert not extracted.exists()  # the temp extraction is cleaned up
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        "code/inference.py", "code/requirements.txt", "metadata.json", "model.pth",
+    ]  # fmt: skip
+
+
+def test_model_source_extracts_once_into_a_cache_keyed_by_content(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOGCLF_MODEL_CACHE", str(tmp_path / "cache"))
+    out = package_model(tiny_run, tmp_path / "model.tar.gz")
+    with model_source(out) as first:
+        assert (first / "metadata.json").is_file()
+    with model_source(out) as second:  # a restart reuses the folder instead of extracting again
+        assert second == first
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.name]
+    stale = tmp_path / "cache" / ".partial-999999999-x"  # a killed extraction: its pid is gone
+    live = tmp_path / "cache" / f".partial-{os.getpid()}-y"
+    stale.mkdir()
+    live.mkdir()
+    (tmp_path / "model.pth").write_bytes(b"other")
+    other = tmp_path / "other.tar.gz"
+    with tarfile.open(other, "w:gz") as tar:
+        tar.add(first / "metadata.json", "metadata.json")
+        tar.add(tmp_path / "model.pth", "model.pth")
+    with model_source(other) as third:
+        assert third != first and (third / "model.pth").read_bytes() == b"other"
+    assert not stale.exists() and live.exists()
+
+
+def test_cache_root_must_be_private(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("DOGCLF_MODEL_CACHE", str(shared))
+    with pytest.raises(ArtifactError, match="not a private folder"):
+        cache_root()
+    shared.chmod(0o700)
+    assert cache_root() == shared
+
+
+def test_only_layout_members_are_written(tmp_path):
+    archive = tmp_path / "m.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("metadata.json", "model.pth", "code/dogclf-1.0-py3-none-any.whl", "code/pkg/mod.py", "notes.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    dest = extract_model(archive, tmp_path / "x")
+    written = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert written == ["code/dogclf-1.0-py3-none-any.whl", "metadata.json", "model.pth"]
+
+
+def test_sparse_members_are_refused_before_writing(tmp_path):
+    archive = _sparse_tar(tmp_path / "sparse.tar")
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("model.pth")
+    assert member.issparse() and member.size == 1 << 30
+    dest = tmp_path / "out"
+    with pytest.raises(ArtifactError, match="refusing sparse file 'model.pth'"):
+        extract_model(archive, dest)
+    assert not dest.exists()
+
+
+def _sparse_tar(path: Path) -> Path:
+    """A GNU old-style sparse entry (type 'S') declaring 1 GiB with no data, as `tar -S` writes."""
+    info = tarfile.TarInfo("model.pth")
+    info.type = tarfile.GNUTYPE_SPARSE
+    info.size = 0
+    block = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    block[483:495] = b"%011o\0" % (1 << 30)  # realsize field of the GNU header
+    block[148:156] = b" " * 8
+    block[148:155] = b"%06o\0" % sum(block[:512])
+    path.write_bytes(bytes(block) + b"\0" * 1024)
+    return path
+
+
+def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
+    archive = package_model_stub(tmp_path)
+    free = type("Usage", (), {"free": 10})()
+    monkeypatch.setattr("dogclf.serve.package.shutil.disk_usage", lambda path: free)
+    with pytest.raises(ArtifactError, match="only 10 bytes free"):
+        extract_model(archive, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    monkeypatch.undo()
+    assert (extract_model(archive, tmp_path / "x") / "model.pth").read_bytes() == b"w" * 100
+
+
+def package_model_stub(tmp_path: Path) -> Path:
+    archive = tmp_path / "stub.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("metadata.json", b"{}"), ("model.pth", b"w" * 100)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
 
 
 def _evil_tar(path: Path, member: tarfile.TarInfo, payload: bytes = b"x") -> Path:

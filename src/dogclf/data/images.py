@@ -11,6 +11,25 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
+# Pillow plugins allowed to parse an image; Pillow would otherwise try ~40 (EPS even calls Ghostscript).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # dataset files: IMAGE_EXTENSIONS' formats
+# First bytes of common formats, to name what a refused body really is.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\0", "TIFF"),
+    (b"MM\0*", "TIFF"),
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"\0\0\1\0", "ICO"),
+    (b"8BPS", "PSD"),
+    (b"P6", "PPM"),
+    (b"P3", "PPM"),
+    (b"\x00\x00\x00\x0cjP", "JPEG2000"),
+)
 
 ImageSource = str | Path | bytes
 
@@ -19,12 +38,42 @@ class ImageDecodeError(ValueError):
     """An image could not be decoded; the message names the source and the reason."""
 
 
+class ImageFormatError(ImageDecodeError):
+    """An image is in a format the caller does not accept; `found` names it."""
+
+    def __init__(self, message: str, found: str) -> None:
+        super().__init__(message)
+        self.found = found
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """How to decode: the smallest size the caller needs (enables JPEG draft mode) and the pixel cap."""
 
     min_side: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    formats: tuple[str, ...] = IMAGE_FORMATS
+
+
+def sniff_format(head: bytes) -> str:
+    """The format the first bytes of an image announce ('unknown' when none matches)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), "unknown")
+
+
+def _unidentified(source: ImageSource, formats: tuple[str, ...]) -> ImageDecodeError:
+    """Why Pillow found no allowed format: a known but refused format, or an unknown one."""
+    if isinstance(source, bytes):
+        head = source[:16]
+    else:
+        with open(source, "rb") as f:
+            head = f.read(16)
+    found = sniff_format(head)
+    name = _describe(source)
+    if found != "unknown" and found not in formats:
+        return ImageFormatError(f"{name}: {found} images are not accepted (allowed: {', '.join(formats)})", found)
+    return ImageDecodeError(f"{name}: not a recognised image format")
 
 
 def _describe(source: ImageSource) -> str:
@@ -52,7 +101,7 @@ def decode_image(source: ImageSource, options: DecodeOptions = DecodeOptions()) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=options.formats)
             width, height = img.size
             if width * height > options.max_pixels:
                 raise ImageDecodeError(
@@ -69,9 +118,20 @@ def decode_image(source: ImageSource, options: DecodeOptions = DecodeOptions()) 
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"{name}: file not found") from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(f"{name}: not a recognised image format") from exc
+        raise _unidentified(source, options.formats) from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"{name}: cannot decode ({exc})") from exc
+
+
+def image_size(data: bytes, formats: tuple[str, ...] = IMAGE_FORMATS) -> tuple[int, int]:
+    """(width, height) from an encoded image's header, without decoding its pixels."""
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            return img.size
+    except UnidentifiedImageError as exc:
+        raise _unidentified(data, formats) from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"{_describe(data)}: cannot decode ({exc})") from exc
 
 
 def check_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:

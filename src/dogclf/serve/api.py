@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dogclf.serve.codecs import JSON, NPY, Item, RequestError, ResponseFormat, decode_body, encode_npy
+from dogclf.serve.codecs import (
+    JSON,
+    NPY,
+    Item,
+    PayloadTooLarge,
+    RequestError,
+    ResponseFormat,
+    UnsupportedImageFormat,
+    decode_body,
+    encode_npy,
+    image_formats,
+    media_type,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -23,6 +36,14 @@ log = logging.getLogger("dogclf.serve")
 SERVE_MAX_PIXELS = 25_000_000
 # Each decoded 224 px image is ~600 KB of floats; a 6 MB body of tiny images must not become gigabytes.
 MAX_IMAGES = 32
+# Pixels one request may decode in all (4 images at the per-image limit): bounds the CPU a 6 MB body can cost.
+REQUEST_MAX_PIXELS = 100_000_000
+
+
+class DeadlineExceeded(RequestError):
+    """The request's deadline passed while its images were being decoded."""
+
+    status = 504
 
 
 class ClassifierAPI:
@@ -36,11 +57,13 @@ class ClassifierAPI:
         max_pixels: int = SERVE_MAX_PIXELS,
         default_topk: int = 5,
         max_images: int = MAX_IMAGES,
+        max_request_pixels: int = REQUEST_MAX_PIXELS,
     ) -> None:
         for name, value in (
             ("max_pixels", max_pixels),
             ("default_topk", default_topk),
             ("max_images", max_images),
+            ("max_request_pixels", max_request_pixels),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -50,6 +73,7 @@ class ClassifierAPI:
         self.model = model
         self.runtime = resolve_runtime(RuntimeConfig(device=device, precision=precision))
         self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
+        self.max_request_pixels = max_request_pixels
         self._engine: InferenceEngine | None = None
 
     @property
@@ -84,26 +108,61 @@ class ClassifierAPI:
         log.info("serving %s (%s classes) with %s", artifact.metadata.version, len(artifact.class_names),
                  self.runtime.describe())  # fmt: skip
 
-    def decode(self, body: bytes | str, content_type: str | None) -> list[torch.Tensor]:
-        """Request body -> one preprocessed CHW tensor per image (same transform as training's eval)."""
-        items = decode_body(body, content_type, self.max_images)
-        return [self._preprocess(item, i, len(items)) for i, item in enumerate(items)]
+    def decode(self, body: bytes | str, content_type: str | None, deadline: float | None = None) -> list[torch.Tensor]:
+        """Request body -> one preprocessed CHW tensor per image (same transform as training's eval).
 
-    def _preprocess(self, item: Item, index: int, count: int) -> torch.Tensor:
+        Every image's size is read from its header first, against the per-image and per-request pixel
+        limits; decoding stops once `deadline` (time.monotonic()) has passed.
+        """
+        items = decode_body(body, content_type, self.max_images)
+        formats = image_formats(content_type)
+        self._check_pixels(items, formats, content_type)
+        tensors = []
+        for i, item in enumerate(items):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"deadline passed after decoding {i} of {len(items)} images")
+            tensors.append(self._preprocess(item, _where(i, len(items)), formats, content_type))
+        return tensors
+
+    def _check_pixels(self, items: list[Item], formats: tuple[str, ...], content_type: str | None) -> None:
+        """Refuse an image over max_pixels (400) or a request over max_request_pixels (413) before decoding."""
+        from dogclf.data.images import ImageDecodeError, image_size
+
+        total = 0
+        for i, item in enumerate(items):
+            where = _where(i, len(items))
+            if isinstance(item, np.ndarray):
+                height, width = item.shape[:2]
+            else:
+                try:
+                    width, height = image_size(item, formats)
+                except ImageDecodeError as exc:
+                    raise _request_error(exc, where, content_type) from None
+            if width * height > self.max_pixels:
+                raise RequestError(
+                    f"{where}{width}x{height} = {width * height} pixels exceeds the limit of {self.max_pixels}"
+                )
+            total += width * height
+            if total > self.max_request_pixels:
+                raise PayloadTooLarge(
+                    f"the first {i + 1} images hold {total} pixels, over the per-request budget of "
+                    f"{self.max_request_pixels} (max_request_pixels); send fewer or smaller images"
+                )
+
+    def _preprocess(self, item: Item, where: str, formats: tuple[str, ...], content_type: str | None) -> torch.Tensor:
+        from dataclasses import replace
+
         from PIL import Image
 
-        from dogclf.data.images import ImageDecodeError
+        from dogclf.data.images import ImageDecodeError, decode_image
 
-        where = f"image {index + 1} of {count}: " if count > 1 else ""
         if isinstance(item, np.ndarray):
-            height, width = item.shape[:2]
-            if height * width > self.max_pixels:
-                raise RequestError(f"{where}{width}x{height} pixels exceeds the limit of {self.max_pixels}")
             return self.engine.transform(Image.fromarray(np.ascontiguousarray(item)))
         try:
-            return self.engine.preprocess(item)
+            image = decode_image(item, replace(self.engine.decode_options, formats=formats))
         except ImageDecodeError as exc:
-            raise RequestError(f"{where}{exc}") from None
+            raise _request_error(exc, where, content_type) from None
+        return self.engine.transform(image)
 
     def predict(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Preprocessed images -> float32 logits (N, classes), in one batch."""
@@ -127,3 +186,16 @@ class ClassifierAPI:
             ],
         }
         return json.dumps(doc).encode("utf-8"), JSON
+
+
+def _where(index: int, count: int) -> str:
+    return f"image {index + 1} of {count}: " if count > 1 else ""
+
+
+def _request_error(exc: Exception, where: str, content_type: str | None) -> RequestError:
+    """An image decode failure as the client's error: 415 for a refused format, else 400."""
+    from dogclf.data.images import ImageFormatError
+
+    if isinstance(exc, ImageFormatError):
+        return UnsupportedImageFormat(f"{where}Content-Type {media_type(content_type)[0]!r}: {exc}")
+    return RequestError(f"{where}{exc}")

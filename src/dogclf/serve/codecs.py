@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,10 @@ JSON = "application/json"
 NPY = "application/x-npy"
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 MAX_TOPK = 100
+# Pillow plugins a request may reach: common photo formats only (no EPS/PDF/TIFF...); JSON carries x-image bodies.
+SERVE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+FORMATS_BY_TYPE = {"image/jpeg": ("JPEG",), "image/png": ("PNG",)}
+NPY_VERSIONS = ((1, 0), (2, 0))
 
 # An item is one image: encoded bytes (JPEG, PNG...) or an HxWx3 uint8 RGB pixel array.
 Item = bytes | np.ndarray
@@ -54,6 +59,17 @@ class PayloadTooLarge(RequestError):
     status = 413
 
 
+class UnsupportedImageFormat(RequestError):
+    """An image's real format is not one its Content-Type allows."""
+
+    status = 415
+
+
+def image_formats(content_type: str | None) -> tuple[str, ...]:
+    """The image formats a request's Content-Type allows Pillow to open."""
+    return FORMATS_BY_TYPE.get(media_type(content_type)[0], SERVE_FORMATS)
+
+
 def media_type(header: str | None) -> tuple[str, dict[str, str]]:
     """'Application/JSON; topk=3' -> ('application/json', {'topk': '3'})."""
     main, *params = (header or "").split(";")
@@ -87,6 +103,8 @@ def _decode_json(body: bytes) -> list[Item]:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise RequestError("invalid JSON body: nested too deeply") from None
     if isinstance(doc, dict) and len(doc.keys() & {"instances", "images"}) == 1:
         key = "instances" if "instances" in doc else "images"
         images = doc[key]
@@ -97,16 +115,34 @@ def _decode_json(body: bytes) -> list[Item]:
     return [_decode_b64(value, f"{key}[{i}]") for i, value in enumerate(images)]
 
 
-def _decode_npy(body: bytes) -> np.ndarray:
+def _npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, data offset) from a .npy header, checked before any array exists."""
+    from numpy.lib import format as npy_format
+
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        version = npy_format.read_magic(stream)
+        if version not in NPY_VERSIONS:
+            raise ValueError(f"unsupported .npy format version {version}")
+        read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran, dtype = read(stream, max_header_size=10_000)
+    except (ValueError, TypeError, OSError, EOFError, SyntaxError, RecursionError) as exc:
         raise RequestError(f"invalid .npy body: {exc}") from None
-    if array.dtype != np.uint8 or array.ndim not in (3, 4) or array.shape[-1] != 3:
+    return shape, fortran, dtype, stream.tell()
+
+
+def _decode_npy(body: bytes) -> np.ndarray:
+    shape, fortran, dtype, offset = _npy_header(body)
+    if dtype != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3:
         raise RequestError(
-            f"an application/x-npy body must be uint8 RGB pixels shaped HxWx3 or NxHxWx3, "
-            f"got {array.dtype} {tuple(array.shape)}"
+            f"an application/x-npy body must be uint8 RGB pixels shaped HxWx3 or NxHxWx3, got {dtype} {shape}"
         )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != len(body) - offset:
+        raise RequestError(f".npy header declares {shape} = {declared} bytes but the body holds {len(body) - offset}")
+    array = np.frombuffer(body, dtype=np.uint8, count=declared, offset=offset).reshape(
+        shape, order="F" if fortran else "C"
+    )
     batch = array[None] if array.ndim == 3 else array
     if batch.shape[0] == 0 or 0 in batch.shape[1:3]:
         raise RequestError(f"empty .npy image batch {tuple(array.shape)}")

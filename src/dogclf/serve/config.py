@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dogclf.serve.api import MAX_IMAGES, SERVE_MAX_PIXELS
+from dogclf.serve.api import MAX_IMAGES, REQUEST_MAX_PIXELS, SERVE_MAX_PIXELS
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's real-time payload limit
 
@@ -34,9 +34,22 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(SAGEMAKER_MAX_BODY, ge=1, description="Largest request body (413 beyond).")
     max_pixels: int = Field(SERVE_MAX_PIXELS, ge=1, description="Largest decoded image, width x height.")
     max_images_per_request: int = Field(MAX_IMAGES, ge=1, description="Images in one request (413 beyond).")
+    max_request_pixels: int = Field(
+        REQUEST_MAX_PIXELS, ge=1, description="Pixels of all images in one request, read from headers (413 beyond)."
+    )
     max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
     default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")
+    max_connections: int = Field(
+        256, ge=1, description="Open connections (and requests) at once; requests beyond get 503."
+    )
+    keep_alive_s: float = Field(5.0, gt=0, le=3600, description="Idle time before a keep-alive connection closes.")
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="Time a connection has to send a complete request head; closed beyond."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request line plus headers (400 and closed beyond)."
+    )
 
     def thread_plan(self, device: str, cpus: int) -> tuple[int, int]:
         """(model threads, torch threads each) for a device type and CPU count; explicit settings win.

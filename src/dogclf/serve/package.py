@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -75,8 +76,13 @@ def package_model(source: str | Path, output: str | Path, wheel: str | Path | No
     return atomic_write(output, write)
 
 
+# The members of the SageMaker PyTorch layout; anything else in an archive is never written.
+LAYOUT_FILES = (WEIGHTS_FILE, METADATA_FILE, "code/inference.py", "code/requirements.txt")
+CACHE_ENV = "DOGCLF_MODEL_CACHE"
+
+
 def _check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath:
-    """Refuse absolute paths, '..', links and special files; return the safe relative path."""
+    """Refuse absolute paths, '..', links, sparse and special files; return the safe relative path."""
     name = PurePosixPath(member.name)
     if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in (name.parts[0] if name.parts else ""):
         raise ArtifactError(f"{archive}: refusing absolute path {member.name!r}")
@@ -84,26 +90,41 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath:
         raise ArtifactError(f"{archive}: refusing path {member.name!r} that could escape the extraction folder")
     if member.issym() or member.islnk():
         raise ArtifactError(f"{archive}: refusing link {member.name!r} -> {member.linkname!r}")
+    if member.issparse():
+        raise ArtifactError(f"{archive}: refusing sparse file {member.name!r} (declares {member.size} bytes)")
     if not (member.isfile() or member.isdir()):
         raise ArtifactError(f"{archive}: refusing special file {member.name!r}")
     return name
 
 
+def _in_layout(name: PurePosixPath) -> bool:
+    """Whether a file belongs to the model.tar.gz layout (model, metadata, inference code, bundled wheel)."""
+    path = name.as_posix()
+    return path in LAYOUT_FILES or (len(name.parts) == 2 and name.parts[0] == "code" and path.endswith(".whl"))
+
+
+def _check_space(archive: Path, dest: Path, total: int) -> None:
+    """Refuse before writing when the files exceed the cap or the free space where they would go."""
+    if total > MAX_EXTRACTED_BYTES:
+        raise ArtifactError(f"{archive}: {total} bytes unpacked exceeds the limit of {MAX_EXTRACTED_BYTES}")
+    existing = next(p for p in (dest, *dest.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if total > free:
+        raise ArtifactError(f"{archive}: {total} bytes unpacked but only {free} bytes free under {existing}")
+
+
 def extract_model(archive: str | Path, dest: str | Path) -> Path:
-    """Safely extract a model.tar.gz into `dest` (every entry is checked before anything is written)."""
+    """Safely extract a model.tar.gz into `dest`: only the layout's files, every entry checked before writing."""
     archive, dest = Path(archive), Path(dest)
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
             paths = [_check_member(m, archive) for m in members]
-            total = sum(m.size for m in members if m.isfile())
-            if total > MAX_EXTRACTED_BYTES:
-                raise ArtifactError(f"{archive}: {total} bytes unpacked exceeds the limit of {MAX_EXTRACTED_BYTES}")
-            for member, rel in zip(members, paths, strict=True):
+            wanted = [(m, p) for m, p in zip(members, paths, strict=True) if m.isfile() and _in_layout(p)]
+            _check_space(archive, dest, sum(m.size for m, _ in wanted))
+            dest.mkdir(parents=True, exist_ok=True)
+            for member, rel in wanted:
                 target = dest.joinpath(*rel.parts)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None  # regular files always have a payload
@@ -116,12 +137,72 @@ def extract_model(archive: str | Path, dest: str | Path) -> Path:
     return dest
 
 
+def cache_root() -> Path:
+    """Where archives are extracted: $DOGCLF_MODEL_CACHE, else TMPDIR/dogclf-models-UID (private to the user)."""
+    override = os.environ.get(CACHE_ENV)
+    root = Path(override) if override else Path(tempfile.gettempdir()) / f"dogclf-models-{os.getuid()}"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = root.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise ArtifactError(f"{root} is not a private folder of this user; remove it or set {CACHE_ENV}")
+    return root
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_stale_partials(root: Path) -> None:
+    """Remove half-written extractions whose process (the pid in the name) is gone."""
+    for partial in root.glob(".partial-*"):
+        pid = partial.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def extract_cached(archive: str | Path, root: Path | None = None) -> Path:
+    """Extract `archive` once into ROOT/<sha256>, written atomically (temp folder + rename) and reused later."""
+    archive = Path(archive)
+    root = root or cache_root()
+    try:
+        key = _sha256(archive)[:32]
+    except FileNotFoundError:
+        raise ArtifactError(f"model archive not found: {archive}") from None
+    final = root / key
+    if (final / METADATA_FILE).is_file():
+        return final
+    _remove_stale_partials(root)
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{os.getpid()}-", dir=root))
+    try:
+        extract_model(archive, partial)
+        os.replace(partial, final)
+    except OSError as exc:
+        if not (final / METADATA_FILE).is_file():  # not another process winning the same rename
+            raise ArtifactError(f"cannot extract {archive} into {final}: {exc}; remove {final}") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
 @contextlib.contextmanager
 def model_source(path: str | Path) -> Iterator[Path]:
-    """A model folder, run folder or model.tar.gz as a model folder (tarballs extract to a temp dir)."""
+    """A model folder, run folder or model.tar.gz as a model folder (tarballs via the extraction cache)."""
     path = Path(path)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
-        with tempfile.TemporaryDirectory(prefix="dogclf-model-") as tmp:
-            yield resolve_artifact_dir(extract_model(path, tmp))
+        yield resolve_artifact_dir(extract_cached(path))
     else:
         yield resolve_artifact_dir(path)

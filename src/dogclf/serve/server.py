@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +47,8 @@ access_log = logging.getLogger("dogclf.serve.access")
 
 ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 ROUTES = ("/ping", "/invocations", "/endpoints/{name}/invocations", "/metrics")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection"; never sent, only logged
 
 
 class NotReady(RequestError):
@@ -100,6 +102,7 @@ class EndpointState:
         self.api = ClassifierAPI(
             model, device=cfg.device, precision=cfg.precision, max_pixels=cfg.max_pixels,
             default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
+            max_request_pixels=cfg.max_request_pixels,
         )  # fmt: skip
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
         self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)
@@ -137,18 +140,22 @@ async def ping(request: Request) -> Response:
 async def invocations(request: Request) -> Response:
     """Decode (thread pool) -> dynamic batch -> encode, within the request deadline."""
     state: EndpointState = request.app.state.endpoint
+    deadline = time.monotonic() + state.cfg.timeout_s
     try:
-        return await asyncio.wait_for(_invoke(state, request), state.cfg.timeout_s)
+        return await asyncio.wait_for(_invoke(state, request, deadline), state.cfg.timeout_s)
     except asyncio.TimeoutError:
         return error_response(504, f"request did not finish within {state.cfg.timeout_s:g} s")
     except RequestError as exc:
         return error_response(exc.status, str(exc))
+    except ClientDisconnect:
+        log.info("client disconnected before sending the whole body")
+        return error_response(CLIENT_CLOSED, "client closed the connection")
     except Exception:  # noqa: BLE001 - a bug must cost one request a 500, never the server
         log.exception("invocation failed")
         return error_response(500, "internal server error while predicting; see the server log")
 
 
-async def _invoke(state: EndpointState, request: Request) -> Response:
+async def _invoke(state: EndpointState, request: Request, deadline: float) -> Response:
     state.check_ready()
     content_type = request.headers.get("content-type")
     if media_type(content_type)[0] not in DECODERS:
@@ -158,7 +165,8 @@ async def _invoke(state: EndpointState, request: Request) -> Response:
         headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER)
     )
     body = await read_body(request, state.cfg.max_body_bytes)
-    images = await asyncio.get_running_loop().run_in_executor(state.decode_pool, state.api.decode, body, content_type)
+    decode = state.api.decode
+    images = await asyncio.get_running_loop().run_in_executor(state.decode_pool, decode, body, content_type, deadline)
     request.state.images = len(images)
     logits = await state.batcher.submit(images)
     payload, out_type = state.api.encode(logits, fmt)
@@ -201,6 +209,7 @@ class AccessLog:
         start = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-amzn-sagemaker-inference-id") or headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:128]
         seen: dict[str, Any] = {"status": 500, "bytes_out": 0}
         scope.setdefault("state", {})
 
@@ -219,12 +228,14 @@ class AccessLog:
             seconds = time.perf_counter() - start
             route = _route_template(scope["path"])
             images = scope["state"].get("images", 0)
-            self.metrics.observe_request(scope["method"], route, seen["status"], seconds, images)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.observe_request(method, route, seen["status"], seconds, images)
+            length = headers.get("content-length", "")
             entry = {
-                "event": "request", "request_id": request_id, "method": scope["method"],
-                "path": scope["path"], "route": route, "status": seen["status"],
+                "event": "request", "request_id": request_id, "method": method,
+                "path": scope["path"][:256], "route": route, "status": seen["status"],
                 "duration_ms": round(seconds * 1000, 2),
-                "bytes_in": int(headers.get("content-length") or 0), "bytes_out": seen["bytes_out"],
+                "bytes_in": int(length) if length.isdigit() else 0, "bytes_out": seen["bytes_out"],
                 "images": images, "client": (scope.get("client") or ("", 0))[0],
             }  # fmt: skip
             access_log.info(json.dumps(entry))
@@ -283,6 +294,43 @@ def _load(state: EndpointState, app: Starlette) -> None:
             server.should_exit = True
 
 
+def guarded_h11(head_timeout_s: float) -> type[asyncio.Protocol]:
+    """The h11 protocol of uvicorn plus a deadline for each request head, which uvicorn lacks (slowloris guard).
+
+    The clock starts when the connection opens and again when a response completes; if no new request head
+    has arrived when it runs out (nothing sent, or a head trickled in a byte at a time), the connection closes.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]  # uvicorn types it as Transport
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            self._arm()  # before super(), which may already start a pipelined request's cycle
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(head_timeout_s, self._expire, self.cycle)
+
+        def _expire(self, cycle: object) -> None:
+            if self.cycle is cycle and not self.transport.is_closing():
+                log.info("closing a connection that sent no complete request head within %g s", head_timeout_s)
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind the listening socket ourselves so port 0 resolves to a known free port before serving.
 
@@ -313,8 +361,11 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     app = create_app(model, cfg)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=int(cfg.timeout_s) + 5)  # fmt: skip
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
+        http=guarded_h11(cfg.header_timeout_s), timeout_keep_alive=cfg.keep_alive_s,
+        limit_concurrency=cfg.max_connections, h11_max_incomplete_event_size=cfg.max_header_bytes,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     app.state.server = server
     # uvicorn re-raises SIGTERM after draining; with this handler that ends in a clean exit 0.

@@ -28,21 +28,20 @@ def _check(args: argparse.Namespace) -> int:
 
     layout = discover(args.data)
     report = scan_dataset(layout, args.max_pixels) if args.max_pixels else scan_dataset(layout)
-    counts = layout.counts()
+    counts = report.counts  # usable images only; bad files are listed (and counted) apart
+    found = layout.counts()
+    bad_counts = {s: [a - b for a, b in zip(found[s], counts[s], strict=True)] for s in counts}
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "root": str(layout.root),
-                    "classes": layout.classes,
-                    "counts": counts,
-                    "split_from_flat": layout.split_from_flat,
-                    "fingerprint": report.fingerprint,
-                    "bad": [{"path": str(b.path), "reason": b.reason} for b in report.bad],
-                },
-                indent=2,
-            )
-        )
+        summary = {
+            "root": str(layout.root),
+            "classes": layout.classes,
+            "counts": counts,
+            "bad_counts": bad_counts,
+            "split_from_flat": layout.split_from_flat,
+            "fingerprint": report.fingerprint,
+            "bad": [{"path": str(b.path), "reason": b.reason} for b in report.bad],
+        }
+        print(json.dumps(summary, indent=2))
     else:
         splits = list(counts)
         print(
@@ -54,6 +53,8 @@ def _check(args: argparse.Namespace) -> int:
         for i, name in enumerate(layout.classes):
             print(f"  {name:<{width}}  " + "  ".join(f"{counts[s][i]:>6}" for s in splits))
         print(f"  {'total':<{width}}  " + "  ".join(f"{sum(counts[s]):>6}" for s in splits))
+        if report.bad:
+            print(f"  {'(bad)':<{width}}  " + "  ".join(f"{sum(bad_counts[s]):>6}" for s in splits))
         if report.bad:
             print(f"{len(report.bad)} bad image(s):\n{report.format_bad()}")
         else:

@@ -67,6 +67,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images-per-request", type=int, help="images in one request (default 32; 413 beyond)")
     p.add_argument("--max-queue-images", type=int, help="queued images before answering 503 (default 256)")
     p.add_argument("--timeout-s", type=float, help="per-request deadline in seconds (default 60)")
+    p.add_argument(
+        "--max-request-pixels",
+        type=int,
+        help="pixels of all images in one request, read from headers (default 100,000,000; 413 beyond)",
+    )
+    p.add_argument(
+        "--max-connections", type=int, help="open connections at once; requests beyond get 503 (default 256)"
+    )
+    p.add_argument("--keep-alive-s", type=float, help="idle seconds before a keep-alive connection closes (default 5)")
+    p.add_argument(
+        "--header-timeout-s", type=float, help="seconds a connection has to send a complete request head (default 10)"
+    )
+    p.add_argument("--max-header-bytes", type=int, help="largest request line plus headers (default 16384)")
     p.add_argument("--default-topk", type=int, help="classes per image when a request names no k (default 5)")
     p.set_defaults(func=_serve)
 
