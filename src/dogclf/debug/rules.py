@@ -13,12 +13,7 @@ from smdebug.core.modes import ModeKeys
 from smdebug.exceptions import TensorUnavailable, TensorUnavailableForStep
 from smdebug.rules.rule import Rule
 
-_MODES = {
-    "TRAIN": ModeKeys.TRAIN,
-    "EVAL": ModeKeys.EVAL,
-    "PREDICT": ModeKeys.PREDICT,
-    "GLOBAL": ModeKeys.GLOBAL,
-}
+_MODES = {name: getattr(ModeKeys, name) for name in ("TRAIN", "EVAL", "PREDICT", "GLOBAL")}
 
 
 def _list(value) -> list[str]:
@@ -226,10 +221,7 @@ class LossNotDecreasing(_LossRule):
 
 
 class Overfit(_LossRule):
-    """Fires when valid loss exceeds mean train loss by `ratio_threshold` (relative) for `patience` validations.
-
-    The train mean covers the TRAIN steps since the previous validation.
-    """
+    """Fires when valid loss exceeds the mean train loss since the last validation by `ratio_threshold` (relative)."""
 
     explanation = "Validation loss is well above training loss: the model memorizes the training set."
     advice = "Add data or augmentation, regularize (weight decay, dropout), freeze more layers, stop earlier."
@@ -267,10 +259,9 @@ class Overfit(_LossRule):
 
 
 class Overtraining(_LossRule):
-    """Fires when validation loss stalls while training loss still improves.
+    """Fires when valid loss stalls (no `delta` gain in `patience_validation` validations) as train loss improves.
 
-    Stalled: not improved by `delta` for `patience_validation` validations; still improving: improved by
-    `delta` within the last `patience_train` saved TRAIN steps.
+    Train loss still improves: it gained `delta` within the last `patience_train` saved TRAIN steps.
     """
 
     explanation = "Validation loss stopped improving while training loss keeps falling: training too long."
@@ -504,17 +495,5 @@ class ClassImbalance(DogclfRule):
                 self.wrong[y] = self.wrong.get(y, 0) + 1
 
 
-RULES: dict[str, type[DogclfRule]] = {
-    cls.__name__: cls
-    for cls in (
-        VanishingGradient,
-        ExplodingTensor,
-        LossNotDecreasing,
-        Overfit,
-        Overtraining,
-        PoorWeightInitialization,
-        DeadRelu,
-        AllZero,
-        ClassImbalance,
-    )
-}
+_ORDER = (VanishingGradient, ExplodingTensor, LossNotDecreasing, Overfit, Overtraining, PoorWeightInitialization)
+RULES: dict[str, type[DogclfRule]] = {cls.__name__: cls for cls in (*_ORDER, DeadRelu, AllZero, ClassImbalance)}
