@@ -118,11 +118,11 @@ class Trainer:
         self.eval_sets = {
             s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v
         }
-        freeze = "full" if cfg.model.freeze == "full" else "head"
-        model = create_model(cfg.model.arch, self.num_classes, cfg.model.weights, freeze, cfg.model.dropout)
+        arch, freeze = cfg.model.arch, cfg.model.freeze
+        initially = "full" if freeze == "full" else "head"
+        model = create_model(arch, self.num_classes, cfg.model.weights, initially, cfg.model.dropout)
         self.model: nn.Module = self.runtime.prepare_model(model)
         self.steps_per_epoch = self._steps_per_epoch()
-        arch, freeze = cfg.model.arch, cfg.model.freeze
         backbone = None if freeze == "head" else backbone_parameters(self.model, arch)
         mult = cfg.optim.backbone_lr_mult if freeze == "staged" else 1.0
         head = head_parameters(self.model, arch)
@@ -283,7 +283,7 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         distributed.barrier()  # rank 0 has validated the run folder
-        self.start_epoch, self.best = 0, BestEpoch.from_config(self.cfg.optim)
+        self.start_epoch = 0
         ckpt = self._resume_checkpoint()
         if ckpt is not None:
             self._restore(ckpt)
