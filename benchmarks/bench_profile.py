@@ -22,7 +22,8 @@ from dogclf.config import build_config
 from dogclf.data.synthetic import make_dataset
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.sampler import SystemSampler
-from dogclf.training import Callback, train
+from dogclf.training import Callback, Trainer
+from dogclf.workflow import config_callbacks
 
 
 class StepTimer(Callback):
@@ -31,13 +32,11 @@ class StepTimer(Callback):
     Also clocks the profiler callback's own per-step hooks, the work it adds to the training thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, callbacks: list[Callback]) -> None:
         self.walls: list[float] = []
         self._last = 0.0
         self.hook_calls: list[float] = []
-
-    def on_train_start(self, trainer) -> None:
-        for cb in trainer.callbacks:
+        for cb in callbacks:
             if type(cb).__module__.startswith("dogclf.profile"):
                 for name in ("on_step_end", "on_phase_start"):
                     setattr(cb, name, self._clocked(getattr(cb, name)))
@@ -68,8 +67,9 @@ def timed_run(data: Path, out: Path, profile: bool, args: argparse.Namespace) ->
         "model.arch": args.arch, "model.weights": None, "model.freeze": "full", "optim.epochs": args.epochs,
         "runtime.progress": False, "profile.enabled": profile,
     })  # fmt: skip
-    timer = StepTimer()
-    train(cfg, out, callbacks=[timer])
+    configured = config_callbacks(cfg)  # what dogclf.train adds, built here so the timer can clock them
+    timer = StepTimer(configured)
+    Trainer(cfg, out, callbacks=[*configured, timer]).fit()
     # Median hook call: the torch.profiler window's one-time start/export is reported separately below.
     return timer.walls, statistics.median(timer.hook_calls) if timer.hook_calls else 0.0
 

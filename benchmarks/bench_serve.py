@@ -70,7 +70,7 @@ class RawModel:
         from dogclf.artifact import load_artifact
         from dogclf.config import RuntimeConfig
         from dogclf.inference import InferenceEngine
-        from dogclf.training.runtime import resolve_runtime
+        from dogclf.runtime import resolve_runtime
 
         runtime = resolve_runtime(RuntimeConfig(device="cpu", precision=precision))
         self.engine = InferenceEngine(load_artifact(model_dir), runtime)
@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from dogclf.runtime import cpu_supports_bf16
     from dogclf.serve.local import LocalEndpoint
-    from dogclf.training.runtime import cpu_supports_bf16
 
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:

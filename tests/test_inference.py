@@ -6,7 +6,7 @@ from torch import nn
 from dogclf.config import RuntimeConfig
 from dogclf.inference import inference_model
 from dogclf.models.factory import create_model
-from dogclf.training.runtime import resolve_runtime
+from dogclf.runtime import resolve_runtime
 
 
 def _trained_looking_resnet18() -> nn.Module:

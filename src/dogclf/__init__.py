@@ -18,7 +18,7 @@ _EXPORTS = {
     "build_config": "dogclf.config",
     "create_model": "dogclf.models",
     "list_models": "dogclf.models",
-    "train": "dogclf.training",
+    "train": "dogclf.workflow",
     "evaluate": "dogclf.evaluation",
     "predict": "dogclf.prediction",
     "load_artifact": "dogclf.artifact",
@@ -38,6 +38,6 @@ if TYPE_CHECKING:
     from dogclf.evaluation import evaluate
     from dogclf.models import create_model, list_models
     from dogclf.prediction import predict
-    from dogclf.training import train
+    from dogclf.workflow import train
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

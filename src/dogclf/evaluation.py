@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dogclf.artifact import Artifact, load_artifact
-from dogclf.training.metrics import RunningMetrics
-from dogclf.training.runtime import Runtime, resolve_runtime
+from dogclf.runtime import Runtime, resolve_runtime
+from dogclf.training.running import RunningMetrics
 
 
 @dataclass
@@ -47,8 +47,13 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         """Everything as JSON-ready data, for `dogclf evaluate --json` and the run summary."""
-        return {**self.metrics(), "per_class_accuracy": self.per_class_accuracy, "confusion": self.confusion,
-                "class_names": self.class_names, "most_confused": self.most_confused()}  # fmt: skip
+        return {
+            **self.metrics(),
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion": self.confusion,
+            "class_names": self.class_names,
+            "most_confused": self.most_confused(),
+        }
 
 
 @torch.inference_mode()

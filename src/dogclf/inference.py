@@ -12,7 +12,7 @@ from dogclf.artifact import Artifact
 from dogclf.config import RuntimeConfig
 from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
 from dogclf.data.preprocess import eval_transform
-from dogclf.training.runtime import Runtime, resolve_runtime
+from dogclf.runtime import Runtime, resolve_runtime
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,16 @@ def test_disabled_debug_writes_nothing(tiny_data, tmp_path):
 
 
 def test_staged_unfreeze_saves_backbone_gradients_only_once_trainable(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, **{"debug.enabled": True, "debug.save_interval": 1, "model.freeze": "staged",
-                                    "optim.epochs": 2, "optim.head_epochs": 1})  # fmt: skip
+    cfg = tiny_config(
+        tiny_data,
+        **{
+            "debug.enabled": True,
+            "debug.save_interval": 1,
+            "model.freeze": "staged",
+            "optim.epochs": 2,
+            "optim.head_epochs": 1,
+        },
+    )
     train(cfg, tmp_path / "run")
     trial = _trial(tmp_path / "run")
     from smdebug.core.modes import ModeKeys
@@ -46,27 +54,41 @@ def test_frozen_backbone_does_not_crash_the_hook(tiny_data, tmp_path):
 
 
 def test_sagemaker_hook_config_is_used_when_present(tiny_data, tmp_path):
-    from dogclf.debug.callbacks import DebugHookCallback
+    from dogclf.debug.callbacks import DebugHookCallback, debug_folder
     from dogclf.training.loop import Trainer
-    from dogclf.training.rundir import RunPaths
 
     out = tmp_path / "opt_ml_tensors"
     config = tmp_path / "debughookconfig.json"
-    config.write_text(json.dumps({"LocalPath": str(out), "HookParameters": {"save_interval": "2"},
-                                  "CollectionConfigurations": [{"CollectionName": "losses"}]}))  # fmt: skip
-    paths = RunPaths(tmp_path / "run")
+    config.write_text(
+        json.dumps(
+            {
+                "LocalPath": str(out),
+                "HookParameters": {"save_interval": "2"},
+                "CollectionConfigurations": [{"CollectionName": "losses"}],
+            }
+        )
+    )
+    run = tmp_path / "run"
     cfg = tiny_config(tiny_data, **{"optim.epochs": 1})  # debug disabled: SageMaker's config decides
-    Trainer(cfg, paths.root, callbacks=[DebugHookCallback(cfg.debug, paths, config)]).fit()
+    Trainer(cfg, run, callbacks=[DebugHookCallback(cfg.debug, config)]).fit()
     assert load_trial(out).tensor_names(collection="losses")
-    assert not paths.debug.exists() or not any(paths.debug.glob("events"))
+    assert not debug_folder(run).exists() or not any(debug_folder(run).glob("events"))
 
 
 def test_live_rules_stop_an_exploding_run(tiny_data, tmp_path):
-    from test_debug_rules import ForceLR
+    from test_debug_rules import forced_lr, train_with
 
-    cfg = tiny_config(tiny_data, **{"debug.live_rules": True, "debug.save_interval": 1, "optim.epochs": 12,
-                                    "optim.optimizer": "sgd", "optim.scheduler": "none"})  # fmt: skip
-    result = train(cfg, tmp_path / "run", callbacks=[ForceLR(1e3)])
+    cfg = tiny_config(
+        tiny_data,
+        **{
+            "debug.live_rules": True,
+            "debug.save_interval": 1,
+            "optim.epochs": 12,
+            "optim.optimizer": "sgd",
+            "optim.scheduler": "none",
+        },
+    )
+    result = train_with(forced_lr(1e3), cfg, tmp_path / "run")
     assert len(result.history) < 12
     live = {r["rule"]: r for r in json.loads((tmp_path / "run" / "debug" / "live_rules.json").read_text())}
     assert any(live[name]["status"] == "IssuesFound" for name in cfg.debug.live_stop_on)

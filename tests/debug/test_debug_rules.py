@@ -11,32 +11,48 @@ import torch
 
 from conftest import run_cli, tiny_config
 from dogclf.data.synthetic import make_dataset
-from dogclf.training import train
-from dogclf.training.callbacks import Callback
+from dogclf.training import Trainer, train
+from dogclf.training.callbacks import Callback, TrainContext
+from dogclf.workflow import config_callbacks
 
-COLLECTIONS = ["losses", "weights", "biases", "gradients", "labels", "predictions", "dataset", "relu_input",
-               "relu_output"]  # fmt: skip
+COLLECTIONS = [
+    "losses",
+    "weights",
+    "biases",
+    "gradients",
+    "labels",
+    "predictions",
+    "dataset",
+    "relu_input",
+    "relu_output",
+]
 DEBUG = {"debug.enabled": True, "debug.save_interval": 1, "debug.collections": COLLECTIONS}
 
 
-class ForceLR(Callback):
-    """Sets every group's lr (the config forbids 0 and values above 10, which these runs need)."""
+def forced_lr(lr: float) -> type[Trainer]:
+    """A Trainer with every group's lr at `lr` (the config forbids 0 and values above 10, which these runs need)."""
 
-    def __init__(self, lr: float) -> None:
-        self.lr = lr
+    class ForcedLR(Trainer):
+        def _build(self) -> None:
+            super()._build()
+            for group in self.optim.optimizer.param_groups:
+                group["lr"] = lr
+            self.optim.scheduler.base_lrs = [lr] * len(self.optim.scheduler.base_lrs)
 
-    def on_train_start(self, trainer) -> None:
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = self.lr
-        trainer.scheduler.base_lrs = [self.lr] * len(trainer.scheduler.base_lrs)
+    return ForcedLR
+
+
+def train_with(trainer: type[Trainer], cfg, out: Path, callbacks=()):
+    """What dogclf.train does (the config's callbacks first), with a Trainer subclass."""
+    return trainer(cfg, out, callbacks=[*config_callbacks(cfg), *callbacks]).fit()
 
 
 class ZeroInit(Callback):
     """Zero-initializes every conv and linear weight: the textbook bad initialization."""
 
-    def on_train_start(self, trainer) -> None:
+    def on_train_start(self, ctx: TrainContext) -> None:
         with torch.no_grad():
-            for m in trainer.model.modules():
+            for m in ctx.model.modules():
                 if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
                     m.weight.zero_()
 
@@ -48,19 +64,31 @@ def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
     healthy_data = make_dataset(root / "healthy_data", classes=3, per_class=30, size=32, eval_per_class=10)
     small_data = make_dataset(root / "small_data", classes=3, per_class=2, size=32, eval_per_class=4)
     cases = {
-        "healthy": (healthy_data, {"optim.epochs": 3}, []),
-        "exploding": (tiny_data, {"optim.epochs": 8, "optim.optimizer": "sgd", "optim.scheduler": "none"},
-                      [ForceLR(1e3)]),
-        "lr0": (tiny_data, {"optim.epochs": 20, "data.batch_size": 36, "data.augment": False,
-                            "optim.scheduler": "none"}, [ForceLR(0.0)]),
-        "overfit": (small_data, {"optim.epochs": 15, "data.augment": False, "optim.lr": 0.05,
-                                 "data.batch_size": 6}, []),
-        "bad_init": (tiny_data, {"optim.epochs": 2}, [ZeroInit()]),
-    }  # fmt: skip
+        "healthy": (healthy_data, {"optim.epochs": 3}, Trainer, []),
+        "exploding": (
+            tiny_data,
+            {"optim.epochs": 8, "optim.optimizer": "sgd", "optim.scheduler": "none"},
+            forced_lr(1e3),
+            [],
+        ),
+        "lr0": (
+            tiny_data,
+            {"optim.epochs": 20, "data.batch_size": 36, "data.augment": False, "optim.scheduler": "none"},
+            forced_lr(0.0),
+            [],
+        ),
+        "overfit": (
+            small_data,
+            {"optim.epochs": 15, "data.augment": False, "optim.lr": 0.05, "data.batch_size": 6},
+            Trainer,
+            [],
+        ),
+        "bad_init": (tiny_data, {"optim.epochs": 2}, Trainer, [ZeroInit()]),
+    }
     out = {}
-    for name, (data, overrides, callbacks) in cases.items():
+    for name, (data, overrides, trainer, callbacks) in cases.items():
         out[name] = root / name
-        train(tiny_config(data, **DEBUG, **overrides), out[name], callbacks=callbacks)
+        train_with(trainer, tiny_config(data, **DEBUG, **overrides), out[name], callbacks)
     return out
 
 

@@ -12,7 +12,8 @@ from browser import render
 from conftest import run_cli, tiny_config
 from dogclf.profile.data import load_profile
 from dogclf.profile.report import write_report
-from dogclf.training import Callback, train
+from dogclf.training import Callback, TrainContext, Trainer, train
+from dogclf.workflow import config_callbacks
 
 PROFILE = {"profile.enabled": True, "profile.interval_ms": 100, "profile.trace_start_step": 3}
 
@@ -31,14 +32,12 @@ class _Delayed(Dataset):
         return self.base[index]
 
 
-class StarveLoader(Callback):
-    """Replace the trainer's training set by a slow one: the loop then waits for data."""
+class StarvedTrainer(Trainer):
+    """A Trainer whose training set is 30 ms slower per item: the loop then waits for data."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-    def on_train_start(self, trainer) -> None:
-        trainer.train_set = _Delayed(trainer.train_set, self.delay)
+    def _build(self) -> None:
+        super()._build()
+        self.train_set = _Delayed(self.train_set, 0.03)
 
 
 class SlowStep(Callback):
@@ -47,12 +46,12 @@ class SlowStep(Callback):
     def __init__(self, steps: set[int], seconds: float) -> None:
         self.steps, self.seconds = steps, seconds
 
-    def on_train_start(self, trainer) -> None:
+    def on_train_start(self, ctx: TrainContext) -> None:
         def hook(module, args):
-            if module.training and trainer.global_step + 1 in self.steps:
+            if module.training and ctx.global_step + 1 in self.steps:
                 time.sleep(self.seconds)
 
-        trainer.model.register_forward_pre_hook(hook)
+        ctx.model.register_forward_pre_hook(hook)
 
 
 def rules_of(run) -> dict[str, dict]:
@@ -74,7 +73,8 @@ def healthy_run(tiny_data, tmp_path_factory):
 def starved_run(tiny_data, tmp_path_factory):
     """tiny_cnn (a few ms of compute a step) with every item 30 ms slower: 240 ms of data wait per batch."""
     out = tmp_path_factory.mktemp("prof") / "starved"
-    train(tiny_config(tiny_data, **PROFILE), out, callbacks=[StarveLoader(0.03)])
+    cfg = tiny_config(tiny_data, **PROFILE)
+    StarvedTrainer(cfg, out, callbacks=config_callbacks(cfg)).fit()
     return out
 
 

@@ -115,7 +115,6 @@ def test_saved_collections_feed_every_submitted_custom_rule(conn, tiny_data, tmp
     from dogclf.debug.engine import load_trial
     from dogclf.debug.rules import RULES
     from dogclf.training.loop import Trainer
-    from dogclf.training.rundir import RunPaths
 
     collections = [*DEFAULT_COLLECTIONS, "relu_input", "relu_output"]
     req, _ = _request(conn, tmp_path, **{"debug.collections": collections, "debug.save_interval": 1})
@@ -123,8 +122,7 @@ def test_saved_collections_feed_every_submitted_custom_rule(conn, tiny_data, tmp
     hook_json = tmp_path / "debughookconfig.json"  # what SageMaker writes to /opt/ml/input/config
     hook_json.write_text(json.dumps({"LocalPath": str(out), **req["DebugHookConfig"]}))
     cfg = tiny_config(tiny_data, **{"debug.enabled": True, "debug.collections": collections, "optim.epochs": 2})
-    paths = RunPaths(tmp_path / "run")
-    Trainer(cfg, paths.root, callbacks=[DebugHookCallback(cfg.debug, paths, hook_json)]).fit()
+    Trainer(cfg, tmp_path / "run", callbacks=[DebugHookCallback(cfg.debug, hook_json)]).fit()
 
     trial = load_trial(out)
     steps = trial.steps()

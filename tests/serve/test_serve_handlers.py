@@ -15,9 +15,9 @@ from dogclf.artifact import load_artifact
 from dogclf.config import RuntimeConfig
 from dogclf.inference import InferenceEngine
 from dogclf.prediction import predict
+from dogclf.runtime import resolve_runtime
 from dogclf.serve.codecs import RequestError, encode_npy
 from dogclf.serve.package import extract_model, package_model
-from dogclf.training.runtime import resolve_runtime
 
 
 @pytest.fixture(scope="module")

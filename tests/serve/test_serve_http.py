@@ -20,11 +20,11 @@ from dogclf.artifact import load_artifact
 from dogclf.cli.main import main
 from dogclf.config import RuntimeConfig
 from dogclf.inference import InferenceEngine
+from dogclf.runtime import resolve_runtime
 from dogclf.serve.config import ServeConfig
 from dogclf.serve.local import LocalEndpoint
 from dogclf.serve.package import package_model
 from dogclf.serve.server import create_app
-from dogclf.training.runtime import resolve_runtime
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from conftest import tiny_config
 from dogclf.errors import ConfigError, DatasetError, DogclfError
 from dogclf.training import Callback, Trainer, train
 from dogclf.training.checkpoint import load_checkpoint
-from dogclf.training.metrics import RunningMetrics
+from dogclf.training.running import RunningMetrics
 
 
 def _history(run):
@@ -29,13 +29,21 @@ def test_loss_is_a_true_per_sample_mean():
 
 
 def test_configured_lr_reaches_every_param_group(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, **{"model.freeze": "staged", "optim.lr": 0.03, "optim.backbone_lr_mult": 0.1,
-                                    "optim.epochs": 2, "optim.optimizer": "sgd"})  # fmt: skip
+    cfg = tiny_config(
+        tiny_data,
+        **{
+            "model.freeze": "staged",
+            "optim.lr": 0.03,
+            "optim.backbone_lr_mult": 0.1,
+            "optim.epochs": 2,
+            "optim.optimizer": "sgd",
+        },
+    )
     trainer = Trainer(cfg, tmp_path / "run")
     trainer._prepare_run_dir()
     trainer._build()
-    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
-    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    groups = {g["name"]: g for g in trainer.optim.optimizer.param_groups}
+    assert isinstance(trainer.optim.optimizer, torch.optim.SGD)
     assert groups["head"]["initial_lr"] == pytest.approx(0.03)
     assert groups["backbone"]["initial_lr"] == pytest.approx(0.003)
 
@@ -80,8 +88,8 @@ class _Snapshots(Callback):
     def __init__(self):
         self.weights = []
 
-    def on_epoch_end(self, trainer, record):
-        self.weights.append(trainer.model.features[0][0].weight.detach().clone())
+    def on_epoch_end(self, ctx, record):
+        self.weights.append(ctx.model.features[0][0].weight.detach().clone())
 
 
 def test_staged_unfreezing_keeps_backbone_then_trains_it(tiny_data, tmp_path):
@@ -97,8 +105,9 @@ def test_staged_unfreezing_keeps_backbone_then_trains_it(tiny_data, tmp_path):
 
 
 def test_early_stopping(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, **{"optim.epochs": 10, "optim.early_stopping_patience": 2,
-                                    "optim.early_stopping_min_delta": 100.0})  # fmt: skip
+    cfg = tiny_config(
+        tiny_data, **{"optim.epochs": 10, "optim.early_stopping_patience": 2, "optim.early_stopping_min_delta": 100.0}
+    )
     result = train(cfg, tmp_path / "r")
     assert len(result.history) == 3 and result.best_epoch == 1
 

@@ -10,9 +10,30 @@ import time
 from conftest import run_cli
 from dogclf.data.synthetic import make_dataset
 
-ARGS = ["--arch", "tiny_cnn", "--weights", "none", "--freeze", "full", "--epochs", "4", "--batch-size", "4",
-        "--image-size", "32", "--lr", "0.01", "--workers", "1", "--seed", "7", "--set", "runtime.threads=1",
-        "--set", "optim.warmup_epochs=0.5"]  # fmt: skip
+ARGS = [
+    "--arch",
+    "tiny_cnn",
+    "--weights",
+    "none",
+    "--freeze",
+    "full",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "4",
+    "--image-size",
+    "32",
+    "--lr",
+    "0.01",
+    "--workers",
+    "1",
+    "--seed",
+    "7",
+    "--set",
+    "runtime.threads=1",
+    "--set",
+    "optim.warmup_epochs=0.5",
+]
 
 
 def _rows(run):
@@ -32,8 +53,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "dogclf.cli.main", "train", "--data", str(data), "--output",
-                             str(killed), *ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dogclf.cli.main", "train", "--data", str(data), "--output", str(killed), *ARGS],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     metrics = killed / "metrics.jsonl"
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):

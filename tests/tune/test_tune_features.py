@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from conftest import tiny_config
-from dogclf.training.loop import load_dataset
-from dogclf.training.runtime import resolve_runtime
+from dogclf.data.loading import load_dataset
+from dogclf.runtime import resolve_runtime
 from dogclf.tune.features import FeatureCache, unavailable_reason
 
 

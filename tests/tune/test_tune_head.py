@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
+from dogclf.data.loading import load_dataset
+from dogclf.runtime import resolve_runtime
 from dogclf.training import train
-from dogclf.training.loop import load_dataset
-from dogclf.training.runtime import resolve_runtime
 from dogclf.tune.features import FeatureCache
 from dogclf.tune.head import train_head
 

@@ -14,7 +14,6 @@ from dogclf.debug.config import CLASS_COUNTS_TENSOR, LABELS_TENSOR, PREDICTIONS_
 log = logging.getLogger("dogclf")
 
 SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
-LOSS_TENSOR = "CrossEntropyLoss_output_0"
 VALID_LOSS_TENSOR = "valid_loss"  # saved as valid_loss_output_0, which the losses collection matches
 
 

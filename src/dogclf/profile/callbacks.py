@@ -6,26 +6,33 @@ import json
 import logging
 import time
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.fsutil import atomic_write_text
 from dogclf.profile.config import ProfileConfig
 from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE
 from dogclf.system import cpu_count
-from dogclf.training.callbacks import Callback
-from dogclf.training.rundir import RunPaths
+from dogclf.training.callbacks import Callback, TrainContext
 
 if TYPE_CHECKING:
-    from dogclf.training.loop import Trainer, TrainResult
+    from dogclf.config import RunConfig
+    from dogclf.training.result import TrainResult
 
 log = logging.getLogger("dogclf")
+
+
+def profile_folder(run_root: Path) -> Path:
+    """Step timings, system samples, traces and rule results of the run in `run_root`."""
+    return run_root / "profile"
 
 
 class ProfilerCallback(Callback):
     """Records every training step's data-wait/forward/backward/optimizer split and samples the system."""
 
-    def __init__(self, cfg: ProfileConfig, paths: RunPaths) -> None:
-        self.cfg, self.folder = cfg, paths.profile
+    def __init__(self, cfg: ProfileConfig) -> None:
+        self.cfg = cfg
+        self.folder = Path()  # the run's profile/ folder, known at train start
         self.t0 = time.perf_counter()  # made at train() start: first step time includes setup
         self.meta: dict[str, Any] = {}
         self.rows: list[str] = []
@@ -33,39 +40,40 @@ class ProfilerCallback(Callback):
         self.trace = None
         self.active = False
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, ctx: TrainContext) -> None:
         """On rank 0: write the run's metadata, open the trace window and start the system sampler."""
         import torch
 
         from dogclf.profile.sampler import SystemSampler
         from dogclf.profile.trace import TraceWindow
 
-        self.active = trainer.is_main
+        self.active = ctx.is_main
         if not self.active:
             return
+        self.folder = profile_folder(ctx.run_root)
         self.folder.mkdir(parents=True, exist_ok=True)
-        device = trainer.runtime.device
+        device = ctx.runtime.device
         cuda = device.type == "cuda"
         self.meta = {
             "interval_ms": self.cfg.interval_ms,
             "setup_seconds": round(time.perf_counter() - self.t0, 3),
             "device": str(device),
             "gpu_name": torch.cuda.get_device_name(device) if cuda else None,
-            "precision": trainer.runtime.precision,
-            "channels_last": trainer.runtime.channels_last,
-            "batch_size": trainer.cfg.data.batch_size,
-            "workers": trainer.workers,
+            "precision": ctx.runtime.precision,
+            "channels_last": ctx.runtime.channels_last,
+            "batch_size": ctx.config.data.batch_size,
+            "workers": ctx.workers,
             "cores": cpu_count(),
             "threads": torch.get_num_threads(),
-            "arch": trainer.cfg.model.arch,
+            "arch": ctx.config.model.arch,
             "torch": torch.__version__,
-            "steps_per_epoch": trainer.steps_per_epoch,
+            "steps_per_epoch": ctx.steps_per_epoch,
             "started_unix": time.time(),
             "rule_overrides": dict(self.cfg.rules),
         }
         self._write_meta()
         self.trace = TraceWindow(self.folder, self.cfg.trace_start_step, self.cfg.trace_steps, cuda)
-        self.trace.on_step(trainer.global_step)  # opens now when the window starts at the next step
+        self.trace.on_step(ctx.global_step)  # opens now when the window starts at the next step
         self.sampler = SystemSampler(
             self.folder / SYSTEM_FILE,
             self.cfg.interval_ms / 1000,
@@ -75,12 +83,12 @@ class ProfilerCallback(Callback):
         self.sampler.start()
         weakref.finalize(self, self.sampler.stop_soon)  # a run that raised drops its trainer: stop sampling
 
-    def on_phase_start(self, trainer: Trainer, phase: str) -> None:
+    def on_phase_start(self, ctx: TrainContext, phase: str) -> None:
         """Close the trace before evaluation passes."""
         if self.active and phase != "train" and self.trace is not None:
             self.trace.close()  # keep evaluation out of the training trace
 
-    def on_step_end(self, trainer: Trainer, out: dict[str, Any]) -> None:
+    def on_step_end(self, ctx: TrainContext, out: dict[str, Any]) -> None:
         """Buffer the step's timing split and advance the trace window."""
         if not self.active:
             return
@@ -103,12 +111,12 @@ class ProfilerCallback(Callback):
         )
         self.trace.on_step(out["step"])
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, ctx: TrainContext, record: dict[str, Any]) -> None:
         """Append the epoch's buffered steps to disk, so a crash loses at most one epoch."""
         if self.active:
             self._flush_steps()
 
-    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_train_end(self, ctx: TrainContext, result: TrainResult) -> None:
         """Stop tracing and sampling, then evaluate the profiler rules and write the report."""
         if not self.active:
             return
@@ -143,6 +151,6 @@ class ProfilerCallback(Callback):
         atomic_write_text(self.folder / META_FILE, json.dumps(self.meta, indent=1))
 
 
-def make_callbacks(cfg, paths: RunPaths) -> list[Callback]:
+def make_callbacks(cfg: RunConfig) -> list[Callback]:
     """The profiler callback for cfg.profile."""
-    return [ProfilerCallback(cfg.profile, paths)]
+    return [ProfilerCallback(cfg.profile)]

@@ -68,7 +68,7 @@ class ClassifierAPI:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         from dogclf.config import RuntimeConfig
-        from dogclf.training.runtime import resolve_runtime
+        from dogclf.runtime import resolve_runtime
 
         self.model = model
         self.runtime = resolve_runtime(RuntimeConfig(device=device, precision=precision))

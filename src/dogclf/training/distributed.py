@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dogclf.errors import ConfigError
-from dogclf.training.metrics import RunningMetrics
+from dogclf.training.running import RunningMetrics
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class RunPaths:
-    """runs/<name>/: config, metrics, plots, checkpoints, model artifact."""
+    """runs/<name>/: config, metrics, plots, checkpoints, model artifact (plug-ins add their own folders)."""
 
     root: Path
 
@@ -56,13 +56,3 @@ class RunPaths:
     def best_weights(self) -> Path:
         """Weights of the best epoch so far, which the artifact is built from."""
         return self.checkpoints / "best.pt"
-
-    @property
-    def debug(self) -> Path:
-        """Debugger tensors, class counts and live rule results, when the debugger is on."""
-        return self.root / "debug"
-
-    @property
-    def profile(self) -> Path:
-        """Step timings, system samples, traces and rule results, when the profiler is on."""
-        return self.root / "profile"

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from dogclf.data.discovery import DatasetLayout
-    from dogclf.training.runtime import Runtime
+    from dogclf.runtime import Runtime
 
 log = logging.getLogger("dogclf")
 
@@ -202,7 +202,7 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
     from torch import nn
 
     from dogclf.models import create_model, get_spec
-    from dogclf.training.runtime import seed_everything
+    from dogclf.runtime import seed_everything
 
     seed_everything(cfg.runtime.seed)  # a random-init backbone must equal the one the trainer builds
     model = create_model(cfg.model.arch, num_classes, cfg.model.weights, "head", cfg.model.dropout)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from dogclf.training.runtime import Runtime
+    from dogclf.runtime import Runtime
     from dogclf.tune.features import SplitFeatures
 
 
@@ -32,16 +32,11 @@ class HeadRun:
     best_epoch: int
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The Trainer's per-epoch seed (Trainer._epoch_seed): data order and dropout of epoch `epoch`."""
-    return seed * 1_000_003 + epoch + 1
-
-
 @cache
 def _initial_head_state(arch: str, num_classes: int, seed: int) -> dict[str, torch.Tensor]:
     """The head's initial weights in the Trainer: built after the backbone, from the same seeded RNG."""
     from dogclf.models import create_model, get_spec
-    from dogclf.training.runtime import seed_everything
+    from dogclf.runtime import seed_everything
 
     seed_everything(seed)
     model = create_model(arch, num_classes, None, "head")  # weights don't consume RNG: skip loading them
@@ -57,22 +52,12 @@ def build_head(cfg: RunConfig, in_features: int, num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Dropout(cfg.model.dropout), linear) if cfg.model.dropout > 0 else linear
 
 
-def _optimizer(cfg: RunConfig, head: nn.Module) -> torch.optim.Optimizer:
-    import torch
-
-    o = cfg.optim
-    groups = [{"params": list(head.parameters()), "lr": o.lr, "name": "head"}]
-    if o.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
-    return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
-
-
 def evaluate_head(head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk: int = 4096) -> dict[str, float]:
     """Plain cross-entropy summed per sample, top-1/top-5, like dogclf.evaluation.evaluate_loader."""
     import torch
     import torch.nn.functional as F
 
-    from dogclf.training.metrics import RunningMetrics
+    from dogclf.training.running import RunningMetrics
 
     head.eval()
     running = RunningMetrics()
@@ -87,23 +72,6 @@ def evaluate_head(head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk
     return running.result()
 
 
-class _Selector:
-    """The Trainer's best-epoch choice (monitor, min_delta) and early-stopping patience."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg, self.best_value, self.best_epoch, self.bad_epochs = cfg, None, 0, 0
-
-    def update(self, epoch: int, valid: dict[str, float]) -> bool:
-        """Record an epoch; True when training should stop early."""
-        o = self.cfg.optim
-        value = valid["loss"] if o.monitor == "valid_loss" else -valid["top1"]
-        if self.best_value is None or value < self.best_value - o.early_stopping_min_delta:
-            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
-        else:
-            self.bad_epochs += 1
-        return bool(o.early_stopping_patience and self.bad_epochs >= o.early_stopping_patience)
-
-
 def train_head(
     cfg: RunConfig,
     splits: dict[str, SplitFeatures],
@@ -111,57 +79,39 @@ def train_head(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> HeadRun:
     """Fit the head of `cfg` on cached train features, validating each epoch; on_epoch may raise to stop."""
-    import torch
-    from torch import nn
     from torch.utils.data import TensorDataset
 
     from dogclf.data.dataset import make_loader
-    from dogclf.training.metrics import RunningMetrics
-    from dogclf.training.runtime import resolve_runtime, seed_everything
-    from dogclf.training.schedule import make_scheduler
+    from dogclf.runtime import resolve_runtime, seed_everything
+    from dogclf.training.best import BestEpoch
+    from dogclf.training.optim import make_optimization
+    from dogclf.training.running import RunningMetrics
+    from dogclf.training.step import epoch_seed, train_step
 
     runtime = resolve_runtime(cfg.runtime)
     train = splits["train"]
     head = build_head(cfg, train.features.shape[1], num_classes).to(runtime.device)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
-    optimizer = _optimizer(cfg, head)
     steps = math.ceil(len(train.labels) / cfg.data.batch_size)
     steps = min(steps, cfg.optim.max_steps_per_epoch or steps)
-    scheduler = make_scheduler(optimizer, cfg.optim, steps)
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")
-    dataset, selector, history = TensorDataset(train.features, train.labels), _Selector(cfg), []
+    opt = make_optimization(cfg.optim, runtime, steps, head.parameters())
+    dataset, best, history = TensorDataset(train.features, train.labels), BestEpoch.from_config(cfg.optim), []
     for epoch in range(cfg.optim.epochs):
         seed = epoch_seed(cfg.runtime.seed, epoch)
         seed_everything(seed)
         head.train()
         running = RunningMetrics()
         for i, (x, y) in enumerate(make_loader(dataset, cfg.data.batch_size, True, 0, seed)):
-            x, y = x.to(runtime.device), y.to(runtime.device)
-            with runtime.autocast():
-                logits = head(x)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(head.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            running.update(float(loss.detach()) * y.numel(), logits.detach().float(), y)
+            step = train_step(head, x, y, opt, runtime)
+            running.update(step["loss"] * y.numel(), step["logits"], step["targets"])
             if i + 1 >= steps:
                 break
         valid = evaluate_head(head, splits["valid"], runtime)
-        record = {
-            "epoch": epoch + 1,
-            "train": running.result(),
-            "valid": valid,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        stop = selector.update(epoch + 1, valid)
+        lr = opt.optimizer.param_groups[0]["lr"]
+        record = {"epoch": epoch + 1, "train": running.result(), "valid": valid, "lr": lr}
+        best.update(epoch + 1, valid)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if stop:
+        if best.exhausted:
             break
-    return HeadRun(history, selector.best_epoch)
+    return HeadRun(history, best.best_epoch)

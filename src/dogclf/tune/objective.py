@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig, build_config
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.training.callbacks import Callback
+from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class PruningCallback(Callback):
     def __init__(self, reporter: EpochReporter) -> None:
         self.reporter = reporter
 
-    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, ctx: TrainContext, record: dict[str, Any]) -> None:
         """Pass the epoch's record to the reporter, which may end the trial."""
         self.reporter(record)
 
@@ -152,7 +152,7 @@ class TrialRunner:
         self._datasets[_dataset_key(cfg)] = (layout, fingerprint)
 
     def _dataset(self, cfg: RunConfig) -> tuple[DatasetLayout, str]:
-        from dogclf.training.loop import load_dataset
+        from dogclf.data.loading import load_dataset
 
         key = _dataset_key(cfg)
         if key not in self._datasets:
@@ -182,7 +182,7 @@ class TrialRunner:
         return value
 
     def _run_cached(self, cfg: RunConfig, reporter: EpochReporter, cache: FeatureCache) -> tuple[list[dict], int]:
-        from dogclf.training.runtime import resolve_runtime
+        from dogclf.runtime import resolve_runtime
         from dogclf.tune.head import train_head
 
         layout, fingerprint = self._dataset(cfg)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dogclf.config import RunConfig
 from dogclf.errors import ConfigError, DogclfError
+from dogclf.training.resume import RESUME_FREE, flatten, is_free
 from dogclf.tune.space import Categorical, Integer, SearchSpace
 
 if TYPE_CHECKING:
@@ -30,15 +31,6 @@ log = logging.getLogger("dogclf")
 Pruner = Literal["median", "halving", "none"]
 MARKER = "tune.json"
 LOCAL = "study.db in this folder"
-# Config fields that may differ when a study resumes (maybe on another machine) without changing results.
-_RESUME_FREE = (
-    "name",
-    "data.root",
-    "data.num_workers",
-    "data.eval_batch_size",
-    "runtime.threads",
-    "runtime.progress",
-)
 
 
 @dataclass
@@ -153,15 +145,10 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _comparable(cfg: RunConfig, space: SearchSpace, fingerprint: str) -> dict[str, Any]:
-    flat = {k: v for k, v in _flat(cfg.model_dump(mode="json")).items() if k not in _RESUME_FREE}
+    # The shared resume rule (RESUME_FREE): a study may resume on another machine; unlike a single run it
+    # may not change device or precision, which would make its trials incomparable.
+    flat = {k: v for k, v in flatten(cfg.model_dump(mode="json")).items() if not is_free(k, RESUME_FREE)}
     keep = space.model_dump(mode="json", include={"parameters", "objective", "direction"})
     return {"config": flat, "space": keep, "dataset": fingerprint}
 
@@ -353,7 +340,7 @@ def _run_missing(
 
 def _prepare_cache(cfg: RunConfig, cache: Path | None, jobs: int, layout: DatasetLayout, fingerprint: str) -> None:
     """Say why the cache is off; with workers, build it once here rather than in every worker at once."""
-    from dogclf.training.runtime import resolve_runtime
+    from dogclf.runtime import resolve_runtime
     from dogclf.tune.features import FeatureCache, unavailable_reason
 
     if cache is None:
@@ -381,7 +368,7 @@ def tune(
     """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials."""
     import optuna
 
-    from dogclf.training.loop import load_dataset
+    from dogclf.data.loading import load_dataset
     from dogclf.tune.objective import validate_space
     from dogclf.tune.results import write_results
 

@@ -22,8 +22,8 @@ def _offline(model: str, files: list[Path], topk: int, batch_size: int, precisio
     from dogclf.config import RuntimeConfig
     from dogclf.data.images import ImageDecodeError
     from dogclf.inference import InferenceEngine
+    from dogclf.runtime import resolve_runtime
     from dogclf.serve.client import FileResult
-    from dogclf.training.runtime import resolve_runtime
 
     engine = InferenceEngine(load_artifact(model), resolve_runtime(RuntimeConfig(device="auto", precision=precision)))
     results: list[FileResult] = []

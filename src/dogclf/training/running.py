@@ -1,0 +1,34 @@
+"""Exact running loss and top-1/top-5 accuracy over the batches of one pass."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RunningMetrics:
+    """Exact per-sample sums: loss is sum(loss_i)/n, not a mean of batch means."""
+
+    loss_sum: float = 0.0
+    top1: int = 0
+    top5: int = 0
+    n: int = 0
+
+    def update(self, loss_sum: float, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch: its summed (not mean) loss, and top-1/top-5 hits of `logits` against `targets`."""
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hits = top.eq(targets.view(-1, 1))
+        self.loss_sum += loss_sum
+        self.top1 += int(hits[:, 0].sum())
+        self.top5 += int(hits.any(dim=1).sum())
+        self.n += int(targets.numel())
+
+    def result(self) -> dict[str, float]:
+        """Loss, top-1 and top-5 over all samples so far (NaN before any)."""
+        if self.n == 0:
+            return {"loss": math.nan, "top1": math.nan, "top5": math.nan, "n": 0}
+        return {"loss": self.loss_sum / self.n, "top1": self.top1 / self.n, "top5": self.top5 / self.n, "n": self.n}
