@@ -86,10 +86,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(sorted(g) for g in groups)
 
 
-def _package_of(module: str) -> str:
-    return ".".join(module.split(".")[:2])
-
-
 def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
@@ -97,18 +93,6 @@ def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
 
 def test_module_imports_form_no_cycle():
     assert _cycles(_graph()) == []
-
-
-def test_packages_import_each_other_without_cycles():
-    # Package level: dogclf.training may not need dogclf.debug while dogclf.debug needs dogclf.training.
-    packages: dict[str, set[str]] = {}
-    for module, deps in _graph().items():
-        if module == "dogclf":
-            continue  # the top-level lazy surface re-exports everything
-        packages.setdefault(_package_of(module), set()).update(
-            _package_of(d) for d in deps if d != "dogclf" and _package_of(d) != _package_of(module)
-        )
-    assert _cycles({p: d & set(packages) for p, d in packages.items()}) == []
 
 
 def test_no_library_module_imports_the_cli():

@@ -16,8 +16,8 @@ from dogclf.config import RunConfig, build_config
 
 if TYPE_CHECKING:
     from dogclf.training import TrainResult
+    from dogclf.tune.results import TuneResult
     from dogclf.tune.space import SearchSpace
-    from dogclf.tune.study import TuneResult
     from dogclf.verdicts import RuleResult
 
 log = logging.getLogger("dogclf")

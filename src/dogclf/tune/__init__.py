@@ -14,24 +14,15 @@ _EXPORTS = {
     "default_space": "dogclf.tune.space",
     "load_space": "dogclf.tune.space",
     "tune": "dogclf.tune.study",
-    "TuneResult": "dogclf.tune.study",
+    "TuneResult": "dogclf.tune.results",
     "FeatureCache": "dogclf.tune.features",
 }
-__all__ = [
-    "Categorical",
-    "Continuous",
-    "FeatureCache",
-    "Integer",
-    "SearchSpace",
-    "TuneResult",
-    "default_space",
-    "load_space",
-    "tune",
-]
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from dogclf.tune.features import FeatureCache
+    from dogclf.tune.results import TuneResult
     from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace, default_space, load_space
-    from dogclf.tune.study import TuneResult, tune
+    from dogclf.tune.study import tune
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

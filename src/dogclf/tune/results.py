@@ -7,6 +7,7 @@ import io
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,33 @@ from dogclf.tune.space import Categorical, SearchSpace
 if TYPE_CHECKING:
     import optuna
 
-    from dogclf.tune.study import TuneResult
-
 TABLE = "results.csv"
 BEST_CONFIG = "best_config.yaml"
+
+
+@dataclass
+class TuneResult:
+    """What a tuning run produced."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    table: Path
+    config: Path
+    plots: list[Path]
+    study_name: str
+    storage: str
+    finished_trials: int
+    states: dict[str, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    final_run: Path | None = None
+
+
+def masked_url(url: str) -> str:
+    """A storage URL with its password hidden, fit for logs and results."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _note(t: optuna.trial.FrozenTrial) -> str:
@@ -151,8 +175,6 @@ def write_results(
     study: optuna.Study, cfg: RunConfig, space: SearchSpace, output: Path, storage: str, finished: int
 ) -> TuneResult:
     """Write the table, plots, best config and best.json; errors when no trial completed."""
-    from dogclf.tune.study import TuneResult, _masked
-
     rows = trial_rows(study, space)
     table = write_csv(rows, output / TABLE)
     states = dict(Counter(r["state"] for r in rows))
@@ -182,7 +204,7 @@ def write_results(
         config,
         plots,
         study.study_name,
-        _masked(storage),
+        masked_url(storage),
         finished,
         states,
         rows,

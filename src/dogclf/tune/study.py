@@ -12,13 +12,14 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dogclf.config import RunConfig
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, flatten, is_free
+from dogclf.tune.results import TuneResult, masked_url
 from dogclf.tune.space import Categorical, Integer, SearchSpace
 
 if TYPE_CHECKING:
@@ -31,24 +32,6 @@ log = logging.getLogger("dogclf")
 Pruner = Literal["median", "halving", "none"]
 MARKER = "tune.json"
 LOCAL = "study.db in this folder"
-
-
-@dataclass
-class TuneResult:
-    """What a tuning run produced."""
-
-    best_params: dict[str, Any]
-    best_value: float
-    best_trial: int
-    table: Path
-    config: Path
-    plots: list[Path]
-    study_name: str
-    storage: str
-    finished_trials: int
-    states: dict[str, int] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    final_run: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -71,12 +54,6 @@ class _Job:
 def default_storage(output: Path) -> str:
     """SQLite file in the tune folder."""
     return f"sqlite:///{(output / 'study.db').resolve()}"
-
-
-def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -176,7 +153,7 @@ def _check_same_study(study: optuna.Study, current: dict[str, Any]) -> None:
 @contextmanager
 def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bool]:
     """Claim the tune folder and check it holds this study; yields whether this process is its only tuner."""
-    where = LOCAL if storage is None else _masked(storage)
+    where = LOCAL if storage is None else masked_url(storage)
     marker = output / MARKER
     if marker.exists():
         saved = json.loads(marker.read_text())
@@ -352,6 +329,25 @@ def _prepare_cache(cfg: RunConfig, cache: Path | None, jobs: int, layout: Datase
         FeatureCache(cache).get(cfg, layout, fingerprint, resolve_runtime(cfg.runtime))
 
 
+def _base_job(
+    cfg: RunConfig, space: SearchSpace, output: Path, url: str, study_name: str, pruner: str, cache: Path | None
+) -> _Job:
+    """The job every worker starts from (its trial count and seed are set per worker)."""
+    return _Job(
+        cfg.model_dump(mode="json"),
+        space.model_dump(mode="json"),
+        str(output),
+        url,
+        study_name,
+        0,
+        cfg.runtime.seed,
+        pruner,
+        str(cache) if cache else None,
+        cfg.runtime.threads,
+        logging.getLogger().getEffectiveLevel(),
+    )
+
+
 def tune(
     cfg: RunConfig,
     space: SearchSpace,
@@ -394,19 +390,7 @@ def tune(
                 log.info("%d trial(s) were interrupted by the last run; their parameters run again first", n)
             cache = Path(cache_dir or output / "feature_cache") if feature_cache else None
             _prepare_cache(cfg, cache, jobs, layout, fingerprint)
-            base = _Job(
-                cfg.model_dump(mode="json"),
-                space.model_dump(mode="json"),
-                str(output),
-                url,
-                study_name,
-                0,
-                cfg.runtime.seed,
-                resolve_pruner(space, pruner),
-                str(cache) if cache else None,
-                cfg.runtime.threads,
-                logging.getLogger().getEffectiveLevel(),
-            )
+            base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache)
             _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
             result = write_results(study, cfg, space, output, url, _finished(study))
     finally:
