@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.tune.space import Categorical, Integer, SearchSpace
+from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dogclf")
 
-Pruner = Literal["median", "halving", "none"]
 MARKER = "tune.json"
 LOCAL = "study.db in this folder"
 # Config fields that may differ when a study resumes (maybe on another machine) without changing results.
