@@ -7,7 +7,7 @@
 4. training job with them: built-in + dogclf Debugger rules, profiler
 
 python examples/sagemaker_end_to_end.py --role arn:aws:iam::123456789012:role/SageMakerRole \\
-    --bucket my-bucket --region us-west-2 [--data path/to/dogImages] [--spot]
+    [--bucket my-bucket] --region us-west-2 [--data path/to/dogImages] [--spot]
 
 This starts paid AWS resources (tuning trials and a training job on --instance-type, rule instances, an
 endpoint); the endpoint is deleted at the end unless --keep-endpoint. With --endpoint-url every AWS client
@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--role", required=True, help="IAM role ARN that the jobs and the endpoint run as")
-    p.add_argument("--bucket", required=True, help="S3 bucket for data, code, outputs (must exist)")
+    p.add_argument("--bucket", help="S3 bucket for data, code, outputs (default: sagemaker-REGION-ACCOUNT, created)")
     p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
     p.add_argument("--endpoint-url", help="one URL for every AWS client, e.g. a moto server http://127.0.0.1:5000")
     p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket (default dogclf)")
