@@ -14,7 +14,7 @@ from dogclf.sagemaker.s3 import MiB, download_folder, make_client, parse_s3_uri,
 
 @pytest.fixture
 def s3(aws_env):  # noqa: F811
-    client = make_client(s3.meta.endpoint_url, REGION)
+    client = make_client(aws_env, REGION)
     if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return client
