@@ -24,8 +24,8 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests entrypoints examples benchmarks
-	$(VENV)/bin/ruff format --check src tests entrypoints examples benchmarks
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
 bench: venv
 	$(PY) benchmarks/bench_train.py

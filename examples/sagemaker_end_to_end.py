@@ -7,7 +7,7 @@
 4. training job with them: built-in + dogclf Debugger rules, profiler
 
 python examples/sagemaker_end_to_end.py --role arn:aws:iam::123456789012:role/SageMakerRole \\
-    --bucket my-bucket --region us-west-2 [--data path/to/dogImages] [--spot]
+    [--bucket my-bucket] --region us-west-2 [--data path/to/dogImages] [--spot]
 
 This starts paid AWS resources (tuning trials and a training job on --instance-type, rule instances, an
 endpoint); the endpoint is deleted at the end unless --keep-endpoint. With --endpoint-url every AWS client
@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 import dogclf
+import dogclf.sagemaker as sm
 from dogclf.errors import DogclfError
-from dogclf.sagemaker import jobs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--role", required=True, help="IAM role ARN that the jobs and the endpoint run as")
-    p.add_argument("--bucket", required=True, help="S3 bucket for data, code, outputs (must exist)")
+    p.add_argument("--bucket", help="S3 bucket for data, code, outputs (default: sagemaker-REGION-ACCOUNT, created)")
     p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
     p.add_argument("--endpoint-url", help="one URL for every AWS client, e.g. a moto server http://127.0.0.1:5000")
     p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket (default dogclf)")
@@ -75,9 +75,9 @@ def local_data(args: argparse.Namespace) -> Path:
     return root
 
 
-def upload(conn: jobs.Connection, data: Path) -> str:
+def upload(conn: sm.Connection, data: Path) -> str:
     """Sync the folder to s3://bucket/prefix/data/<name>; unchanged files are skipped on a rerun."""
-    from dogclf.s3 import make_client, upload_folder
+    from dogclf.sagemaker.s3 import make_client, upload_folder
 
     uri = conn.s3_uri("data", data.resolve().name)
     result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
@@ -85,23 +85,23 @@ def upload(conn: jobs.Connection, data: Path) -> str:
     return uri
 
 
-def tune(conn: jobs.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, data_uri: str) -> dogclf.RunConfig:
+def tune(conn: sm.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, data_uri: str) -> dogclf.RunConfig:
     """Tuning job over the default search space; returns the config of the best trial (or cfg, with a notice)."""
     from dogclf.tune.space import SearchSpace, default_space
 
     limits = {"max_trials": args.max_trials, "parallel_trials": args.parallel_trials}
     space = SearchSpace.model_validate({**default_space().model_dump(), **limits})
-    options = jobs.EstimatorOptions(role=args.role, mode="hpo", instance_type=args.instance_type, spot=args.spot)
-    tuner = jobs.make_tuner(jobs.make_estimator(cfg, conn, options), space)
-    name = jobs.submit(conn, tuner, data_uri)
+    options = sm.EstimatorOptions(role=args.role, mode="hpo", instance_type=args.instance_type, spot=args.spot)
+    tuner = sm.make_tuner(sm.make_estimator(cfg, conn, options), space)
+    name = sm.submit(conn, tuner, data_uri)
     print(f"  tuning job {name}: {space.max_trials} trials, objective {space.direction} {space.objective}")
-    desc = jobs.wait_for(conn, "tuning", name, args.poll_seconds, progress=status_printer(name))
+    desc = sm.wait_for(conn, "tuning", name, args.poll_seconds, progress=status_printer(name))
     status = desc["HyperParameterTuningJobStatus"]
     if status != "Completed":
-        raise jobs.SageMakerError(f"tuning job {name} ended {status}: {desc.get('FailureReason')}")
+        raise sm.SageMakerError(f"tuning job {name} ended {status}: {desc.get('FailureReason')}")
     try:
-        best = jobs.best_params(conn, name, args.output / "best.yaml")
-    except jobs.SageMakerError as exc:  # the job names a best trial that does not exist: no trial really ran
+        best = sm.best_params(conn, name, args.output / "best.yaml")
+    except sm.SageMakerError as exc:  # the job names a best trial that does not exist: no trial really ran
         fallback = f"training with the starting lr={cfg.optim.lr} batch-size={cfg.data.batch_size} instead"
         skipped("best hyperparameters", f"{str(exc).rstrip('.')}; {fallback}")
         return cfg
@@ -111,50 +111,48 @@ def tune(conn: jobs.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig,
     return best.config
 
 
-def train(
-    conn: jobs.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, data_uri: str
-) -> jobs.TrainingOutputs:
+def train(conn: sm.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, data_uri: str) -> sm.TrainingOutputs:
     """Training job with Debugger (built-in + dogclf rules) and the profiler; waits for it to end."""
-    options = jobs.EstimatorOptions(role=args.role, mode="train", instance_type=args.instance_type, spot=args.spot)
-    name = jobs.submit(conn, jobs.make_estimator(cfg, conn, options), data_uri)
-    print(f"  training job {name}: rules {', '.join(jobs.BUILTIN_RULES)} + dogclf custom rules, profiler on")
-    jobs.wait_for(conn, "training", name, args.poll_seconds, progress=status_printer(name))
-    outputs = jobs.training_outputs(conn, name)
+    options = sm.EstimatorOptions(role=args.role, mode="train", instance_type=args.instance_type, spot=args.spot)
+    name = sm.submit(conn, sm.make_estimator(cfg, conn, options), data_uri)
+    print(f"  training job {name}: rules {', '.join(sm.BUILTIN_RULES)} + dogclf custom rules, profiler on")
+    sm.wait_for(conn, "training", name, args.poll_seconds, progress=status_printer(name))
+    outputs = sm.training_outputs(conn, name)
     if outputs.status != "Completed":
-        raise jobs.SageMakerError(f"training job {name} ended {outputs.status}: {outputs.failure_reason}")
+        raise sm.SageMakerError(f"training job {name} ended {outputs.status}: {outputs.failure_reason}")
     return outputs
 
 
-def reports(conn: jobs.Connection, args: argparse.Namespace, outputs: jobs.TrainingOutputs) -> None:
+def reports(conn: sm.Connection, args: argparse.Namespace, outputs: sm.TrainingOutputs) -> None:
     """Wait for the rules (they run on after the job), print their verdicts, download their reports."""
     if not outputs.ran:
         skipped("profiler and Debugger reports", f"no model artifact at {outputs.model_data}, so the job ran nothing")
         return
-    rules = jobs.wait_for_rules(conn, outputs.job_name, args.poll_seconds)
+    rules = sm.wait_for_rules(conn, outputs.job_name, args.poll_seconds)
     for rule, status in sorted(rules.items()):
         print(f"  {rule}: {status}")
-    files = jobs.download_rule_reports(conn, outputs.job_name, args.output / "rule-output")
+    files = sm.download_rule_reports(conn, outputs.job_name, args.output / "rule-output")
     html = [f for f in files if f.suffix == ".html"]
     print(f"  {len(files)} report files in {args.output / 'rule-output'}" + (f"; open {html[0]}" if html else ""))
 
 
-def deploy(conn: jobs.Connection, args: argparse.Namespace, outputs: jobs.TrainingOutputs) -> str:
+def deploy(conn: sm.Connection, args: argparse.Namespace, outputs: sm.TrainingOutputs) -> str:
     """Create model, endpoint config and endpoint for the job's model.tar.gz (no wait); returns the endpoint name."""
-    options = jobs.DeployOptions(
+    options = sm.DeployOptions(
         role=args.role,
         endpoint_name=args.endpoint_name,
         instance_type=args.endpoint_instance_type,
         code_in_model=True,  # a dogclf training job puts code/ into its model.tar.gz: no repack, no download
     )
-    name = jobs.deploy(conn, outputs.model_data, options).endpoint_name
+    name = sm.deploy(conn, outputs.model_data, options).endpoint_name
     print(f"  endpoint {name} on {args.endpoint_instance_type}")
     return name
 
 
-def wait_in_service(conn: jobs.Connection, args: argparse.Namespace, endpoint: str) -> None:
-    desc = jobs.wait_for(conn, "endpoint", endpoint, args.poll_seconds, progress=status_printer(endpoint))
+def wait_in_service(conn: sm.Connection, args: argparse.Namespace, endpoint: str) -> None:
+    desc = sm.wait_for(conn, "endpoint", endpoint, args.poll_seconds, progress=status_printer(endpoint))
     if desc["EndpointStatus"] != "InService":
-        raise jobs.SageMakerError(f"endpoint {endpoint} is {desc['EndpointStatus']}: {desc.get('FailureReason')}")
+        raise sm.SageMakerError(f"endpoint {endpoint} is {desc['EndpointStatus']}: {desc.get('FailureReason')}")
 
 
 def pick_image(args: argparse.Namespace, data: Path) -> Path:
@@ -168,26 +166,26 @@ def pick_image(args: argparse.Namespace, data: Path) -> Path:
     raise DogclfError(f"no test image under {data}/test or {data}/valid; pass --image")
 
 
-def query(conn: jobs.Connection, endpoint: str, image: Path, outputs: jobs.TrainingOutputs) -> None:
+def query(conn: sm.Connection, endpoint: str, image: Path, outputs: sm.TrainingOutputs) -> None:
     """Send one image and print the top-3 breeds."""
     if not outputs.ran:
         skipped("query the endpoint", f"it serves {outputs.model_data}, which the training job never wrote")
         return
-    answer = jobs.invoke_endpoint(conn, endpoint, image, topk=3)
+    answer = sm.invoke_endpoint(conn, endpoint, image, topk=3)
     print(f"  {image.name} (model {answer.get('model_version')}):")
     for guess in answer["predictions"][0]:
         print(f"    {guess['label']:<30} {guess['probability']:.3f}")
 
 
-def delete(conn: jobs.Connection, args: argparse.Namespace, endpoint: str) -> None:
+def delete(conn: sm.Connection, args: argparse.Namespace, endpoint: str) -> None:
     if args.keep_endpoint:
         print(f"  kept endpoint {endpoint}; delete it with `dogclf sagemaker delete-endpoint {endpoint}`")
         return
-    for item in jobs.delete_endpoint(conn, endpoint):
+    for item in sm.delete_endpoint(conn, endpoint):
         print(f"  deleted {item}")
 
 
-def serve_and_query(conn: jobs.Connection, args: argparse.Namespace, outputs: jobs.TrainingOutputs, data: Path) -> None:
+def serve_and_query(conn: sm.Connection, args: argparse.Namespace, outputs: sm.TrainingOutputs, data: Path) -> None:
     """Steps 6-8: once created, the endpoint is deleted even when waiting or querying fails."""
     step("6. deploy")
     endpoint = deploy(conn, args, outputs)
@@ -203,7 +201,7 @@ def serve_and_query(conn: jobs.Connection, args: argparse.Namespace, outputs: jo
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        conn = jobs.connect(args.bucket, args.region, args.endpoint_url, args.prefix)
+        conn = sm.connect(args.bucket, args.region, args.endpoint_url, args.prefix)
         print(f"S3: {conn.s3_uri()}  region: {conn.region}  endpoint URL: {args.endpoint_url or 'AWS default'}")
         cfg = dogclf.build_config(overrides={"model.arch": args.arch, "optim.epochs": args.epochs})
         args.output.mkdir(parents=True, exist_ok=True)

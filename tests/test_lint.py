@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 
-PATHS = ["src", "tests", "entrypoints", "examples", "benchmarks"]
+PATHS = ["src", "tests", "examples", "benchmarks"]
 
 
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])

@@ -6,7 +6,7 @@ generated from the parsers and skipped): continuations are joined, comments and 
 
 - `dogclf ...` is parsed by `dogclf.cli.main.build_parser()` and must select a command.
 - `python PATH.py ...` and `python -m dogclf.MODULE ...` run the script up to its argparse parse and stop
-  there: the parse must succeed, nothing after it runs. A thin wrapper (`entrypoints/train.py`, which only
+  there: the parse must succeed, nothing after it runs. A thin wrapper (`src/dogclf/entrypoints/train.py`, which only
   imports and calls `main` of a dogclf module) is run the same way, so the packaged module's parser decides.
 - `make TARGET` needs a rule of that name in the Makefile; `curl URL` needs a route of the local endpoint.
 - Any other program must be listed in EXTERNAL (tools outside this project, not checked).
@@ -319,8 +319,8 @@ BROKEN = [
     ("python examples/no_such_example.py --help", "does not exist"),
     ("python examples/custom_dataset.py --sample /tmp/s --output o --epochz 2", "unrecognized arguments: --epochz"),
     ("python benchmarks/bench_train.py --step 3", "unrecognized arguments: --step"),
-    ("python entrypoints/train.py --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
-    ("python entrypoints/hpo.py --data d --output-data-dir r --batch 20", "unrecognized arguments: --batch"),
+    ("python src/dogclf/entrypoints/train.py --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
+    ("python src/dogclf/entrypoints/hpo.py --data d --output-data-dir r --batch 20", "unrecognized arguments: --batch"),
     ("python -m dogclf.entrypoints.train --data d --output-data-dir r --lrr 0.1", "unrecognized arguments: --lrr"),
     ("python entrypoints/inference.py", "reads no arguments"),
     ("python -m dogclf.cli.docgen --chek", "unrecognized arguments: --chek"),
@@ -341,8 +341,8 @@ def test_broken_commands_are_caught(line: str, expected: str):
 def test_help_and_placeholders_are_accepted():
     for line in ("dogclf train --help", "dogclf --version", "python examples/custom_dataset.py --help",
                  'dogclf sagemaker best-params JOB -o best.yaml --bucket "$BUCKET"',
-                 "python entrypoints/train.py --data d --output-data-dir r --lr 0.1 --epochs 2",
-                 "python entrypoints/hpo.py --data d --output-data-dir r --batch-size 20",
+                 "python src/dogclf/entrypoints/train.py --data d --output-data-dir r --lr 0.1 --epochs 2",
+                 "python src/dogclf/entrypoints/hpo.py --data d --output-data-dir r --batch-size 20",
                  "python -m dogclf.entrypoints.hpo --data d --output-data-dir r --lr 0.01"):  # fmt: skip
         (words,) = split_line(line)
         assert problem(Command(tuple(words), "test")) is None, line

@@ -54,7 +54,7 @@ def test_every_rule_is_documented_with_its_defaults_and_advice(title, defaults):
 
 
 def test_builtin_debugger_rules_are_named():
-    from dogclf.sagemaker.jobs import BUILTIN_RULES
+    from dogclf.sagemaker import BUILTIN_RULES
 
     text = section(SAGEMAKER_MD, "Debugger rules")
     assert all(f"`{name}`" in text for name in BUILTIN_RULES)
@@ -123,7 +123,7 @@ def test_relative_links_resolve(doc):
 
 def test_sagemaker_doc_states_prices_regions_and_collections_as_the_code_has_them():
     from dogclf.debug.config import DebugConfig
-    from dogclf.sagemaker.jobs import RULE_EVALUATOR_ACCOUNTS
+    from dogclf.sagemaker import RULE_EVALUATOR_ACCOUNTS
 
     text = " ".join(SAGEMAKER_MD.split())
     assert "approximate list prices, us-east-1, at time of writing; check the pricing page" in text

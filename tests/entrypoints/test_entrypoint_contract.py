@@ -1,4 +1,4 @@
-"""entrypoints/train.py and hpo.py under a simulated /opt/ml tree, run as SageMaker runs them."""
+"""dogclf/entrypoints/train.py and hpo.py under a simulated /opt/ml tree, run as SageMaker runs them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, tiny_config
+import pytest
+
+from conftest import tiny_config
 from dogclf.artifact import load_artifact
 from dogclf.entrypoints import script_path
 from dogclf.sagemaker.bundle import requirements
-from dogclf.sagemaker.jobs import stage_source_dir
+from dogclf.sagemaker.staging import stage_source_dir
 from dogclf.training.metrics import parse_metric_lines
 
 HPS = {
@@ -115,7 +117,7 @@ def test_train_entrypoint_contract_and_spot_resume(tiny_data, tmp_path):
 
 def test_failure_file_names_the_problem(tiny_data, tmp_path):
     opt, env = _opt_ml(tmp_path, tiny_data, {**HPS, "lr": "-1"})
-    proc = _script(ROOT / "entrypoints", env, [])
+    proc = _script(script_path("train.py").parent, env, [])
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     failure = (opt / "output" / "failure").read_text()
@@ -123,15 +125,15 @@ def test_failure_file_names_the_problem(tiny_data, tmp_path):
 
 
 def test_hpo_entrypoint_never_sees_test(tiny_data, tmp_path, monkeypatch, capsys):
-    import importlib.util
+    import runpy
 
     opt, env = _opt_ml(tmp_path, tiny_data, {**HPS, "epochs": "1"})
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    spec = importlib.util.spec_from_file_location("dogclf_hpo_entry", ROOT / "entrypoints" / "hpo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--lr", "0.02"]) == 0
+    monkeypatch.setattr(sys, "argv", ["hpo.py", "--lr", "0.02"])
+    with pytest.raises(SystemExit) as exited:  # the packaged script, run as SageMaker runs it
+        runpy.run_path(str(script_path("hpo.py")), run_name="__main__")
+    assert exited.value.code == 0
     out = capsys.readouterr().out
     parsed = parse_metric_lines(out)
     assert len(parsed["valid:loss"]) == 1 and parsed["test:loss"] == []

@@ -31,7 +31,7 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
         "127.0.0.1",
         "--master_port",
         str(_free_port()),
-        str(ROOT / "entrypoints" / "train.py"),
+        str(ROOT / "src" / "dogclf" / "entrypoints" / "train.py"),
         "--data",
         str(tiny_data),
         "--output-data-dir",

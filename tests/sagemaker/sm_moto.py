@@ -65,8 +65,7 @@ def aws_env(monkeypatch, moto_url):
 @pytest.fixture
 def conn(aws_env):
     """A dogclf Connection to moto with the test bucket created."""
-    from dogclf.s3 import make_client
-    from dogclf.sagemaker.jobs import connect
+    from dogclf.sagemaker import connect, make_client
 
     s3 = make_client(aws_env, REGION)
     try:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sm_moto import BUCKET, ROLE, aws_env, capture, conn, moto_url  # noqa: F401
 
+import dogclf.sagemaker as sm
 from conftest import tiny_config
 from dogclf.debug.config import CLASS_COUNTS_TENSOR, LABELS_TENSOR, RULE_INPUTS
 from dogclf.errors import ConfigError
-from dogclf.sagemaker import jobs
 
 DATA = f"s3://{BUCKET}/data/dogs"
 DEFAULT_COLLECTIONS = {"losses", "weights", "biases", "gradients", "labels", "predictions", "dataset"}
@@ -28,8 +28,8 @@ def _request(conn, tmp_path, options=None, **overrides):  # noqa: F811
     """The CreateTrainingJob parameters for a tiny config with `overrides`, and the config."""
     seen = capture(conn, "CreateTrainingJob")
     cfg = tiny_config(tmp_path, **{"name": "dbg", **overrides})
-    estimator = jobs.make_estimator(cfg, conn, jobs.EstimatorOptions(role=ROLE, **(options or {})))
-    jobs.submit(conn, estimator, DATA)
+    estimator = sm.make_estimator(cfg, conn, sm.EstimatorOptions(role=ROLE, **(options or {})))
+    sm.submit(conn, estimator, DATA)
     return seen[-1], cfg
 
 
@@ -66,7 +66,7 @@ def test_rules_get_the_local_parameters_and_collections_the_run_s_interval(conn,
     # one implementation: the custom rules' uploaded source is dogclf.debug.rules itself
     bucket, key = rules["dogclf-Overfit"]["source_s3_uri"][5:].split("/", 1)
     s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == jobs.rules_source().read_bytes()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == sm.rules_source().read_bytes()
     # exactly what the local engine gives each rule, as text
     for name, sent in rules.items():
         local = rule_parameters(name.removeprefix("dogclf-"), cfg.debug.rule_parameters)
@@ -92,7 +92,7 @@ def test_debug_extra_is_installed_when_the_job_saves_tensors(conn, tmp_path):  #
 
     cfg = tiny_config(tmp_path)
     for options, smdebug in (({}, True), ({"debugger": False}, False), ({"mode": "hpo"}, False)):
-        est = jobs.make_estimator(cfg, conn, jobs.EstimatorOptions(role=ROLE, **options))
+        est = sm.make_estimator(cfg, conn, sm.EstimatorOptions(role=ROLE, **options))
         staged = Path(est.source_dir)
         lines = (staged / "requirements.txt").read_text().splitlines()
         assert ("smdebug==1.0.34" in lines and any(r.startswith("protobuf<4") for r in lines)) is smdebug, options
@@ -101,8 +101,8 @@ def test_debug_extra_is_installed_when_the_job_saves_tensors(conn, tmp_path):  #
     assert "smdebug" not in requirements()
     with pytest.raises(ConfigError, match=r"unknown dogclf extra\(s\) \['debgu'\]; valid: all, debug, dev"):
         requirements(["debgu"])
-    debug_only = jobs.make_estimator(tiny_config(tmp_path, **{"debug.enabled": True}), conn,
-                                     jobs.EstimatorOptions(role=ROLE, debugger=False))  # fmt: skip
+    debug_only = sm.make_estimator(tiny_config(tmp_path, **{"debug.enabled": True}), conn,
+                                     sm.EstimatorOptions(role=ROLE, debugger=False))  # fmt: skip
     assert "smdebug==1.0.34" in (Path(debug_only.source_dir) / "requirements.txt").read_text()
 
 

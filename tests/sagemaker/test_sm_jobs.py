@@ -10,10 +10,11 @@ import pytest
 import yaml
 from sm_moto import BUCKET, REGION, ROLE, aws_env, capture, conn, moto_url  # noqa: F401
 
+import dogclf.sagemaker as sm
 from conftest import run_cli, tiny_config
 from dogclf.config import build_config
 from dogclf.errors import ConfigError
-from dogclf.sagemaker import jobs
+from dogclf.sagemaker.waiting import _poll
 from dogclf.training.metrics import metric_definitions
 from dogclf.tune.space import default_space
 
@@ -36,7 +37,7 @@ def _estimator(conn, tmp_path, **options):  # noqa: F811
     rules = tmp_path / "my_rules.py"
     rules.write_text(RULES)
     opts = {"role": ROLE, "spot": True, "max_run_s": 3600, "rules_file": rules, "tags": {"team": "dogs"}}
-    return cfg, jobs.make_estimator(cfg, conn, jobs.EstimatorOptions(**{**opts, **options}))
+    return cfg, sm.make_estimator(cfg, conn, sm.EstimatorOptions(**{**opts, **options}))
 
 
 def _decoded(hps: dict) -> dict:
@@ -46,7 +47,7 @@ def _decoded(hps: dict) -> dict:
 def test_create_training_job_request(conn, tmp_path):  # noqa: F811
     seen = capture(conn, "CreateTrainingJob")
     cfg, est = _estimator(conn, tmp_path)
-    name = jobs.submit(conn, est, DATA)
+    name = sm.submit(conn, est, DATA)
     (req,) = seen
     hps = _decoded(req["HyperParameters"])
     assert {hps["lr"], hps["batch-size"], hps["arch"], hps["epochs"]} == {"0.02", "8", "tiny_cnn", "2"}
@@ -91,7 +92,7 @@ def test_create_training_job_request(conn, tmp_path):  # noqa: F811
 def test_spot_max_wait_is_sent_and_checked(conn, tmp_path):  # noqa: F811
     seen = capture(conn, "CreateTrainingJob")
     _, est = _estimator(conn, tmp_path, max_wait_s=7200, debugger=False, profiler=False)
-    jobs.submit(conn, est, DATA)
+    sm.submit(conn, est, DATA)
     assert seen[0]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     with pytest.raises(ConfigError, match=r"--max-wait \(1800 s\) must be at least --max-run \(3600 s\)"):
         _estimator(conn, tmp_path, max_wait_s=1800)
@@ -100,17 +101,17 @@ def test_spot_max_wait_is_sent_and_checked(conn, tmp_path):  # noqa: F811
 
 
 def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path):  # noqa: F811
-    source = jobs.rules_source()
-    available = jobs.custom_rule_classes(source)
+    source = sm.rules_source()
+    available = sm.custom_rule_classes(source)
     assert {"Overfit", "PoorWeightInitialization", "ClassImbalance"} <= set(available)
     seen = capture(conn, "CreateTrainingJob")
     _, est = _estimator(conn, tmp_path, rules_file=None, custom_rules=["Overfit", "ClassImbalance"])
-    jobs.submit(conn, est, DATA)
+    sm.submit(conn, est, DATA)
     names = {r["RuleConfigurationName"] for r in seen[0]["DebugRuleConfigurations"]}
     assert {"dogclf-Overfit", "dogclf-ClassImbalance"} <= names
     with pytest.raises(ConfigError, match="unknown custom rule.*Nope"):
         _estimator(conn, tmp_path, rules_file=None, custom_rules=["Nope"])
-    other = jobs.connect(BUCKET, "af-south-1", conn.endpoint_url)  # no published rule-evaluator account
+    other = sm.connect(BUCKET, "af-south-1", conn.endpoint_url)  # no published rule-evaluator account
     with pytest.raises(ConfigError, match="af-south-1.*rule_image_uri"):
         _estimator(other, tmp_path)
     with pytest.raises(ConfigError, match="unknown built-in Debugger rule"):
@@ -120,8 +121,8 @@ def test_dogclf_rules_are_custom_rules_and_errors_name_the_fix(conn, tmp_path): 
 def test_tuning_job_request_and_best_params(conn, tmp_path):  # noqa: F811
     seen = capture(conn, "CreateHyperParameterTuningJob")
     _, est = _estimator(conn, tmp_path, mode="hpo")
-    tuner = jobs.make_tuner(est, default_space(), warm_start_from=["dogclf-tune-parent"])
-    tuning = jobs.submit(conn, tuner, DATA)
+    tuner = sm.make_tuner(est, default_space(), warm_start_from=["dogclf-tune-parent"])
+    tuning = sm.submit(conn, tuner, DATA)
     (req,) = seen
     cfg = req["HyperParameterTuningJobConfig"]
     assert cfg["Strategy"] == "Bayesian"
@@ -154,10 +155,10 @@ def test_tuning_job_request_and_best_params(conn, tmp_path):  # noqa: F811
         "TrainingJobName"
     ]
     trial_cfg = tiny_config(tmp_path, **{"optim.lr": 0.0123, "data.batch_size": 34, "optim.grad_clip": 5.0})
-    trial = jobs.make_estimator(trial_cfg, conn, jobs.EstimatorOptions(role=ROLE, mode="hpo"))
-    jobs.submit(conn, trial, DATA, job_name=best_name)
+    trial = sm.make_estimator(trial_cfg, conn, sm.EstimatorOptions(role=ROLE, mode="hpo"))
+    sm.submit(conn, trial, DATA, job_name=best_name)
     out = tmp_path / "best.yaml"
-    best = jobs.best_params(conn, tuning, out)
+    best = sm.best_params(conn, tuning, out)
     assert best.tuning_job == tuning and best.training_job == best_name
     assert best.hyperparameters["lr"] == "0.0123" and best.hyperparameters["batch-size"] == "34"
     written = build_config(out)
@@ -168,11 +169,11 @@ def test_tuning_job_request_and_best_params(conn, tmp_path):  # noqa: F811
 
 def test_best_params_of_a_training_job_and_missing_job(conn, tmp_path):  # noqa: F811
     _, est = _estimator(conn, tmp_path, debugger=False, profiler=False)
-    name = jobs.submit(conn, est, DATA)
-    best = jobs.best_params(conn, name)
+    name = sm.submit(conn, est, DATA)
+    best = sm.best_params(conn, name)
     assert best.tuning_job is None and best.config.optim.lr == 0.02 and best.config.model.arch == "tiny_cnn"
-    with pytest.raises(jobs.SageMakerError, match="no-such-job"):
-        jobs.best_params(conn, "no-such-job")
+    with pytest.raises(sm.SageMakerError, match="no-such-job"):
+        sm.best_params(conn, "no-such-job")
 
 
 def _model_tarball(conn, tiny_run):  # noqa: F811
@@ -190,8 +191,8 @@ def _model_tarball(conn, tiny_run):  # noqa: F811
 def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
     model_data = _model_tarball(conn, tiny_run)
     models, configs, endpoints = (capture(conn, op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"))
-    opts = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-ep", instance_count=1, autoscale_max_instances=3)
-    predictor = jobs.deploy(conn, model_data, opts)
+    opts = sm.DeployOptions(role=ROLE, endpoint_name="dogs-ep", instance_count=1, autoscale_max_instances=3)
+    predictor = sm.deploy(conn, model_data, opts)
     assert predictor.endpoint_name == "dogs-ep"
     container = models[0]["PrimaryContainer"]
     assert container["Image"].endswith("pytorch-inference:2.6.0-cpu-py312")
@@ -208,12 +209,12 @@ def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
         3,
     )
 
-    serverless = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-sls", serverless_memory_mb=2048)
-    jobs.deploy(conn, model_data, serverless)
+    serverless = sm.DeployOptions(role=ROLE, endpoint_name="dogs-sls", serverless_memory_mb=2048)
+    sm.deploy(conn, model_data, serverless)
     sls = configs[1]["ProductionVariants"][0]["ServerlessConfig"]
     assert sls == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
 
-    deleted = jobs.delete_endpoint(conn, "dogs-ep")
+    deleted = sm.delete_endpoint(conn, "dogs-ep")
     assert deleted[:3] == [
         "scaling policy dogs-ep-invocations",
         "scalable target endpoint/dogs-ep/variant/AllTraffic",
@@ -222,22 +223,22 @@ def test_deploy_autoscaling_serverless_and_delete(conn, tiny_run):  # noqa: F811
     assert any(d.startswith("model ") for d in deleted)
     assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
     assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
-    assert jobs.delete_endpoint(conn, "dogs-sls")[0] == "endpoint dogs-sls"  # no autoscaling to remove
-    with pytest.raises(jobs.SageMakerError, match="dogs-ep"):
-        jobs.delete_endpoint(conn, "dogs-ep")
+    assert sm.delete_endpoint(conn, "dogs-sls")[0] == "endpoint dogs-sls"  # no autoscaling to remove
+    with pytest.raises(sm.SageMakerError, match="dogs-ep"):
+        sm.delete_endpoint(conn, "dogs-ep")
 
 
 def test_profiler_report_download(conn, tmp_path):  # noqa: F811
     _, est = _estimator(conn, tmp_path, debugger=False)
-    name = jobs.submit(conn, est, DATA)
-    with pytest.raises(jobs.SageMakerError, match="no ProfilerReport output"):
-        jobs.download_profiler_report(conn, name, tmp_path / "none")
+    name = sm.submit(conn, est, DATA)
+    with pytest.raises(sm.SageMakerError, match="no ProfilerReport output"):
+        sm.download_profiler_report(conn, name, tmp_path / "none")
     s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
     html = b"<html>profiler report</html>"
     prefix = f"dogclf/output/{name}/rule-output/ProfilerReport/profiler-output"
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/profiler-report.html", Body=html)
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/profiler-reports/StepOutlier.json", Body=b"{}")
-    files = jobs.download_profiler_report(conn, name, tmp_path / "report")
+    files = sm.download_profiler_report(conn, name, tmp_path / "report")
     assert sorted(f.name for f in files) == ["StepOutlier.json", "profiler-report.html"]
     assert (tmp_path / "report/profiler-output/profiler-report.html").read_bytes() == html
 
@@ -267,8 +268,25 @@ def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa:
     assert r.returncode == 0, r.stderr
     cfg = build_config(tmp_path / "b.yaml")
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.model.arch) == (0.05, 3, "tiny_cnn")
-    r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, *common[2:])
-    assert r.returncode == 2 and "bucket is required" in r.stderr
+    default = f"sagemaker-{REGION}-123456789012"  # moto's account
+    s3 = conn.session.boto_session.client("s3", endpoint_url=aws_env)
+    assert default not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    r = run_cli(
+        "sagemaker",
+        "train",
+        "--data",
+        "s3://x/y",
+        "--role",
+        ROLE,
+        "--no-debugger",
+        *common[2:],
+        env={"DOGCLF_S3_BUCKET": ""},
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"S3 bucket: {default} (the SageMaker default" in r.stderr
+    assert default in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # created
+    desc = conn.session.sagemaker_client.describe_training_job(TrainingJobName=r.stdout.split(": ")[-1].strip())
+    assert desc["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{default}/dogclf/")
     r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, "--spot", "--max-run", "3600",
                 "--max-wait", "600", *common)  # fmt: skip
     assert r.returncode == 2 and "--max-wait (600 s) must be at least --max-run (3600 s)" in r.stderr
@@ -297,44 +315,44 @@ def test_cli_deploy_code_in_model_and_delete(aws_env, conn):  # noqa: F811
 def test_custom_rule_evaluator_image_per_region(conn):  # noqa: F811
     from sagemaker import image_uris
 
-    assert jobs._rule_image("eu-west-1", None) == (
+    assert sm.rule_image("eu-west-1", None) == (
         "606966180310.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-debugger-rule-evaluator:latest"
     )
-    assert jobs._rule_image("cn-north-1", None).startswith("617202126805.dkr.ecr.cn-north-1.amazonaws.com.cn/")
-    assert jobs._rule_image("us-east-1", "my/image:1") == "my/image:1"
+    assert sm.rule_image("cn-north-1", None).startswith("617202126805.dkr.ecr.cn-north-1.amazonaws.com.cn/")
+    assert sm.rule_image("us-east-1", "my/image:1") == "my/image:1"
     # The SDK's own lookup is the built-in rules image, another repository: it cannot replace the table.
     assert "/sagemaker-debugger-rules:" in image_uris.retrieve("debugger", "us-west-2")
 
 
 def test_wait_outputs_and_rule_reports(conn, tmp_path):  # noqa: F811
     _, est = _estimator(conn, tmp_path)
-    name = jobs.submit(conn, est, DATA)
+    name = sm.submit(conn, est, DATA)
     seen = []
-    desc = jobs.wait_for(conn, "training", name, poll_s=0, progress=seen.append)
+    desc = sm.wait_for(conn, "training", name, poll_s=0, progress=seen.append)
     assert desc["TrainingJobStatus"] == "Completed" and seen == ["Completed"]
-    outputs = jobs.training_outputs(conn, name)
+    outputs = sm.training_outputs(conn, name)
     assert outputs.status == "Completed" and outputs.model_data.endswith(f"/{name}/output/model.tar.gz")
     assert not outputs.model_data_exists and not outputs.ran  # moto ran nothing
     s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
     bucket, key = outputs.model_data[5:].split("/", 1)
     s3.put_object(Bucket=bucket, Key=key, Body=b"model")
-    assert jobs.training_outputs(conn, name).ran
+    assert sm.training_outputs(conn, name).ran
 
-    assert jobs.wait_for_rules(conn, name, poll_s=0) == {}  # moto reports no rule statuses
-    with pytest.raises(jobs.SageMakerError, match="no rule output under .*rule-output"):
-        jobs.download_rule_reports(conn, name, tmp_path / "none")
+    assert sm.wait_for_rules(conn, name, poll_s=0) == {}  # moto reports no rule statuses
+    with pytest.raises(sm.SageMakerError, match="no rule output under .*rule-output"):
+        sm.download_rule_reports(conn, name, tmp_path / "none")
     prefix = f"dogclf/output/{name}/rule-output"
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/ProfilerReport/profiler-output/profiler-report.html", Body=b"<html>")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/dogclf-Overfit/result.json", Body=b"{}")
-    files = jobs.download_rule_reports(conn, name, tmp_path / "rules")
+    files = sm.download_rule_reports(conn, name, tmp_path / "rules")
     assert sorted(f.relative_to(tmp_path / "rules").as_posix() for f in files) == [
         "ProfilerReport/profiler-output/profiler-report.html",
         "dogclf-Overfit/result.json",
     ]
-    with pytest.raises(jobs.SageMakerError, match="reading training no-such-job"):
-        jobs.wait_for(conn, "training", "no-such-job", poll_s=0)
+    with pytest.raises(sm.SageMakerError, match="reading training no-such-job"):
+        sm.wait_for(conn, "training", "no-such-job", poll_s=0)
     with pytest.raises(ConfigError, match="kind must be one of"):
-        jobs.wait_for(conn, "pipeline", name)
+        sm.wait_for(conn, "pipeline", name)
 
 
 def test_rule_statuses_and_poll_timeout():
@@ -346,22 +364,22 @@ def test_rule_statuses_and_poll_timeout():
             {"RuleConfigurationName": "ProfilerReport", "RuleEvaluationStatus": "Error"}
         ],
     }
-    assert jobs.rule_statuses(desc) == {"Overtraining": "InProgress", "ProfilerReport": "Error"}
-    with pytest.raises(jobs.SageMakerError, match="gave up waiting for rules after 0 s"):
-        jobs._poll(lambda: "InProgress", lambda value: False, "rules", 0, 0)
+    assert sm.rule_statuses(desc) == {"Overtraining": "InProgress", "ProfilerReport": "Error"}
+    with pytest.raises(sm.SageMakerError, match="gave up waiting for rules after 0 s"):
+        _poll(lambda: "InProgress", lambda value: False, "rules", 0, 0)
 
 
 def test_deploy_model_with_its_code_is_not_repacked(conn):  # noqa: F811
     models = capture(conn, "CreateModel")
     absent = f"s3://{BUCKET}/dogclf/output/job/output/model.tar.gz"  # never downloaded: nothing to repack
-    opts = jobs.DeployOptions(role=ROLE, endpoint_name="dogs-code", code_in_model=True)
-    assert jobs.deploy(conn, absent, opts).endpoint_name == "dogs-code"
+    opts = sm.DeployOptions(role=ROLE, endpoint_name="dogs-code", code_in_model=True)
+    assert sm.deploy(conn, absent, opts).endpoint_name == "dogs-code"
     container = models[0]["PrimaryContainer"]
     assert container["ModelDataUrl"] == absent
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
-    assert jobs.wait_for(conn, "endpoint", "dogs-code", poll_s=0)["EndpointStatus"] == "InService"
-    jobs.delete_endpoint(conn, "dogs-code")
+    assert sm.wait_for(conn, "endpoint", "dogs-code", poll_s=0)["EndpointStatus"] == "InService"
+    sm.delete_endpoint(conn, "dogs-code")
 
 
 def test_invoke_endpoint_against_the_local_server(tiny_run, tiny_data, aws_env):  # noqa: F811
@@ -369,7 +387,23 @@ def test_invoke_endpoint_against_the_local_server(tiny_run, tiny_data, aws_env):
 
     image = sorted((tiny_data / "test").rglob("*.jpg"))[0]
     with LocalEndpoint(tiny_run, "--precision", "fp32", "--threads", "1") as endpoint:
-        local = jobs.connect(BUCKET, REGION, endpoint.url)  # the InvokeEndpoint path the server also answers
-        answer = jobs.invoke_endpoint(local, "dogclf-local", image, topk=2)
+        local = sm.connect(BUCKET, REGION, endpoint.url)  # the InvokeEndpoint path the server also answers
+        answer = sm.invoke_endpoint(local, "dogclf-local", image, topk=2)
     (top,) = answer["predictions"]
     assert len(top) == 2 and {t["label"] for t in top} <= {"Affenpinscher", "Afghan_hound", "Airedale_terrier"}
+
+
+def test_cli_report_download_errors_are_one_line_exit_2(aws_env, conn, tmp_path):  # noqa: F811
+    _, est = _estimator(conn, tmp_path, debugger=False)
+    name = sm.submit(conn, est, DATA)
+    s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
+    prefix = f"dogclf/output/{name}/rule-output/ProfilerReport/profiler-output"
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/q/a", Body=b"file")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/q/a/b", Body=b"file below it")
+    common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
+    r = run_cli("sagemaker", "profiler-report", name, "-o", str(tmp_path / "report"), *common)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("dogclf: error: cannot download s3://") and "both a file and a folder" in line
+    assert not (tmp_path / "report").exists()

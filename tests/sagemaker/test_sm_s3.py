@@ -1,4 +1,4 @@
-"""dogclf.s3 against a real moto S3 server: multipart upload, skip unchanged, byte-for-byte download."""
+"""dogclf.sagemaker.s3 against a real moto S3 server: multipart upload, skip unchanged, byte-for-byte download."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from sm_moto import BUCKET, REGION, aws_env, moto_url  # noqa: F401
 
 from dogclf.errors import ConfigError, DatasetError
-from dogclf.s3 import MiB, download_folder, make_client, parse_s3_uri, upload_folder
+from dogclf.sagemaker import SageMakerError
+from dogclf.sagemaker.s3 import MiB, download_folder, make_client, parse_s3_uri, upload_folder
 
 
 @pytest.fixture
@@ -65,3 +66,58 @@ def test_bad_uris_and_traversal_are_refused(s3, tmp_path):
     assert not (tmp_path / "escape.txt").exists()
     with pytest.raises(DatasetError, match="no objects"):
         download_folder(f"s3://{BUCKET}/nothing-here", tmp_path / "x", client=s3)
+
+
+def _fail_on(client, operation: str, key: str) -> None:
+    """Make `operation` on `key` fail as S3 answers a forbidden object (AccessDenied), the rest untouched."""
+    from botocore.exceptions import ClientError
+
+    def deny(params, **_):
+        if params.get("Key") == key:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, operation)
+
+    client.meta.events.register(f"before-parameter-build.s3.{operation}", deny)
+
+
+def _one_line_error(exc_info, *parts: str) -> None:
+    message = str(exc_info.value)
+    assert "\n" not in message and all(p in message for p in parts), message
+
+
+def test_a_key_that_is_also_a_folder_is_one_line_error_and_writes_nothing(s3, tmp_path):
+    for key in ("clash/q/a", "clash/q/a/b", "clash/z.txt"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    with pytest.raises(DatasetError) as exc_info:
+        download_folder(f"s3://{BUCKET}/clash", tmp_path / "out", client=s3)
+    _one_line_error(exc_info, "'clash/q/a'", "'clash/q/a/b'", "both a file and a folder")
+    assert list(tmp_path.iterdir()) == []
+    s3.put_object(Bucket=BUCKET, Key="fine/q/a.txt", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="fine/q/a/b", Body=b"y")  # a.txt next to a/: no clash
+    assert sorted(download_folder(f"s3://{BUCKET}/fine", tmp_path / "fine", client=s3).transferred) == [
+        "q/a.txt",
+        "q/a/b",
+    ]
+
+
+def test_a_failed_download_names_the_object_and_leaves_no_partial_files(s3, tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        s3.put_object(Bucket=BUCKET, Key=f"partial/{name}", Body=name.encode())
+    client = make_client(s3.meta.endpoint_url, REGION)
+    _fail_on(client, "HeadObject", "partial/c.txt")
+    _fail_on(client, "GetObject", "partial/c.txt")
+    dest = tmp_path / "dest"
+    with pytest.raises(SageMakerError) as exc_info:
+        download_folder(f"s3://{BUCKET}/partial", dest, client=client, workers=1)
+    _one_line_error(exc_info, f"s3://{BUCKET}/partial/c.txt", "AccessDenied")
+    assert list(tmp_path.iterdir()) == []  # neither a.txt nor b.txt, nor a staging folder
+
+
+def test_a_failed_upload_names_the_object(s3, tmp_path):
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "one.txt").write_text("1")
+    client = make_client(s3.meta.endpoint_url, REGION)
+    _fail_on(client, "PutObject", "up-test/one.txt")
+    with pytest.raises(SageMakerError) as exc_info:
+        upload_folder(tmp_path / "up", f"s3://{BUCKET}/up-test", client=client)
+    _one_line_error(exc_info, "one.txt", f"s3://{BUCKET}/up-test/one.txt", "AccessDenied")
+    assert upload_folder(tmp_path / "up", f"s3://{BUCKET}/up-test", client=s3).transferred == ["up-test/one.txt"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dogclf
 from dogclf.entrypoints import script_path
-from dogclf.sagemaker.jobs import stage_source_dir
+from dogclf.sagemaker.staging import stage_source_dir
 
 assert Path(dogclf.__file__).is_relative_to({site!r}), dogclf.__file__
 staged = stage_source_dir(["train.py", "hpo.py"])

@@ -89,7 +89,7 @@ def test_sagemaker_predictor_with_dogclf_serializers(endpoint, images, monkeypat
 
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     import sagemaker
-    from dogclf.serve.serializers import make_predictor
+    from dogclf.sagemaker.serializers import make_predictor
 
     boto = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     runtime = boto.client("sagemaker-runtime", endpoint_url=endpoint.url)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from dogclf import __version__
 from dogclf.cli.main import main
 from dogclf.entrypoints import script_path
@@ -32,12 +32,12 @@ def test_package_layout_and_requirements(tiny_run, tmp_path):
         assert tar.extractfile("model.pth").read() == (tiny_run / "model" / "model.pth").read_bytes()
 
 
-def test_repo_entrypoint_wraps_the_packaged_one():
+def test_inference_entrypoint_is_the_serving_handlers():
     import importlib.util
 
     from dogclf.serve import handlers
 
-    spec = importlib.util.spec_from_file_location("repo_inference_entry", ROOT / "entrypoints" / "inference.py")
+    spec = importlib.util.spec_from_file_location("inference_entry", script_path("inference.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     names = ("model_fn", "input_fn", "predict_fn", "output_fn")

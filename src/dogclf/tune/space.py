@@ -1,15 +1,25 @@
-"""The one search-space definition, convertible to Optuna distributions and SageMaker ranges."""
+"""The one search-space definition (Optuna locally, SageMaker ranges via dogclf.sagemaker.tuners).
+
+Also the one list of strategy and pruner names. Torch-free and SDK-free: the CLI, the local tuner and the
+SageMaker layer all import their names from here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dogclf.errors import ConfigError
 from dogclf.hyperparameters import config_field
 from dogclf.training.metrics import metric_definitions
+
+Strategy = Literal["bayesian", "random", "hyperband", "grid"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# Local pruners the user may pick; "hyperband" is implied by the hyperband strategy.
+Pruner = Literal["median", "halving", "none"]
+PRUNERS: tuple[str, ...] = get_args(Pruner)
 
 
 class _Param(BaseModel):
@@ -71,7 +81,7 @@ class SearchSpace(BaseModel):
     direction: Literal["minimize", "maximize"] = "minimize"
     max_trials: int = Field(8, ge=1, le=1000)
     parallel_trials: int = Field(1, ge=1, le=100)
-    strategy: Literal["bayesian", "random", "hyperband", "grid"] = "bayesian"
+    strategy: Strategy = "bayesian"
     early_stopping: bool = Field(False, description="Prune (locally) / Auto early stopping (SageMaker).")
 
     @field_validator("parameters")
@@ -107,21 +117,6 @@ class SearchSpace(BaseModel):
                 out[name] = d.IntDistribution(p.min, p.max, log=p.scale == "log")
             else:
                 out[name] = d.CategoricalDistribution(p.values)
-        return out
-
-    def to_sagemaker(self) -> dict[str, Any]:
-        """sagemaker.tuner ContinuousParameter / IntegerParameter / CategoricalParameter ranges."""
-        from sagemaker.tuner import CategoricalParameter, ContinuousParameter, IntegerParameter
-
-        scale = {"linear": "Linear", "log": "Logarithmic"}
-        out: dict[str, Any] = {}
-        for name, p in self.parameters.items():
-            if isinstance(p, Continuous):
-                out[name] = ContinuousParameter(p.min, p.max, scaling_type=scale[p.scale])
-            elif isinstance(p, Integer):
-                out[name] = IntegerParameter(p.min, p.max, scaling_type=scale[p.scale])
-            else:
-                out[name] = CategoricalParameter([str(v) for v in p.values])
         return out
 
 

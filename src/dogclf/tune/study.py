@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, flatten, is_free
 from dogclf.tune.results import TuneResult, masked_url
-from dogclf.tune.space import Categorical, Integer, SearchSpace
+from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dogclf")
 
-Pruner = Literal["median", "halving", "none"]
 MARKER = "tune.json"
 LOCAL = "study.db in this folder"
 

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.tune.space import STRATEGIES
 
 
 def _connection(args: argparse.Namespace):
-    from dogclf.sagemaker.jobs import connect
+    from dogclf.sagemaker import connect
 
     return connect(args.bucket, args.region, args.endpoint_url, args.prefix)
 
@@ -19,7 +20,7 @@ def _data_uri(conn, data: str) -> str:
     """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
     if data.startswith("s3://"):
         return data
-    from dogclf.s3 import make_client, upload_folder
+    from dogclf.sagemaker import make_client, upload_folder
 
     uri = conn.s3_uri("data", Path(data).resolve().name)
     result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
@@ -28,7 +29,7 @@ def _data_uri(conn, data: str) -> str:
 
 
 def _estimator_options(args: argparse.Namespace, mode: str):
-    from dogclf.sagemaker.jobs import BUILTIN_RULES, EstimatorOptions
+    from dogclf.sagemaker import BUILTIN_RULES, EstimatorOptions
 
     tags = dict(t.split("=", 1) for t in args.tag or [])
     return EstimatorOptions(
@@ -51,7 +52,7 @@ def _estimator_options(args: argparse.Namespace, mode: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import make_estimator, submit
+    from dogclf.sagemaker import make_estimator, submit
 
     cfg = build_run_config(args)
     conn = _connection(args)
@@ -62,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import make_estimator, make_tuner, submit
+    from dogclf.sagemaker import make_estimator, make_tuner, submit
     from dogclf.tune.space import default_space, load_space
 
     space = load_space(args.space) if args.space else default_space()
@@ -85,7 +86,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _best_params(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import best_params
+    from dogclf.sagemaker import best_params
 
     best = best_params(_connection(args), args.job, args.output)
     origin = f" (best of tuning job {best.tuning_job})" if best.tuning_job else ""
@@ -99,7 +100,7 @@ def _best_params(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import DeployOptions, deploy
+    from dogclf.sagemaker import DeployOptions, deploy
 
     options = DeployOptions(
         role=args.role,
@@ -117,7 +118,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _delete_endpoint(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import delete_endpoint
+    from dogclf.sagemaker import delete_endpoint
 
     for item in delete_endpoint(_connection(args), args.endpoint_name, delete_model=not args.keep_model):
         print(f"deleted {item}")
@@ -125,7 +126,7 @@ def _delete_endpoint(args: argparse.Namespace) -> int:
 
 
 def _profiler_report(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker.jobs import download_profiler_report
+    from dogclf.sagemaker import download_profiler_report
 
     files = download_profiler_report(_connection(args), args.job, args.output)
     html = [f for f in files if f.suffix == ".html"]
@@ -137,7 +138,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bucket",
         default=os.environ.get("DOGCLF_S3_BUCKET"),
-        help="S3 bucket for code, data, outputs (default: $DOGCLF_S3_BUCKET)",
+        help="S3 bucket for code, data, outputs (default: $DOGCLF_S3_BUCKET, else the SageMaker default bucket "
+        "sagemaker-REGION-ACCOUNT, created if missing)",
     )
     p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket")
     p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
@@ -193,7 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--space", help="search space YAML (default: lr log 0.001-0.1, batch-size categorical)")
     t.add_argument("--max-trials", type=int)
     t.add_argument("--parallel-trials", type=int)
-    t.add_argument("--strategy", choices=["bayesian", "random", "hyperband", "grid"])
+    t.add_argument("--strategy", choices=STRATEGIES)
     t.add_argument("--warm-start", action="append", metavar="TUNING_JOB", help="parent tuning job; repeatable")
     t.set_defaults(func=_tune)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.tune.space import PRUNERS
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study-name", default="dogclf", help="study name in the storage [default: dogclf]")
     p.add_argument(
         "--pruner",
-        choices=["median", "halving", "none"],
+        choices=PRUNERS,
         help="prune on per-epoch objective [default: median if space has early_stopping]",
     )
     p.add_argument("--no-feature-cache", action="store_true", help="always run the full trainer per trial")

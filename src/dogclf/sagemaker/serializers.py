@@ -1,7 +1,7 @@
 """Client-side serializers for `sagemaker.predictor.Predictor`: image bytes in, top-k JSON or logits out.
 
 They follow the SDK's serializer protocol (CONTENT_TYPE + serialize, ACCEPT + deserialize) without importing
-the SDK, so `import dogclf.serve.serializers` stays light; `make_predictor` imports it when called.
+the SDK, so `import dogclf.sagemaker.serializers` stays light; `make_predictor` imports it when called.
 """
 
 from __future__ import annotations
@@ -61,5 +61,7 @@ def make_predictor(endpoint_name: str, sagemaker_session: Any = None, logits: bo
     from sagemaker.predictor import Predictor
 
     deserializer = LogitsDeserializer() if logits else TopKDeserializer()
-    return Predictor(endpoint_name, sagemaker_session=sagemaker_session, serializer=ImageSerializer(),
-                     deserializer=deserializer)  # fmt: skip
+    serializer = ImageSerializer()
+    return Predictor(
+        endpoint_name, sagemaker_session=sagemaker_session, serializer=serializer, deserializer=deserializer
+    )

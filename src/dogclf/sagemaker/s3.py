@@ -2,12 +2,15 @@
 
 A file is unchanged when the object has the same size and the same SHA-256, which uploads store as object
 metadata (`x-amz-meta-sha256`); objects without it are re-sent once. Works with any boto3 endpoint
-(`endpoint_url`, or AWS_ENDPOINT_URL), e.g. a local S3 emulator.
+(`endpoint_url`, or AWS_ENDPOINT_URL), e.g. a local S3 emulator. A failed request is a one-line SageMakerError
+naming the object; a download lands in a temporary folder first, so a failure leaves no partial files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,9 +18,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dogclf.errors import ConfigError, DatasetError
+from dogclf.sagemaker.session import aws_errors
 
 CHECKSUM_KEY = "sha256"
 MiB = 1024 * 1024
+
+
+class NoObjectsError(DatasetError):
+    """Nothing to download: no object under the S3 prefix."""
 
 
 @dataclass
@@ -82,17 +90,17 @@ def _remote_objects(client: Any, bucket: str, prefix: str) -> dict[str, int]:
 
     paginator = client.get_paginator("list_objects_v2")
     found = {}
-    try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
-            for obj in page.get("Contents", []):
-                found[obj["Key"]] = int(obj["Size"])
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        if err.get("Code") == "NoSuchBucket":
+    with aws_errors(f"listing s3://{bucket}/{prefix}"):
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
+                for obj in page.get("Contents", []):
+                    found[obj["Key"]] = int(obj["Size"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise
             raise DatasetError(
                 f"S3 bucket {bucket!r} does not exist; create it first (aws s3 mb s3://{bucket}) or pass another"
             ) from None
-        raise DatasetError(f"cannot list s3://{bucket}/{prefix}: {err.get('Code')}: {err.get('Message')}") from None
     return found
 
 
@@ -102,12 +110,13 @@ def object_exists(s3_uri: str, *, client: Any = None, endpoint_url: str | None =
 
     bucket, key = parse_s3_uri(s3_uri)
     client = client or make_client(endpoint_url)
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
-            return False
-        raise
+    with aws_errors(f"checking {s3_uri}"):
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+                return False
+            raise
     return True
 
 
@@ -144,9 +153,11 @@ def upload_folder(
         rel = path.relative_to(root).as_posix()
         key = f"{prefix}/{rel}" if prefix else rel
         size, digest = path.stat().st_size, file_sha256(path)
-        if remote.get(key) == size and _remote_checksum(client, bucket, key) == digest:
-            return key, False, 0
-        client.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {CHECKSUM_KEY: digest}}, Config=transfer)
+        with aws_errors(f"uploading {path} to s3://{bucket}/{key}"):
+            if remote.get(key) == size and _remote_checksum(client, bucket, key) == digest:
+                return key, False, 0
+            meta = {"Metadata": {CHECKSUM_KEY: digest}}
+            client.upload_file(str(path), bucket, key, ExtraArgs=meta, Config=transfer)
         return key, True, size
 
     for key, sent, size in _run(workers, [lambda p=p: one(p) for p in _local_files(root)]):
@@ -163,6 +174,35 @@ def _safe_target(root: Path, rel: str) -> Path:
     return root.joinpath(*parts)
 
 
+def _relative_keys(remote: dict[str, int], prefix: str, root: Path, s3_uri: str) -> dict[str, tuple[str, int]]:
+    """Relative path -> (key, size), refusing keys that escape root or that need a path to be file and folder."""
+    rels = {(k[len(prefix) + 1 :] if prefix else k): (k, size) for k, size in remote.items()}
+    for rel in rels:
+        _safe_target(root, rel)
+    folders = {"/".join(PurePosixPath(rel).parts[:n]) for rel in rels for n in range(1, len(PurePosixPath(rel).parts))}
+    clash = sorted(folders & set(rels))
+    if clash:
+        inner = next(r for r in sorted(rels) if r.startswith(f"{clash[0]}/"))
+        raise DatasetError(
+            f"cannot download {s3_uri}: object {rels[clash[0]][0]!r} and object {rels[inner][0]!r} need "
+            f"{clash[0]!r} to be both a file and a folder; delete or rename one of them"
+        )
+    return rels
+
+
+def _move_into(staged: Path, root: Path, rels: Iterable[str]) -> None:
+    """Move downloaded files from the staging folder to their place under root."""
+    for rel in rels:
+        target = _safe_target(root, rel)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _safe_target(staged, rel).replace(target)
+        except OSError as exc:
+            raise DatasetError(
+                f"cannot write {target}: {exc.strerror or exc}; move the file or folder in the way"
+            ) from None
+
+
 def download_folder(
     s3_uri: str,
     local: str | Path,
@@ -173,29 +213,40 @@ def download_folder(
     multipart_threshold: int = 16 * MiB,
     chunk_size: int = 16 * MiB,
 ) -> SyncResult:
-    """Download every object under s3_uri into `local`, skipping files whose size and SHA-256 match."""
+    """Download every object under s3_uri into `local`, skipping files whose size and SHA-256 match.
+
+    Objects land in a temporary folder beside `local` and move into place once all arrived: a failure leaves
+    `local` as it was.
+    """
     root = Path(local)
     bucket, prefix = parse_s3_uri(s3_uri)
     client = client or make_client(endpoint_url)
     remote = {k: s for k, s in _remote_objects(client, bucket, prefix).items() if not k.endswith("/")}
     if not remote:
-        raise DatasetError(f"no objects under {s3_uri}")
+        raise NoObjectsError(f"no objects under {s3_uri}")
+    rels = _relative_keys(remote, prefix, root, s3_uri)
     transfer = _transfer_config(workers, multipart_threshold, chunk_size)
-    result = SyncResult()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".part", dir=root.parent))
 
-    def one(key: str, size: int) -> tuple[str, bool, int]:
-        rel = key[len(prefix) + 1 :] if prefix else key
+    def one(rel: str) -> tuple[str, bool, int]:
+        key, size = rels[rel]
         target = _safe_target(root, rel)
-        if target.is_file() and target.stat().st_size == size:
-            if _remote_checksum(client, bucket, key) == file_sha256(target):
-                return rel, False, 0
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        client.download_file(bucket, key, str(tmp), Config=transfer)
-        tmp.replace(target)
+        with aws_errors(f"downloading s3://{bucket}/{key}"):
+            if target.is_file() and target.stat().st_size == size:
+                if _remote_checksum(client, bucket, key) == file_sha256(target):
+                    return rel, False, 0
+            part = _safe_target(staged, rel)
+            part.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(part), Config=transfer)
         return rel, True, size
 
-    for rel, got, size in _run(workers, [lambda k=k, s=s: one(k, s) for k, s in sorted(remote.items())]):
-        (result.transferred if got else result.skipped).append(rel)
-        result.bytes_transferred += size
+    result = SyncResult()
+    try:
+        for rel, got, size in _run(workers, [lambda r=r: one(r) for r in sorted(rels)]):
+            (result.transferred if got else result.skipped).append(rel)
+            result.bytes_transferred += size
+        _move_into(staged, root, result.transferred)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return result

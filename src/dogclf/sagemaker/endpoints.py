@@ -1,0 +1,214 @@
+"""Endpoints: deploy a model.tar.gz (instances with optional autoscaling, or serverless), invoke, delete."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from dogclf.errors import ConfigError
+from dogclf.sagemaker.s3 import parse_s3_uri
+from dogclf.sagemaker.session import (
+    FRAMEWORK_VERSION,
+    PY_VERSION,
+    Connection,
+    Options,
+    SageMakerError,
+    aws_errors,
+    sdk_env,
+)
+from dogclf.sagemaker.staging import CODE_DIR, ENTRY_SCRIPTS, stage_source_dir
+
+log = logging.getLogger("dogclf")
+
+
+class DeployOptions(Options):
+    """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
+
+    role: str
+    endpoint_name: str | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(1, ge=1)
+    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144)  # set to deploy serverless (steps of 1024)
+    serverless_max_concurrency: int = Field(5, ge=1)
+    autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
+    autoscale_target_invocations: float = Field(70.0, gt=0)
+    framework_version: str = FRAMEWORK_VERSION
+    py_version: str = PY_VERSION
+    entry_dir: Path | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    # True when model_data already holds code/inference.py, a dogclf copy and requirements.txt (the model of a
+    # dogclf training job does): it is served as is. False: the SDK repacks it with the code (downloads it).
+    code_in_model: bool = False
+
+
+def _client_codecs() -> tuple[Any, Any]:
+    """The predictor's serializer (image bytes) and deserializer (JSON), from dogclf.sagemaker.serializers."""
+    from dogclf.sagemaker import serializers
+
+    return serializers.ImageSerializer(), serializers.TopKDeserializer()
+
+
+def _model(conn: Connection, model_data: str, o: DeployOptions, name: str, source_dir: Path | None) -> Any:
+    """The PyTorchModel: with the code inside model_data, no entry_point, so the SDK neither downloads nor repacks."""
+    from sagemaker.pytorch import PyTorchModel
+
+    code = {"entry_point": ENTRY_SCRIPTS["inference"], "source_dir": str(source_dir)} if source_dir else {}
+    env = (
+        {} if source_dir else {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
+    )
+    return PyTorchModel(
+        model_data=model_data,
+        role=o.role,
+        framework_version=o.framework_version,
+        py_version=o.py_version,
+        sagemaker_session=conn.session,
+        code_location=conn.s3_uri("code"),
+        name=name,
+        env=env,
+        **code,
+    )
+
+
+def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
+    """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
+    o = options
+    parse_s3_uri(model_data)
+    if o.serverless_memory_mb is not None and o.autoscale_max_instances:
+        raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
+    serializer, deserializer = _client_codecs()
+    with sdk_env(conn.endpoint_url), aws_errors("deploying the endpoint"):
+        from sagemaker.serverless import ServerlessInferenceConfig
+        from sagemaker.utils import name_from_base
+
+        name = o.endpoint_name or name_from_base("dogclf")
+        source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
+        serverless = None
+        if o.serverless_memory_mb is not None:
+            serverless = ServerlessInferenceConfig(
+                memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
+            )
+        try:
+            predictor = _model(conn, model_data, o, name, source_dir).deploy(
+                initial_instance_count=None if serverless else o.instance_count,
+                instance_type=None if serverless else o.instance_type,
+                serverless_inference_config=serverless,
+                serializer=serializer,
+                deserializer=deserializer,
+                endpoint_name=name,
+                wait=False,
+                tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
+            )
+        finally:
+            if source_dir is not None:
+                shutil.rmtree(source_dir, ignore_errors=True)
+        if o.autoscale_max_instances:
+            _autoscale(conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations)
+    return predictor
+
+
+def _autoscale(conn: Connection, endpoint: str, low: int, high: int, target: float) -> None:
+    """Target tracking on SageMakerVariantInvocationsPerInstance for the endpoint's AllTraffic variant."""
+    if high < low:
+        raise ConfigError(f"autoscale max instances ({high}) is below the instance count ({low})")
+    client = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    resource = f"endpoint/{endpoint}/variant/AllTraffic"
+    dimension = "sagemaker:variant:DesiredInstanceCount"
+    client.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=dimension,
+        MinCapacity=low,
+        MaxCapacity=high,
+    )
+    client.put_scaling_policy(
+        PolicyName=f"{endpoint}-invocations",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=dimension,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": target,
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        },
+    )
+
+
+def _deregister_autoscaling(conn: Connection, endpoint: str, variants: Sequence[str]) -> list[str]:
+    """Delete the scaling policies and deregister the scalable targets of the endpoint's variants.
+
+    Application Auto Scaling keeps them after the endpoint is gone; `deploy --autoscale-max` registers them.
+    """
+    client = conn.session.boto_session.client("application-autoscaling", endpoint_url=conn.endpoint_url)
+    resources = [f"endpoint/{endpoint}/variant/{v}" for v in variants]
+    if not resources:
+        return []
+    common = {"ServiceNamespace": "sagemaker"}
+    try:
+        targets = client.describe_scalable_targets(**common, ResourceIds=resources)["ScalableTargets"]
+    except client.exceptions.ClientError as exc:
+        if "AccessDenied" not in exc.response.get("Error", {}).get("Code", ""):
+            raise
+        # Without autoscaling permissions the endpoint still goes; say what may be left behind.
+        log.warning("cannot check autoscaling of %s (%s); if it had any, deregister its scalable target", endpoint, exc)
+        return []
+    removed = []
+    for target in targets:
+        which = {**common, "ResourceId": target["ResourceId"], "ScalableDimension": target["ScalableDimension"]}
+        policies = client.describe_scaling_policies(**common, ResourceId=target["ResourceId"])["ScalingPolicies"]
+        for policy in policies:
+            if policy["ScalableDimension"] == target["ScalableDimension"]:
+                client.delete_scaling_policy(PolicyName=policy["PolicyName"], **which)
+                removed.append(f"scaling policy {policy['PolicyName']}")
+        client.deregister_scalable_target(**which)
+        removed.append(f"scalable target {target['ResourceId']}")
+    return removed
+
+
+def delete_endpoint(conn: Connection, endpoint_name: str, delete_model: bool = True) -> list[str]:
+    """Delete an endpoint's autoscaling, the endpoint, its endpoint config and (by default) its models.
+
+    Returns what was deleted, in order.
+    """
+    client = conn.session.sagemaker_client
+    deleted = []
+    with sdk_env(conn.endpoint_url), aws_errors(f"deleting endpoint {endpoint_name}"):
+        config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        variants = client.describe_endpoint_config(EndpointConfigName=config_name).get("ProductionVariants", [])
+        names = [v["VariantName"] for v in variants if v.get("VariantName")]
+        deleted += _deregister_autoscaling(conn, endpoint_name, names)  # before the endpoint, as AWS advises
+        client.delete_endpoint(EndpointName=endpoint_name)
+        deleted.append(f"endpoint {endpoint_name}")
+        client.delete_endpoint_config(EndpointConfigName=config_name)
+        deleted.append(f"endpoint config {config_name}")
+        for model in sorted({v["ModelName"] for v in variants if v.get("ModelName")}) if delete_model else []:
+            client.delete_model(ModelName=model)
+            deleted.append(f"model {model}")
+    return deleted
+
+
+def invoke_endpoint(conn: Connection, endpoint_name: str, image: bytes | str | Path, topk: int = 3) -> dict[str, Any]:
+    """Send one image to a deployed dogclf endpoint (InvokeEndpoint); returns its JSON answer (top-k breeds)."""
+    serializer, deserializer = _client_codecs()
+    client = conn.session.sagemaker_runtime_client
+    with sdk_env(conn.endpoint_url), aws_errors(f"invoking endpoint {endpoint_name}"):
+        answer = client.invoke_endpoint(
+            EndpointName=endpoint_name,
+            Body=serializer.serialize(image),
+            ContentType=serializer.CONTENT_TYPE,
+            Accept=deserializer.ACCEPT[0],
+            CustomAttributes=f"topk={topk}",
+        )
+    content_type = answer.get("ContentType", "")
+    try:
+        return deserializer.deserialize(answer["Body"], content_type)
+    except ValueError:
+        raise SageMakerError(
+            f"endpoint {endpoint_name} answered {content_type!r}, not dogclf's JSON; is a dogclf model deployed there?"
+        ) from None

@@ -1,0 +1,176 @@
+"""Training jobs: the PyTorch estimator running dogclf's entry script, and submitting it (or a tuner)."""
+
+from __future__ import annotations
+
+import shutil
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from dogclf.config import RunConfig
+from dogclf.errors import ConfigError
+from dogclf.hyperparameters import HYPERPARAMETERS, to_hyperparameters
+from dogclf.sagemaker.bundle import job_extras
+from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
+from dogclf.sagemaker.s3 import parse_s3_uri
+from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
+from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
+
+Mode = Literal["train", "hpo"]
+
+
+class EstimatorOptions(Options):
+    """Job settings for make_estimator (all but role have safe defaults)."""
+
+    role: str
+    mode: Mode = "train"  # "train" (hooks, rules, checkpoints) or "hpo" (a lean tuning trial)
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = Field(1, ge=1)
+    distributed: bool | None = None  # torch_distributed; default on for instance_count > 1
+    spot: bool = False
+    max_run_s: int = Field(24 * 3600, ge=1)
+    max_wait_s: int | None = None  # spot only: the spot wait plus the run, >= max_run_s (default max_run_s)
+    checkpoint_s3_uri: str | None = None  # default s3://bucket/prefix/checkpoints/<run name>
+    debugger: bool = True  # tensors saved every cfg.debug.save_interval steps, the collections of cfg.debug
+    builtin_rules: tuple[str, ...] = BUILTIN_RULES
+    custom_rules: tuple[str, ...] | None = None  # None: the classes of dogclf.debug.rules not run as built-ins
+    rule_image_uri: str | None = None
+    rules_file: Path | None = None  # default: the file of dogclf.debug.rules
+    rule_instance_type: str = "ml.t3.medium"
+    profiler: bool = True
+    system_monitor_interval_ms: int = Field(500, ge=100)
+    tags: dict[str, str] = Field(default_factory=dict)
+    framework_version: str = FRAMEWORK_VERSION
+    py_version: str = PY_VERSION
+    entry_dir: Path | None = None
+    base_job_name: str = "dogclf"
+
+
+def estimator_hyperparameters(cfg: RunConfig) -> dict[str, str]:
+    """Every hyperparameter of the table with a value, as the strings SageMaker passes to the script."""
+    values = cfg.model_dump(mode="json")
+    dotted = {}
+    for field_name in HYPERPARAMETERS.values():
+        node: Any = values
+        for part in field_name.split("."):
+            node = node[part]
+        if node is not None:
+            dotted[field_name] = node
+    return to_hyperparameters(dotted)
+
+
+def _max_wait(o: EstimatorOptions) -> int | None:
+    """MaxWaitTimeInSeconds: spot only, at least max_run_s (it counts the spot wait plus the run itself)."""
+    if not o.spot:
+        if o.max_wait_s is not None:
+            raise ConfigError("--max-wait applies to spot training only: add --spot, or drop --max-wait")
+        return None
+    if o.max_wait_s is None:
+        return o.max_run_s
+    if o.max_wait_s < o.max_run_s:
+        raise ConfigError(
+            f"--max-wait ({o.max_wait_s} s) must be at least --max-run ({o.max_run_s} s): it bounds the wait for "
+            f"spot capacity plus the run itself; e.g. --max-wait {2 * o.max_run_s}"
+        )
+    return o.max_wait_s
+
+
+def _monitoring(conn: Connection, run: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
+    """The estimator's Debugger hook, rules and profiler arguments (none for tuning trials)."""
+    train = o.mode == "train"
+    hook, rules = debugger_config(conn, run.debug, o) if o.debugger and train else (False, [])
+    profiler, profiler_rules = profiler_config(o.system_monitor_interval_ms) if o.profiler and train else (None, [])
+    return {
+        "debugger_hook_config": hook,
+        "rules": rules + profiler_rules or None,
+        "profiler_config": profiler,
+        "disable_profiler": profiler is None,
+    }
+
+
+def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
+    """Instances, spot, checkpoints, distribution, S3 locations and tags of the job."""
+    from sagemaker.utils import name_from_base
+
+    # Jobs of one run name share checkpoints (a resubmission resumes); tuning trials never do.
+    run_name = cfg.name or name_from_base(o.base_job_name)
+    checkpoint = None if o.mode == "hpo" else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name)
+    distributed = o.instance_count > 1 if o.distributed is None else o.distributed
+    return {
+        "role": o.role,
+        "framework_version": o.framework_version,
+        "py_version": o.py_version,
+        "instance_type": o.instance_type,
+        "instance_count": o.instance_count,
+        "checkpoint_s3_uri": checkpoint,
+        "use_spot_instances": o.spot,
+        "max_run": o.max_run_s,
+        "max_wait": _max_wait(o),
+        "distribution": {"torch_distributed": {"enabled": True}} if distributed else None,
+        "output_path": conn.s3_uri("output"),
+        "code_location": conn.s3_uri("code"),
+        "base_job_name": o.base_job_name,
+        "tags": [{"Key": k, "Value": v} for k, v in {"dogclf:mode": o.mode, **o.tags}.items()],
+        "sagemaker_session": conn.session,
+    }
+
+
+def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
+    """A PyTorch estimator running dogclf/entrypoints/{train,hpo}.py on the config, with Debugger and profiler."""
+    from dogclf.training.metrics import metric_definitions
+
+    o = options
+    run = cfg.model_copy(deep=True)
+    if o.debugger and o.mode == "train":
+        run.debug.enabled = True  # the script then saves tensors through SageMaker's debughookconfig.json
+    with sdk_env(conn.endpoint_url):
+        from sagemaker.pytorch import PyTorch
+
+        settings = {**_monitoring(conn, run, o), **_job_settings(conn, cfg, o)}
+        source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
+        try:
+            estimator = PyTorch(
+                entry_point=ENTRY_SCRIPTS[o.mode],
+                source_dir=str(source_dir),
+                hyperparameters=estimator_hyperparameters(run),
+                metric_definitions=metric_definitions(),
+                **settings,
+            )
+        except ValueError as exc:
+            shutil.rmtree(source_dir, ignore_errors=True)
+            raise ConfigError(f"SageMaker SDK rejected the estimator: {exc}") from None
+    weakref.finalize(estimator, shutil.rmtree, str(source_dir), True)
+    return estimator
+
+
+def _channels(inputs: str | Mapping[str, str]) -> dict[str, str]:
+    """One S3 URI (a folder with train/ valid/ [test/]) as the 'training' channel, or channel -> URI."""
+    channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs)
+    for name, uri in channels.items():
+        parse_s3_uri(uri)
+        if not name.replace("-", "").isalnum():
+            raise ConfigError(f"channel name {name!r} must be letters, digits and '-'")
+    return channels
+
+
+def submit(
+    conn: Connection,
+    job: Any,
+    inputs: str | Mapping[str, str],
+    wait: bool = False,
+    job_name: str | None = None,
+) -> str:
+    """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
+    from sagemaker.tuner import HyperparameterTuner
+
+    with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
+        if isinstance(job, HyperparameterTuner):
+            job.fit(_channels(inputs), job_name=job_name, wait=False)
+            if wait:
+                job.wait()
+            return job.latest_tuning_job.name
+        job.fit(_channels(inputs), job_name=job_name, wait=wait, logs="All" if wait else "None")
+        return job.latest_training_job.name
