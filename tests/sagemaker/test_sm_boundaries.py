@@ -6,8 +6,6 @@ import ast
 import subprocess
 import sys
 
-import pytest
-
 from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "dogclf"
@@ -55,10 +53,6 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_dogclf_sagemaker_and_the_search_space_import_no_sdk_and_no_torch():
     modules = sorted(p.stem for p in (PACKAGE / "sagemaker").glob("*.py") if p.stem != "__init__")
-    spaceless = "\n".join(f"import dogclf.sagemaker.{m}" for m in modules if m != "tuners")  # tuners: tune.space
-    assert "torch" not in _loaded_after(f"import dogclf.sagemaker\n{spaceless}")
-    loaded = _loaded_after(f"import dogclf.sagemaker, dogclf.tune.space\n{spaceless}\nimport dogclf.sagemaker.tuners")
-    assert "dogclf" in loaded and not loaded & {*AWS_MODULES, "torchvision", "optuna"}, loaded
-    if "torch" in loaded and "torch" in _loaded_after("import dogclf.training.metrics"):
-        pytest.xfail("dogclf.training.metrics still imports torch (made torch-free in another branch)")
-    assert "torch" not in loaded
+    every = "\n".join(f"import dogclf.sagemaker.{m}" for m in modules)
+    loaded = _loaded_after(f"import dogclf.sagemaker, dogclf.tune.space\n{every}")
+    assert "dogclf" in loaded and not loaded & {*AWS_MODULES, "torch", "torchvision", "optuna"}, loaded

@@ -12,7 +12,9 @@ Modules load on first use and import the SDK and boto3 inside functions, so `imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dogclf.lazy import lazy_exports
 
 _EXPORTS = {
     "FRAMEWORK_VERSION": "dogclf.sagemaker.session",
@@ -106,10 +108,4 @@ if TYPE_CHECKING:
         wait_for_rules,
     )
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dogclf.sagemaker' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

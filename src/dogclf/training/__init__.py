@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dogclf.lazy import lazy_exports
 
 _EXPORTS = {
     "Callback": "dogclf.training.callbacks",
@@ -26,10 +28,4 @@ if TYPE_CHECKING:
     from dogclf.training.result import TrainResult
     from dogclf.workflow import train
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dogclf.training' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
