@@ -74,3 +74,46 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert f"resuming {killed} after epoch {epochs_before_kill}" in resumed.stderr
     assert _rows(killed) == _rows(reference)
     assert _final(killed) == _final(reference)
+
+
+def _resumable_run(tmp_path, data):
+    out = tmp_path / "run"
+    cmd = ["train", "--data", str(data), "--output", str(out), *ARGS[:6], "--epochs", "1", "--image-size", "32"]
+    r = run_cli(*cmd)
+    assert r.returncode == 0, r.stderr
+    return out, [*cmd, "--resume"]
+
+
+def _one_line_error(r) -> str:
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("dogclf: error: "), r.stderr
+    return lines[-1]
+
+
+def test_broken_resume_inputs_are_one_line_errors_naming_the_file(tmp_path):
+    import torch
+
+    data = make_dataset(tmp_path / "d", classes=2, per_class=4, size=32, eval_per_class=2)
+    out, resume = _resumable_run(tmp_path, data)
+    ckpt_path = out / "checkpoints" / "last.pt"
+    good = torch.load(ckpt_path, weights_only=True)
+    config = (out / "config.yaml").read_text()
+
+    torch.save({k: v for k, v in good.items() if k != "scaler"}, ckpt_path)
+    assert f"cannot resume from {ckpt_path}: it lacks scaler" in _one_line_error(run_cli(*resume))
+
+    model = dict(good["model"])
+    model.pop(next(iter(model)))
+    torch.save({**good, "model": model}, ckpt_path)
+    assert "does not fit this run's model/optimizer (" in _one_line_error(run_cli(*resume))
+
+    torch.save(good, ckpt_path)
+    (out / "config.yaml").write_text("data: [unclosed\n")
+    message = _one_line_error(run_cli(*resume))
+    assert f"cannot resume {out}: config file {out / 'config.yaml'} is not valid YAML/JSON" in message
+    (out / "config.yaml").write_text("- data\n- model\n")
+    assert "must hold a mapping of sections, got a list" in _one_line_error(run_cli(*resume))
+
+    (out / "config.yaml").write_text(config)  # repaired: the same resume goes through
+    assert run_cli(*resume).returncode == 0

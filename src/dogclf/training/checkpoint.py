@@ -10,6 +10,25 @@ import torch
 from dogclf.errors import ModelError
 from dogclf.fsutil import atomic_write
 
+# What an epoch checkpoint holds (Trainer._save_checkpoint writes them, _restore needs every one).
+CHECKPOINT_KEYS = frozenset(
+    {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng",
+        "epoch",
+        "global_step",
+        "history",
+        "best_value",
+        "best_epoch",
+        "bad_epochs",
+        "stopped",
+        "fingerprint",
+    }
+)
+
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save via a temp file + fsync + rename, so a kill never leaves half a checkpoint."""

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 from tqdm import tqdm
 
 from dogclf.artifact import ArtifactMetadata, runtime_versions, save_artifact
-from dogclf.config import RunConfig, config_to_yaml
+from dogclf.config import RunConfig, config_to_yaml, read_config_file
 from dogclf.data.dataset import ImageDataset, default_workers, make_loader
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
-from dogclf.errors import ConfigError, DatasetError, DogclfError
+from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
@@ -28,7 +27,7 @@ from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything,
 from dogclf.training import distributed
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
-from dogclf.training.checkpoint import load_checkpoint, save_checkpoint
+from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
 from dogclf.training.metrics import format_metric_line
 from dogclf.training.optim import make_optimization
 from dogclf.training.result import TrainResult
@@ -83,7 +82,10 @@ class Trainer:
                 raise DogclfError(
                     f"{root} already holds a run; pass --resume to continue it or choose another --output"
                 )
-            saved = yaml.safe_load(self.paths.config.read_text())
+            try:
+                saved = read_config_file(self.paths.config)
+            except ConfigError as exc:
+                raise ConfigError(f"cannot resume {root}: {exc}") from None
             diffs = config_differences(saved, current)
             if diffs:
                 raise ConfigError(f"cannot resume {root}: config differs from the saved run: " + "; ".join(diffs))
@@ -140,11 +142,20 @@ class Trainer:
                 f"cannot resume {self.paths.root}: the dataset changed since the checkpoint "
                 f"(fingerprint {ckpt.get('fingerprint')} -> {self.fingerprint})"
             )
-        self.model.load_state_dict(ckpt["model"])
-        self.optim.optimizer.load_state_dict(ckpt["optimizer"])
-        self.optim.scheduler.load_state_dict(ckpt["scheduler"])
-        self.optim.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
+        missing = sorted(CHECKPOINT_KEYS - set(ckpt))
+        if missing:
+            raise ModelError(f"cannot resume from {self.paths.last_checkpoint}: it lacks {', '.join(missing)}")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optim.optimizer.load_state_dict(ckpt["optimizer"])
+            self.optim.scheduler.load_state_dict(ckpt["scheduler"])
+            self.optim.scaler.load_state_dict(ckpt["scaler"])
+            set_rng_state(ckpt["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"cannot resume from {self.paths.last_checkpoint}: it does not fit this run's model/optimizer ({first})"
+            ) from None
         self.start_epoch = ckpt["epoch"]
         self.global_step = ckpt["global_step"]
         self.history = ckpt["history"]
