@@ -183,6 +183,10 @@ def parse_topk(value: str | int | None, where: str) -> int | None:
     return k
 
 
+# SageMaker forwards the caller's CustomAttributes in this header (HTTP header names are case-insensitive).
+ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
 def custom_attributes(header: str | None) -> dict[str, str]:
     """'topk=3,trace=1' or 'topk=3;x=y' (SageMaker CustomAttributes) -> dict."""
     out = {}

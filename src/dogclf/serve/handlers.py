@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dogclf.serve.api import MAX_IMAGES, SERVE_MAX_PIXELS, ClassifierAPI
-from dogclf.serve.codecs import RequestError, custom_attributes, parse_topk, response_format
+from dogclf.serve.codecs import ATTRIBUTES_HEADER, RequestError, custom_attributes, parse_topk, response_format
 
 if TYPE_CHECKING:
     import torch
 
 T = TypeVar("T")
-ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 @dataclass

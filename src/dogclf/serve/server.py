@@ -32,6 +32,7 @@ from dogclf.serve import metrics as prom
 from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.batching import DynamicBatcher
 from dogclf.serve.codecs import (
+    ATTRIBUTES_HEADER,
     DECODERS,
     PayloadTooLarge,
     RequestError,
@@ -45,7 +46,6 @@ from dogclf.serve.config import ServeConfig
 log = logging.getLogger("dogclf.serve")
 access_log = logging.getLogger("dogclf.serve.access")
 
-ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 ROUTES = ("/ping", "/invocations", "/endpoints/{name}/invocations", "/metrics")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection"; never sent, only logged
@@ -162,7 +162,7 @@ async def _invoke(state: EndpointState, request: Request, deadline: float) -> Re
         raise UnsupportedContentType(content_type or "")
     headers, query = request.headers, request.query_params
     fmt = response_format(
-        headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER)
+        headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER.lower())
     )
     body = await read_body(request, state.cfg.max_body_bytes)
     decode = state.api.decode
