@@ -88,9 +88,11 @@ class EndpointClient:
 
         try:
             response = self._http.post(
-                self.url, content=data, params={"topk": topk},
+                self.url,
+                content=data,
+                params={"topk": topk},
                 headers={"Content-Type": content_type, "Accept": "application/json"},
-            )  # fmt: skip
+            )
         except httpx.HTTPError as exc:
             raise EndpointError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code != 200:

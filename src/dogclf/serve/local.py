@@ -39,8 +39,18 @@ class LocalEndpoint:
 
     def start(self, ready_timeout: float = 120.0) -> LocalEndpoint:
         """Launch on port 0, read the bound URL from stdout and wait for GET /ping to answer 200."""
-        command = [sys.executable, "-m", "dogclf.cli.main", "serve", str(self.model), "--host", "127.0.0.1",
-                   "--port", "0", *self.serve_args]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "dogclf.cli.main",
+            "serve",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *self.serve_args,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
         self.url = self._read_url(ready_timeout)
