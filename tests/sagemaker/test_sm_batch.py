@@ -109,8 +109,11 @@ def test_batch_results_csv_equals_predict_output(conn, aws_env, handlers, tiny_r
     )
     assert r.returncode == 0, r.stderr
     batch, local = _rows(tmp_path / "b.csv"), _rows(offline)
-    assert batch[0] == local[0] == ["path", "label_1", "probability_1", "label_2", "probability_2", "label_3",
-                                    "probability_3", "error"]  # fmt: skip
+    assert (
+        batch[0]
+        == local[0]
+        == ["path", "label_1", "probability_1", "label_2", "probability_2", "label_3", "probability_3", "error"]
+    )
     assert [row[0] for row in batch[1:]] == [f"{IMAGES}{image.parent.name}/{i}.jpg" for i, image in enumerate(images)]
     assert [row[1:] for row in batch[1:]] == [row[1:] for row in local[1:]]  # the same handlers, the same answers
 
@@ -129,8 +132,16 @@ def test_batch_results_gaps_and_bad_out_files(conn, aws_env, handlers, tiny_data
         (f"s3://{BUCKET}/gaps/in/b.jpg", 0, "no batch output b.jpg.out"),
     ]
     common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
-    r = run_cli("sagemaker", "batch-results", f"s3://{BUCKET}/gaps/out/", "--input-prefix", f"s3://{BUCKET}/gaps/in/",
-                "-o", str(tmp_path / "g.csv"), *common)  # fmt: skip
+    r = run_cli(
+        "sagemaker",
+        "batch-results",
+        f"s3://{BUCKET}/gaps/out/",
+        "--input-prefix",
+        f"s3://{BUCKET}/gaps/in/",
+        "-o",
+        str(tmp_path / "g.csv"),
+        *common,
+    )
     assert r.returncode == 1 and "1 without output" in r.stdout
     s3.put_object(Bucket=BUCKET, Key="gaps/out/b.jpg.out", Body=b"<html>oops</html>")
     r = run_cli("sagemaker", "batch-results", f"s3://{BUCKET}/gaps/out/", "-o", str(tmp_path / "h.csv"), *common)
