@@ -66,6 +66,20 @@ def test_transform_code_in_model_and_bad_uris(conn):  # noqa: F811
         sm.TransformOptions(role=ROLE, topk=0)
 
 
+def test_waiting_on_a_failed_transform_job_is_an_error(conn):  # noqa: F811
+    absent = f"s3://{BUCKET}/dogclf/output/none/output/model.tar.gz"
+    opts = sm.TransformOptions(role=ROLE, code_in_model=True, job_name="dogs-ok")
+    assert sm.batch_transform(conn, absent, IMAGES, OUT, opts, wait=True) == "dogs-ok"  # Completed: silent
+
+    def failed(parsed, **_):  # moto completes every job; make this one look failed on the way back
+        parsed.update(TransformJobStatus="Failed", FailureReason="ClientError: See job logs")
+
+    conn.session.sagemaker_client.meta.events.register("after-call.sagemaker.DescribeTransformJob", failed)
+    opts = sm.TransformOptions(role=ROLE, code_in_model=True, job_name="dogs-bad")
+    with pytest.raises(sm.SageMakerError, match="^transform job dogs-bad ended Failed: ClientError: See job logs$"):
+        sm.batch_transform(conn, absent, IMAGES, OUT, opts, wait=True)
+
+
 @pytest.fixture(scope="module")
 def handlers(tiny_run, tmp_path_factory):
     """code/inference.py of the packaged tiny model, imported as the toolkit does, and its model dir."""
