@@ -6,8 +6,9 @@ Modules load on first use and import the SDK and boto3 inside functions, so `imp
 - submitting side: `session` (Connection, default bucket, SageMakerError), `staging` (a job's source dir),
   `debugger` (Debugger/profiler rule plans), `estimators` (training jobs, submit), `tuners` (tuning jobs and
   search-space ranges), `waiting` (describe, wait, outputs), `best_job` (best_params), `endpoints` (deploy, autoscaling,
-  invoke, delete), `reports` (rule and profiler report downloads), `s3` (folder sync), `serializers`
-  (the predictor's client-side codecs).
+  invoke, delete), `batch` (Batch Transform jobs and their results; `batch_output` parses `.out` files SDK-free),
+  `reports` (rule and profiler report downloads), `s3` (folder sync), `serializers` (the predictor's client-side
+  codecs).
 """
 
 from __future__ import annotations
@@ -51,16 +52,22 @@ _EXPORTS = {
     "training_outputs": "dogclf.sagemaker.waiting",
     "BestParams": "dogclf.sagemaker.best_job",
     "best_params": "dogclf.sagemaker.best_job",
+    "ServingOptions": "dogclf.sagemaker.endpoints",
     "DeployOptions": "dogclf.sagemaker.endpoints",
     "deploy": "dogclf.sagemaker.endpoints",
     "delete_endpoint": "dogclf.sagemaker.endpoints",
     "invoke_endpoint": "dogclf.sagemaker.endpoints",
+    "TransformOptions": "dogclf.sagemaker.batch",
+    "batch_transform": "dogclf.sagemaker.batch",
+    "batch_results": "dogclf.sagemaker.batch",
+    "parse_out": "dogclf.sagemaker.batch_output",
     "download_profiler_report": "dogclf.sagemaker.reports",
     "download_rule_reports": "dogclf.sagemaker.reports",
     "SyncResult": "dogclf.sagemaker.s3",
     "parse_s3_uri": "dogclf.sagemaker.s3",
     "make_client": "dogclf.sagemaker.s3",
     "object_exists": "dogclf.sagemaker.s3",
+    "list_keys": "dogclf.sagemaker.s3",
     "upload_folder": "dogclf.sagemaker.s3",
     "download_folder": "dogclf.sagemaker.s3",
     "ImageSerializer": "dogclf.sagemaker.serializers",
@@ -71,6 +78,8 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from dogclf.sagemaker.batch import TransformOptions, batch_results, batch_transform
+    from dogclf.sagemaker.batch_output import parse_out
     from dogclf.sagemaker.best_job import BestParams, best_params
     from dogclf.sagemaker.debugger import (
         BUILTIN_RULES,
@@ -83,10 +92,18 @@ if TYPE_CHECKING:
         rule_signatures,
         rules_source,
     )
-    from dogclf.sagemaker.endpoints import DeployOptions, delete_endpoint, deploy, invoke_endpoint
+    from dogclf.sagemaker.endpoints import DeployOptions, ServingOptions, delete_endpoint, deploy, invoke_endpoint
     from dogclf.sagemaker.estimators import EstimatorOptions, estimator_hyperparameters, make_estimator, submit
     from dogclf.sagemaker.reports import download_profiler_report, download_rule_reports
-    from dogclf.sagemaker.s3 import SyncResult, download_folder, make_client, object_exists, parse_s3_uri, upload_folder
+    from dogclf.sagemaker.s3 import (
+        SyncResult,
+        download_folder,
+        list_keys,
+        make_client,
+        object_exists,
+        parse_s3_uri,
+        upload_folder,
+    )
     from dogclf.sagemaker.serializers import ImageSerializer, LogitsDeserializer, TopKDeserializer, make_predictor
     from dogclf.sagemaker.session import (
         FRAMEWORK_VERSION,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,10 @@ from dogclf.sagemaker.staging import CODE_DIR, ENTRY_SCRIPTS, stage_source_dir
 log = logging.getLogger("dogclf")
 
 
-class DeployOptions(Options):
-    """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
+class ServingOptions(Options):
+    """What every served dogclf model shares (endpoints and Batch Transform): role, container and code."""
 
     role: str
-    endpoint_name: str | None = None
-    instance_type: str = "ml.m5.large"
-    instance_count: int = Field(1, ge=1)
-    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144)  # set to deploy serverless (steps of 1024)
-    serverless_max_concurrency: int = Field(5, ge=1)
-    autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
-    autoscale_target_invocations: float = Field(70.0, gt=0)
     framework_version: str = FRAMEWORK_VERSION
     py_version: str = PY_VERSION
     entry_dir: Path | None = None
@@ -46,6 +40,18 @@ class DeployOptions(Options):
     code_in_model: bool = False
 
 
+class DeployOptions(ServingOptions):
+    """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
+
+    endpoint_name: str | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(1, ge=1)
+    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144)  # set to deploy serverless (steps of 1024)
+    serverless_max_concurrency: int = Field(5, ge=1)
+    autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
+    autoscale_target_invocations: float = Field(70.0, gt=0)
+
+
 def _client_codecs() -> tuple[Any, Any]:
     """The predictor's serializer (image bytes) and deserializer (JSON), from dogclf.sagemaker.serializers."""
     from dogclf.sagemaker import serializers
@@ -53,25 +59,35 @@ def _client_codecs() -> tuple[Any, Any]:
     return serializers.ImageSerializer(), serializers.TopKDeserializer()
 
 
-def _model(conn: Connection, model_data: str, o: DeployOptions, name: str, source_dir: Path | None) -> Any:
-    """The PyTorchModel: with the code inside model_data, no entry_point, so the SDK neither downloads nor repacks."""
+@contextlib.contextmanager
+def serving_model(
+    conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None = None
+) -> Iterator[Any]:
+    """The PyTorchModel of dogclf's serving handlers; its staged code folder is removed when the block ends.
+
+    With the code inside model_data (code_in_model), no entry_point, so the SDK neither downloads nor repacks.
+    Call inside sdk_env and aws_errors.
+    """
     from sagemaker.pytorch import PyTorchModel
 
+    source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
     code = {"entry_point": ENTRY_SCRIPTS["inference"], "source_dir": str(source_dir)} if source_dir else {}
-    env = (
-        {} if source_dir else {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
-    )
-    return PyTorchModel(
-        model_data=model_data,
-        role=o.role,
-        framework_version=o.framework_version,
-        py_version=o.py_version,
-        sagemaker_session=conn.session,
-        code_location=conn.s3_uri("code"),
-        name=name,
-        env=env,
-        **code,
-    )
+    program = {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
+    try:
+        yield PyTorchModel(
+            model_data=model_data,
+            role=o.role,
+            framework_version=o.framework_version,
+            py_version=o.py_version,
+            sagemaker_session=conn.session,
+            code_location=conn.s3_uri("code"),
+            name=name,
+            env={**({} if source_dir else program), **(env or {})},
+            **code,
+        )
+    finally:
+        if source_dir is not None:
+            shutil.rmtree(source_dir, ignore_errors=True)
 
 
 def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
@@ -86,14 +102,13 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
         from sagemaker.utils import name_from_base
 
         name = o.endpoint_name or name_from_base("dogclf")
-        source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
         serverless = None
         if o.serverless_memory_mb is not None:
             serverless = ServerlessInferenceConfig(
                 memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
             )
-        try:
-            predictor = _model(conn, model_data, o, name, source_dir).deploy(
+        with serving_model(conn, model_data, o, name) as model:
+            predictor = model.deploy(
                 initial_instance_count=None if serverless else o.instance_count,
                 instance_type=None if serverless else o.instance_type,
                 serverless_inference_config=serverless,
@@ -103,9 +118,6 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
                 wait=False,
                 tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
             )
-        finally:
-            if source_dir is not None:
-                shutil.rmtree(source_dir, ignore_errors=True)
         if o.autoscale_max_instances:
             _autoscale(conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations)
     return predictor

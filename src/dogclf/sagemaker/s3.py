@@ -104,6 +104,13 @@ def _remote_objects(client: Any, bucket: str, prefix: str) -> dict[str, int]:
     return found
 
 
+def list_keys(s3_uri: str, client: Any) -> list[str]:
+    """Keys of the objects under an S3 prefix, relative to it, sorted."""
+    bucket, prefix = parse_s3_uri(s3_uri)
+    base = f"{prefix}/" if prefix else ""
+    return sorted(key[len(base) :] for key in _remote_objects(client, bucket, prefix))
+
+
 def object_exists(s3_uri: str, *, client: Any = None, endpoint_url: str | None = None) -> bool:
     """True when s3://bucket/key is an object; False when it (or its bucket) does not exist."""
     from botocore.exceptions import ClientError

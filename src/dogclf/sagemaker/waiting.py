@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 from dogclf.errors import ConfigError
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
 
-Kind = Literal["training", "tuning", "endpoint"]
+Kind = Literal["training", "tuning", "endpoint", "transform"]
 # kind -> (describe call, name parameter, status field, final states)
 _WAITABLE = {
     "training": ("describe_training_job", "TrainingJobName", "TrainingJobStatus", ("Completed", "Failed", "Stopped")),
@@ -18,6 +18,12 @@ _WAITABLE = {
         "describe_hyper_parameter_tuning_job",
         "HyperParameterTuningJobName",
         "HyperParameterTuningJobStatus",
+        ("Completed", "Failed", "Stopped"),
+    ),
+    "transform": (
+        "describe_transform_job",
+        "TransformJobName",
+        "TransformJobStatus",
         ("Completed", "Failed", "Stopped"),
     ),
     "endpoint": (
@@ -38,7 +44,7 @@ def _kind(kind: str) -> Kind:
 
 
 def describe(conn: Connection, kind: Kind, name: str) -> dict[str, Any]:
-    """The Describe* answer for a training job, tuning job or endpoint."""
+    """The Describe* answer for a training, tuning or transform job, or an endpoint."""
     call, param, _, _ = _WAITABLE[_kind(kind)]
     client = conn.session.sagemaker_client
     with sdk_env(conn.endpoint_url), aws_errors(f"reading {kind} {name}"):
@@ -72,7 +78,7 @@ def wait_for(
     timeout_s: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Poll a training job, tuning job or endpoint until it reaches a final state; returns its description.
+    """Poll a training, tuning or transform job or an endpoint until it is final; returns its description.
 
     `progress` is called with each new status. A final state may be a failure: check the returned status.
     """

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -58,18 +56,15 @@ def _jsonl(results: list[FileResult]) -> str:
 
 
 def _csv(results: list[FileResult], topk: int) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    ranked = [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "probability")]
-    writer.writerow(["path", *ranked, "error"])
-    for r in results:
-        cells: list[object] = []
-        if r.prediction is not None:
-            for label, prob in zip(r.prediction.labels, r.prediction.probabilities, strict=True):
-                cells += [label, f"{prob:.6f}"]
-        cells += [""] * (2 * topk - len(cells))
-        writer.writerow([str(r.path), *cells, r.error or ""])
-    return buffer.getvalue()
+    from dogclf.prediction_table import PredictionRow, predictions_csv
+
+    rows = [
+        PredictionRow(str(r.path), r.prediction.labels, r.prediction.probabilities)
+        if r.prediction is not None
+        else PredictionRow(str(r.path), error=r.error)
+        for r in results
+    ]
+    return predictions_csv(rows, topk)
 
 
 def _text(results: list[FileResult]) -> str:

@@ -1,4 +1,4 @@
-"""`dogclf sagemaker train|tune|best-params|deploy|delete-endpoint|profiler-report`."""
+"""`dogclf sagemaker train|tune|best-params|deploy|delete-endpoint|batch-predict|batch-results|profiler-report`."""
 
 from __future__ import annotations
 
@@ -125,6 +125,41 @@ def _delete_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_predict(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker import TransformOptions, batch_transform
+
+    options = TransformOptions(
+        role=args.role,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        topk=args.topk,
+        job_name=args.job_name,
+        code_in_model=args.code_in_model,
+    )
+    name = batch_transform(_connection(args), args.model_data, args.input, args.output, options, wait=args.wait)
+    done = "completed" if args.wait else "started"
+    print(f"transform job: {name} ({done}; results: dogclf sagemaker batch-results {args.output})")
+    return 0
+
+
+def _batch_results(args: argparse.Namespace) -> int:
+    from dogclf.errors import ConfigError
+    from dogclf.fsutil import atomic_write_text
+    from dogclf.prediction_table import predictions_csv
+    from dogclf.sagemaker import batch_results, make_client
+
+    output = Path(args.csv)
+    if output.suffix != ".csv":
+        raise ConfigError(f"--output must end in .csv, got {output}")
+    client = make_client(args.endpoint_url, args.region)
+    rows = batch_results(args.output, args.input_prefix, client=client)
+    topk = max(len(r.labels) for r in rows)
+    atomic_write_text(output, predictions_csv(rows, topk))
+    failed = sum(1 for r in rows if r.error)
+    print(f"wrote {len(rows)} predictions (top {topk}) to {output}" + (f"; {failed} without output" if failed else ""))
+    return 1 if failed else 0
+
+
 def _profiler_report(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import download_profiler_report
 
@@ -229,8 +264,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_delete_endpoint)
 
+    _register_batch(sm)
+
     t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
     t.add_argument("job", help="training job name")
     t.add_argument("--output", "-o", default="profiler-report", help="folder to write (default profiler-report)")
     _common(t)
     t.set_defaults(func=_profiler_report)
+
+
+def _register_batch(sm: argparse._SubParsersAction) -> None:
+    """Add `batch-predict` and `batch-results`."""
+    t = sm.add_parser(
+        "batch-predict",
+        help="run a Batch Transform job over images in S3",
+        description="Run the deploy model (same image, handlers and code) over every image under --input: one "
+        "request per image, each answer written to --output as <image key>.out (JSON top-k).",
+    )
+    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
+    t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
+    t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
+    t.add_argument("--instance-type", default="ml.m5.large")
+    t.add_argument("--instance-count", type=int, default=1)
+    t.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    t.add_argument("--job-name")
+    t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
+    t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
+    _common(t)
+    t.set_defaults(func=_batch_predict)
+
+    t = sm.add_parser(
+        "batch-results",
+        help="a transform job's .out files as one predictions CSV",
+        description="Read the .out files under OUTPUT (s3:// or a downloaded folder) into the CSV of "
+        "`dogclf predict --output` (same columns); exits 1 when some input image has no output.",
+    )
+    t.add_argument("output", help="the job's output: s3://.../out/ or a local copy of it")
+    t.add_argument("--input-prefix", help="the job's input s3://.../images/: paths become its URIs, gaps are listed")
+    t.add_argument("-o", "--output-csv", dest="csv", default="predictions.csv", help="CSV to write")
+    _common(t)
+    t.set_defaults(func=_batch_results)

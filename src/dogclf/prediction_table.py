@@ -1,0 +1,42 @@
+"""The predictions CSV written by `dogclf predict --output` and `dogclf sagemaker batch-results`.
+
+Its columns are defined here once: path, label_1, probability_1, ... label_k, probability_k, error.
+Torch-free and SDK-free, so both the offline predictor and the Batch Transform reader import it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One image's row: its top-k labels and probabilities (most probable first), or the error."""
+
+    path: str
+    labels: Sequence[str] = ()
+    probabilities: Sequence[float] = ()
+    error: str | None = None
+
+
+def csv_header(topk: int) -> list[str]:
+    """The CSV columns for `topk` classes per image."""
+    ranked = [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "probability")]
+    return ["path", *ranked, "error"]
+
+
+def predictions_csv(rows: Iterable[PredictionRow], topk: int) -> str:
+    """The CSV text: a header, then one line per row (missing ranks left empty)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(csv_header(topk))
+    for row in rows:
+        cells: list[object] = []
+        for label, prob in zip(row.labels[:topk], row.probabilities[:topk], strict=True):
+            cells += [label, f"{prob:.6f}"]
+        cells += [""] * (2 * topk - len(cells))
+        writer.writerow([row.path, *cells, row.error or ""])
+    return buffer.getvalue()
