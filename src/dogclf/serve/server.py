@@ -150,7 +150,7 @@ async def invocations(request: Request) -> Response:
     except ClientDisconnect:
         log.info("client disconnected before sending the whole body")
         return error_response(CLIENT_CLOSED, "client closed the connection")
-    except Exception: # a bug must cost one request a 500, never the server
+    except Exception:  # a bug must cost one request a 500, never the server
         log.exception("invocation failed")
         return error_response(500, "internal server error while predicting; see the server log")
 
@@ -286,7 +286,7 @@ def _load(state: EndpointState, app: Starlette) -> None:
     try:
         state.api.setup()
         log.info(json.dumps({"event": "ready", "model_version": state.api.version}))
-    except Exception as exc: # any load failure must become a clean exit, not a hung server
+    except Exception as exc:  # any load failure must become a clean exit, not a hung server
         state.load_error = f"{type(exc).__name__}: {exc}"
         log.error(json.dumps({"event": "load_failed", "error": state.load_error}))
         server = getattr(app.state, "server", None)
