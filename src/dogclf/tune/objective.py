@@ -165,6 +165,7 @@ class TrialRunner:
 
         name = f"{self.cfg.name or self.output.name}-trial-{trial.number:04d}"
         cfg = apply_params(self.cfg, self.space, params, name)
+        cfg.tracking.mlflow = False  # the study logs its trials to MLflow as child runs of its own run
         reporter = EpochReporter(trial, self.space.objective)
         if self.cache is not None and unavailable_reason(cfg) is None:
             trial.set_user_attr("path", "feature-cache")
