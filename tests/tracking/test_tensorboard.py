@@ -85,9 +85,11 @@ def test_sagemaker_job_writes_to_the_tensorboard_output_path(monkeypatch, tmp_pa
     monkeypatch.delenv("SM_MODEL_DIR", raising=False)
     assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"
     assert SageMakerEnv.from_environ({}).tensorboard_dir is None
-    assert SageMakerEnv.from_environ({"SM_MODEL_DIR": "/opt/ml/model"}).tensorboard_dir == TENSORBOARD_DIR
+    assert TENSORBOARD_DIR.as_posix() == "/opt/ml/output/tensorboard"  # what the estimator's config names
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"  # no output folder: not a job
+    (tmp_path / "output").mkdir()
     assert tensorboard_folder(tmp_path / "run") == tmp_path / "output" / "tensorboard"
 
 

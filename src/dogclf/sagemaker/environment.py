@@ -109,8 +109,11 @@ class SageMakerEnv:
 
     @property
     def tensorboard_dir(self) -> Path | None:
-        """`<output>/tensorboard` (/opt/ml/output/tensorboard) inside a training container, else None."""
-        if not self.in_container or self.output_dir is None:
+        """`<output>/tensorboard` (/opt/ml/output/tensorboard) inside a training container, else None.
+
+        The output folder must exist (SageMaker creates it), so a stray SM_MODEL_DIR never creates /opt/ml.
+        """
+        if not self.in_container or self.output_dir is None or not self.output_dir.is_dir():
             return None
         return self.output_dir / "tensorboard"
 
