@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dogclf.debug.config import DebugConfig
 from dogclf.errors import ConfigError
 from dogclf.profile.config import ProfileConfig
+from dogclf.tracking.config import TrackingConfig
 
 
 class StrictModel(BaseModel):
@@ -111,6 +112,7 @@ class RunConfig(StrictModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     debug: DebugConfig = Field(default_factory=DebugConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
     def _staged_needs_epochs(self) -> RunConfig:

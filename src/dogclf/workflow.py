@@ -1,4 +1,4 @@
-"""Training as users run it: the config's debug and profile callbacks assembled above the Trainer."""
+"""Training as users run it: the config's debug, profile and tracking callbacks assembled above the Trainer."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def config_callbacks(cfg: RunConfig) -> list[Callback]:
-    """The profiler and debugger callbacks that `cfg` enables, in that order (imported only when enabled)."""
+    """The profiler, debugger and tracking callbacks that `cfg` enables, in that order (imported only when enabled)."""
     callbacks: list[Callback] = []
     if cfg.profile.enabled:
         from dogclf.profile.callbacks import make_callbacks as profile_callbacks
@@ -25,6 +25,10 @@ def config_callbacks(cfg: RunConfig) -> list[Callback]:
         from dogclf.debug.callbacks import make_callbacks as debug_callbacks
 
         callbacks += debug_callbacks(cfg)
+    if cfg.tracking.tensorboard or cfg.tracking.mlflow_enabled():
+        from dogclf.tracking.callbacks import make_callbacks as tracking_callbacks
+
+        callbacks += tracking_callbacks(cfg)
     return callbacks
 
 

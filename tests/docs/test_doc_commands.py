@@ -41,7 +41,8 @@ import yaml
 from conftest import ROOT
 
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
-EXTERNAL = {"aws", "cd", "export", "git", "pip"}  # not this project's commands: never run, never checked
+# Not this project's commands: never run, never checked.
+EXTERNAL = {"aws", "cd", "export", "git", "mlflow", "pip", "tensorboard"}
 EXTERNAL_MODULES = {"pip", "pytest", "venv"}
 SEPARATORS = {"&&", "||", "|", ";", "&"}
 REDIRECTS = {">", ">>", "<", "2>"}

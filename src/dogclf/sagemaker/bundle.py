@@ -65,12 +65,15 @@ def requirements(extras: Sequence[str] = ()) -> str:
 
 
 def job_extras(cfg: RunConfig, mode: str = "train") -> tuple[str, ...]:
-    """The extras a training job running `cfg` imports: 'debug' (smdebug) when it saves tensors or runs rules.
+    """The extras a training job running `cfg` imports: 'debug' (smdebug) for tensors or rules, 'mlflow' when set.
 
-    Tuning trials ('hpo') never run hooks. Profiling needs psutil and torch only, which every install has.
+    Tuning trials ('hpo') never run hooks. Profiling needs psutil and torch only, which every install has, and
+    TensorBoard is a core dependency. MLflow counts only when `tracking.mlflow` is true in the config itself:
+    the submitting shell's MLFLOW_TRACKING_URI does not reach the container.
     """
     debugging = cfg.debug.enabled or cfg.debug.live_rules
-    return ("debug",) if mode == "train" and debugging else ()
+    wanted = {"debug": mode == "train" and debugging, "mlflow": cfg.tracking.mlflow is True}
+    return tuple(extra for extra, on in wanted.items() if on)
 
 
 def write_code(

@@ -3,7 +3,8 @@
 Every value is optional: outside SageMaker a missing variable yields None or an empty mapping, never a
 KeyError. Paths follow the training toolkit: SM_INPUT_DIR (/opt/ml/input), SM_INPUT_CONFIG_DIR
 (/opt/ml/input/config), SM_OUTPUT_DIR (/opt/ml/output), SM_MODEL_DIR, SM_OUTPUT_DATA_DIR and one
-SM_CHANNEL_<NAME> per channel; the checkpoint folder has no variable and is `<opt/ml>/checkpoints`.
+SM_CHANNEL_<NAME> per channel; the checkpoint folder has no variable and is `<opt/ml>/checkpoints`, and
+TensorBoard files go to `<output>/tensorboard`, the container path of the job's TensorBoardOutputConfig.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ CHANNEL_SPLITS = {
     "valid": ("valid", "validation", "val"),
     "test": ("test", "testing"),
 }
+# Container side of TensorBoardOutputConfig: SageMaker syncs this folder to the job's S3 path while it runs.
+TENSORBOARD_DIR = OPT_ML / "output" / "tensorboard"
 FAILURE_LIMIT = 1024  # SageMaker keeps the first 1024 characters of the failure reason
 
 
@@ -103,6 +106,16 @@ class SageMakerEnv:
         """`<opt/ml>/checkpoints` when it exists (SageMaker creates it when checkpoint_s3_uri is set)."""
         path = self.opt_ml / "checkpoints"
         return path if path.is_dir() else None
+
+    @property
+    def tensorboard_dir(self) -> Path | None:
+        """`<output>/tensorboard` (/opt/ml/output/tensorboard) inside a training container, else None.
+
+        The output folder must exist (SageMaker creates it), so a stray SM_MODEL_DIR never creates /opt/ml.
+        """
+        if not self.in_container or self.output_dir is None or not self.output_dir.is_dir():
+            return None
+        return self.output_dir / "tensorboard"
 
     def hyperparameters(self) -> dict[str, Any]:
         """hyperparameters.json without the SDK's own `sagemaker_*` entries, values JSON-decoded."""

@@ -15,6 +15,7 @@ from dogclf.errors import ConfigError
 from dogclf.hyperparameters import HYPERPARAMETERS, to_hyperparameters
 from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
+from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
 from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
@@ -91,6 +92,17 @@ def _monitoring(conn: Connection, run: RunConfig, o: EstimatorOptions) -> dict[s
     }
 
 
+def _tensorboard(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> Any:
+    """TensorBoardOutputConfig: the container's TENSORBOARD_DIR synced to s3://bucket/prefix/tensorboard/."""
+    if o.mode != "train" or not cfg.tracking.tensorboard:
+        return None
+    from sagemaker.debugger import TensorBoardOutputConfig
+
+    return TensorBoardOutputConfig(
+        s3_output_path=conn.s3_uri("tensorboard") + "/", container_local_output_path=str(TENSORBOARD_DIR)
+    )
+
+
 def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
     """Instances, spot, checkpoints, distribution, S3 locations and tags of the job."""
     from sagemaker.utils import name_from_base
@@ -130,6 +142,7 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
         from sagemaker.pytorch import PyTorch
 
         settings = {**_monitoring(conn, run, o), **_job_settings(conn, cfg, o)}
+        settings["tensorboard_output_config"] = _tensorboard(conn, cfg, o)
         source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
         try:
             estimator = PyTorch(

@@ -47,7 +47,7 @@ class Callback:
         """Before 'train', 'valid' or 'test' passes."""
 
     def on_step_end(self, ctx: TrainContext, out: dict[str, Any]) -> None:
-        """After each training step: out has step, epoch, loss, batch_size and timing splits."""
+        """After each training step: out has step, epoch, loss, batch_size, lr and timing splits."""
 
     def on_epoch_end(self, ctx: TrainContext, record: dict[str, Any]) -> None:
         """After validation of each epoch, with the epoch's metrics record."""

@@ -224,6 +224,7 @@ class Trainer:
             running.update(step["loss"] * y.numel(), step["logits"], y)
             self.global_step += 1
             out = {"step": self.global_step, "epoch": epoch + 1, "loss": step["loss"], "batch_size": int(y.numel())}
+            out["lr"] = self.optim.optimizer.param_groups[0]["lr"]
             out.update(data_time=t_data - t_prev, **{k: step[k] for k in _STEP_TIMES})
             self._notify("on_step_end", out)
             t_prev = time.perf_counter()

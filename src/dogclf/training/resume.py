@@ -13,6 +13,7 @@ RESUME_FREE: tuple[str, ...] = (
     "data.eval_batch_size",
     "runtime.threads",
     "runtime.progress",
+    "tracking",
 )
 # A single run may also continue on other hardware (e.g. a GPU machine after a CPU one): its epochs stay
 # consistent with themselves. A study may not: trials on other hardware would not be comparable.

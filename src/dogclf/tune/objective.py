@@ -165,6 +165,8 @@ class TrialRunner:
 
         name = f"{self.cfg.name or self.output.name}-trial-{trial.number:04d}"
         cfg = apply_params(self.cfg, self.space, params, name)
+        # Trials keep metrics only: no TensorBoard files, and MLflow gets them as child runs of the study's run.
+        cfg.tracking.tensorboard, cfg.tracking.mlflow = False, False
         reporter = EpochReporter(trial, self.space.objective)
         if self.cache is not None and unavailable_reason(cfg) is None:
             trial.set_user_attr("path", "feature-cache")

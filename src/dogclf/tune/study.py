@@ -392,6 +392,10 @@ def tune(
             base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache)
             _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
             result = write_results(study, cfg, space, output, url, _finished(study))
+            if cfg.tracking.mlflow_enabled():  # the study as a parent run, each trial a child run
+                from dogclf.tracking.mlflow_study import log_study
+
+                log_study(study, cfg, space, result, output)
     finally:
         optuna.logging.set_verbosity(verbosity)
     if final_train:

@@ -8,12 +8,33 @@ from dogclf.cli.options import add_set_option, parse_set
 from dogclf.config import RunConfig
 from dogclf.hyperparameters import add_hyperparameter_flags, overrides_from_namespace
 
+TRACKING_CHOICES = ("tensorboard", "mlflow", "none")
+
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     """--config, every hyperparameter flag and --set: shared by everything that trains."""
     p.add_argument("--config", help="YAML/JSON config file (flags override it)")
     add_hyperparameter_flags(p)
     add_set_option(p)
+
+
+def add_tracking_option(p: argparse.ArgumentParser) -> None:
+    """--tracking (repeatable): where `dogclf train` and `dogclf tune` report metrics."""
+    p.add_argument(
+        "--tracking",
+        action="append",
+        choices=TRACKING_CHOICES,
+        help="also log to MLflow (mlflow), or turn TensorBoard on/off (tensorboard, none); repeatable "
+        "[default: tensorboard, plus mlflow when MLFLOW_TRACKING_URI is set]",
+    )
+
+
+def tracking_overrides(values: list[str] | None) -> dict[str, bool]:
+    """Config overrides of --tracking: 'none' turns both off, then each named tracker is turned on."""
+    values = values or []
+    out = {"tracking.tensorboard": False, "tracking.mlflow": False} if "none" in values else {}
+    out.update({f"tracking.{v}": True for v in values if v != "none"})
+    return out
 
 
 def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunConfig:
@@ -23,6 +44,7 @@ def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunC
     overrides = overrides_from_namespace(args)
     if getattr(args, "data", None):
         overrides["data.root"] = args.data
+    overrides.update(tracking_overrides(getattr(args, "tracking", None)))
     overrides.update(parse_set(getattr(args, "set", None)))
     return build_config(args.config, overrides, base=base)
 
@@ -48,4 +70,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", required=True, help="run folder to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     add_train_options(p)
+    add_tracking_option(p)
     p.set_defaults(func=_run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.cli.commands.train import add_tracking_option, add_train_options, build_run_config
 from dogclf.tune.space import PRUNERS
 
 
@@ -17,8 +17,11 @@ def _run(args: argparse.Namespace) -> int:
     from dogclf.tune.study import tune
 
     space = load_space(args.space) if args.space else default_space()
+    cfg = build_run_config(args)
+    if cfg.tracking.mlflow_enabled():
+        require("mlflow", "mlflow", "--tracking mlflow needs mlflow")  # before the trials, not after them
     result = tune(
-        build_run_config(args),
+        cfg,
         space,
         args.output,
         n_trials=args.n_trials,
@@ -70,4 +73,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-cache-dir", help="where cached backbone features live [default: OUTPUT/feature_cache]")
     p.add_argument("--final-train", action="store_true", help="train the best config in OUTPUT/final/ afterwards")
     add_train_options(p)
+    add_tracking_option(p)
     p.set_defaults(func=_run)

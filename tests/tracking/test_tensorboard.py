@@ -1,0 +1,105 @@
+"""TensorBoard event files of a tiny run, read back by tensorboard's own reader; the SageMaker folder; off is off."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import ROOT, tiny_config
+from dogclf.sagemaker.environment import TENSORBOARD_DIR, SageMakerEnv
+from dogclf.tracking import callbacks as tracking_callbacks
+from dogclf.tracking.tensorboard import tensorboard_folder
+from dogclf.training import train
+
+STEP_TAGS = {"train/loss", "train/lr", "train/images_per_s"}
+EPOCH_TAGS = {
+    "epoch/train_loss",
+    "epoch/train_top1",
+    "epoch/train_top5",
+    "epoch/valid_loss",
+    "epoch/valid_top1",
+    "epoch/valid_top5",
+    "epoch/lr",
+    "epoch/seconds",
+}
+
+
+def _events(folder):
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def tb_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tb") / "run"
+    result = train(tiny_config(tiny_data), out)
+    return out, result
+
+
+def test_run_writes_scalars_images_and_hparams_tensorboard_can_read(tb_run):
+    out, result = tb_run
+    acc = _events(out / "tensorboard")
+    tags = acc.Tags()
+    assert STEP_TAGS | EPOCH_TAGS <= set(tags["scalars"])
+    assert "epoch/train_n" not in tags["scalars"]  # sample counts are not plotted
+    steps = [e.step for e in acc.Scalars("train/loss")]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 2
+    assert [e.step for e in acc.Scalars("epoch/valid_top1")] == [1, 2]
+    assert acc.Scalars("epoch/valid_loss")[-1].value == pytest.approx(result.history[-1]["valid"]["loss"])
+    assert {"plots/curves", "plots/confusion_valid", "plots/confusion_test"} <= set(tags["images"])
+    image = acc.Images("plots/curves")[0]
+    assert image.width > 100 and image.height > 100 and image.encoded_image_string.startswith(b"\x89PNG")
+    hp = _events(out / "tensorboard" / "hparams")
+    assert "hparam/valid_top1" in hp.Tags()["scalars"] and "hparam/test_top1" in hp.Tags()["scalars"]
+    assert hp.Scalars("hparam/best_epoch")[0].value == result.best_epoch
+
+
+def test_tracking_off_writes_no_tensorboard_and_imports_neither_tracker(tiny_data, tmp_path):
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from conftest import tiny_config\n"
+        "from dogclf.training import train\n"
+        f"cfg = tiny_config(Path({str(tiny_data)!r}), **{{'optim.epochs': 1, 'tracking.tensorboard': False}})\n"
+        f"train(cfg, {str(tmp_path / 'run')!r})\n"
+        "print(sorted(m for m in ('mlflow', 'tensorboard') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = f"{ROOT / 'src'}:{ROOT / 'tests'}"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "run" / "model").is_dir() and not (tmp_path / "run" / "tensorboard").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no mlruns/ or mlflow.db in the working folder
+
+
+def test_sagemaker_job_writes_to_the_tensorboard_output_path(monkeypatch, tmp_path):
+    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
+    assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"
+    assert SageMakerEnv.from_environ({}).tensorboard_dir is None
+    assert TENSORBOARD_DIR.as_posix() == "/opt/ml/output/tensorboard"  # what the estimator's config names
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"  # no output folder: not a job
+    (tmp_path / "output").mkdir()
+    assert tensorboard_folder(tmp_path / "run") == tmp_path / "output" / "tensorboard"
+
+
+def test_missing_tensorboard_warns_once_and_training_goes_on(monkeypatch, caplog, tiny_data):
+    assert tracking_callbacks.tensorboard_available()
+    monkeypatch.setattr(tracking_callbacks, "_warned", set())
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails as if not installed
+    with caplog.at_level(logging.WARNING, logger="dogclf"):
+        cfg = tiny_config(tiny_data)
+        assert tracking_callbacks.make_callbacks(cfg) == []
+        assert tracking_callbacks.make_callbacks(cfg) == []
+    warnings = [r.getMessage() for r in caplog.records if "tensorboard is not installed" in r.getMessage()]
+    assert len(warnings) == 1 and "tracking.tensorboard: false" in warnings[0]
