@@ -114,3 +114,15 @@ def test_top5_is_reported_with_more_than_5_classes():
     small = RunningMetrics()
     small.update(0.0, torch.eye(5), torch.arange(5))
     assert small.result()["top5"] is None
+
+
+def test_sampler_is_refused_under_torchrun_and_weights_are_not(tiny_data, tmp_path, monkeypatch):
+    from dogclf.errors import ConfigError
+    from dogclf.training.loop import Trainer
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match="data.balance=sampler is not supported under torchrun"):
+        Trainer(tiny_config(tiny_data, **{"data.balance": "sampler"}), tmp_path / "run")
+    Trainer(tiny_config(tiny_data, **{"data.balance": "weights"}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing written

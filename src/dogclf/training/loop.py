@@ -69,6 +69,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.dist = distributed.info_from_env()
+        if cfg.data.balance == "sampler" and self.dist.enabled:
+            raise ConfigError("data.balance=sampler is not supported under torchrun; use data.balance=weights")
         self.is_main = self.dist.is_main
         self.history: list[dict] = []
         self.global_step = 0
@@ -133,12 +135,10 @@ class Trainer:
 
     # -- class balance (data.balance) and plain-CE train loss: issue 11 item 6, 7
     def _class_weights(self) -> torch.Tensor | None:
-        """Inverse-frequency loss weights for data.balance=weights; refuses the sampler under torchrun."""
-        balance = self.cfg.data.balance
-        if balance == "sampler" and self.dist.enabled:
-            raise ConfigError("data.balance=sampler is not supported under torchrun; use data.balance=weights")
-        labels = [s.label for s in self.train_set.samples]
-        return class_weights(labels, self.num_classes) if balance == "weights" else None
+        """Inverse-frequency loss weights for data.balance=weights, else None."""
+        if self.cfg.data.balance != "weights":
+            return None
+        return class_weights([s.label for s in self.train_set.samples], self.num_classes)
 
     def _objective_differs(self) -> bool:
         """Whether the training criterion is not plain cross-entropy (label smoothing or class weights)."""
