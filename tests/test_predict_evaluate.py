@@ -121,3 +121,15 @@ def test_min_confidence_answers_unknown_below_the_threshold_only(tiny_run, tiny_
     assert r.returncode == 0 and out.read_text().splitlines()[0].startswith("path,answer,label_1")
     bad = run_cli("predict", str(tiny_run), str(files[0]), "--min-confidence", "2")
     assert bad.returncode == 2 and "--min-confidence must be between 0 and 1" in bad.stderr
+
+
+def test_reliability_plot_defaults_next_to_the_run(tiny_run, tmp_path):
+    import shutil
+
+    from dogclf.cli.commands.evaluate import default_plot_path
+
+    expected = tiny_run / "plots" / "reliability_valid.png"
+    assert default_plot_path(str(tiny_run), "valid") == expected
+    assert default_plot_path(str(tiny_run / "model"), "valid") == expected
+    bare = shutil.copytree(tiny_run / "model", tmp_path / "bare")  # a model folder outside any run
+    assert default_plot_path(str(bare), "test") == bare / "plots" / "reliability_test.png"
