@@ -37,6 +37,7 @@ class ArtifactMetadata(BaseModel):
     dropout: float = 0.0
     preprocess: Preprocess
     metrics: dict[str, float] = Field(default_factory=dict)
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted on the valid split (1: none).")
     dataset_fingerprint: str | None = None
     run_name: str | None = None
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -39,6 +39,11 @@ class DataConfig(StrictModel):
     max_image_pixels: int = Field(
         89_478_485, ge=1, description="Images with more pixels than this are rejected as bad (decompression bombs)."
     )
+    balance: Literal["none", "weights", "sampler"] = Field(
+        "none",
+        description="Class imbalance: weights = inverse-frequency loss weights; sampler = class-balanced sampling "
+        "with replacement instead of shuffling (single process only).",
+    )
 
 
 class ModelConfig(StrictModel):
@@ -52,6 +57,9 @@ class ModelConfig(StrictModel):
         "head", description="head: train the classifier only; full: train all; staged: head first, then all."
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the new classifier layer.")
+    calibrate: bool = Field(
+        True, description="After training, fit a softmax temperature on the valid split (stored in the artifact)."
+    )
 
     @field_validator("weights", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
-"""Evaluation: loss/top-1/top-5, per-class accuracy and the confusion matrix."""
+"""Evaluation: loss/top-1/top-5, macro metrics, per-class accuracy, the confusion matrix and calibration."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,37 @@ class EvalResult:
 
     loss: float
     top1: float
-    top5: float
+    top5: float | None
     n: int
     confusion: list[list[int]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    logits: torch.Tensor | None = field(default=None, repr=False)
+    targets: torch.Tensor | None = field(default=None, repr=False)
+    temperature: float = 1.0
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """Mean recall over the classes that have samples (NaN when none do)."""
+        recalls = [r for r in self.per_class_accuracy.values() if r is not None]
+        return sum(recalls) / len(recalls) if recalls else math.nan
+
+    @property
+    def macro_f1(self) -> float:
+        """Unweighted mean F1 over the classes that have samples or predictions (NaN when none)."""
+        scores = []
+        for i, row in enumerate(self.confusion):
+            true, predicted = sum(row), sum(r[i] for r in self.confusion)
+            if true or predicted:
+                scores.append(2 * row[i] / (true + predicted))
+        return sum(scores) / len(scores) if scores else math.nan
+
+    def calibration(self) -> dict | None:
+        """NLL/ECE before and after this result's temperature, reliability bins and the selective table."""
+        if self.logits is None or self.targets is None:
+            return None
+        from dogclf.calibration import calibration_report
+
+        return calibration_report(self.logits, self.targets, self.temperature)
 
     @property
     def per_class_accuracy(self) -> dict[str, float | None]:
@@ -41,14 +69,22 @@ class EvalResult:
         names = self.class_names or [str(i) for i in range(len(self.confusion))]
         return [(names[i], names[j], c) for c, i, j in sorted(cells, reverse=True)[:k]]
 
-    def metrics(self) -> dict[str, float]:
-        """Loss, top-1, top-5 and sample count, without the per-class detail."""
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "n": self.n}
+    def metrics(self) -> dict[str, float | None]:
+        """Loss, top-1, top-5 (None with 5 classes or fewer), balanced accuracy, macro F1 and sample count."""
+        return {
+            "loss": self.loss,
+            "top1": self.top1,
+            "top5": self.top5,
+            "balanced_accuracy": self.balanced_accuracy,
+            "macro_f1": self.macro_f1,
+            "n": self.n,
+        }
 
     def to_dict(self) -> dict:
         """Everything as JSON-ready data, for `dogclf evaluate --json` and the run summary."""
         return {
             **self.metrics(),
+            "calibration": self.calibration(),
             "per_class_accuracy": self.per_class_accuracy,
             "confusion": self.confusion,
             "class_names": self.class_names,
@@ -64,6 +100,7 @@ def evaluate_loader(
     model.eval()
     running = RunningMetrics()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    all_logits, all_targets = [], []
     for images, targets in loader:
         x = runtime.to_input(images)
         y = targets.to(runtime.device)
@@ -73,8 +110,14 @@ def evaluate_loader(
         running.update(float(F.cross_entropy(logits, y, reduction="sum")), logits, y)
         pred = logits.argmax(1).cpu()
         confusion += torch.bincount(targets * num_classes + pred, minlength=num_classes**2).view(num_classes, -1)
+        all_logits.append(logits.cpu())
+        all_targets.append(targets.cpu())
     r = running.result()
-    return EvalResult(r["loss"], r["top1"], r["top5"], r["n"], confusion.tolist(), list(class_names or []))
+    logits = torch.cat(all_logits) if all_logits else torch.zeros(0, num_classes)
+    targets = torch.cat(all_targets) if all_targets else torch.zeros(0, dtype=torch.int64)
+    return EvalResult(
+        r["loss"], r["top1"], r["top5"], r["n"], confusion.tolist(), list(class_names or []), logits, targets
+    )
 
 
 def evaluate(
@@ -84,13 +127,18 @@ def evaluate(
     batch_size: int = 64,
     workers: int | None = None,
     precision: str = "auto",
+    raw_scores: bool = False,
 ) -> EvalResult:
-    """Evaluate a saved model on one split of an ImageFolder dataset, with the artifact's preprocessing."""
+    """Evaluate a saved model on one split of an ImageFolder dataset, with the artifact's preprocessing.
+
+    The result carries the artifact's temperature (1 with `raw_scores`) for its calibration report.
+    """
     from dogclf.config import RuntimeConfig
     from dogclf.data.dataset import ImageDataset, default_workers, make_loader
     from dogclf.data.discovery import discover
     from dogclf.data.preprocess import eval_transform
     from dogclf.errors import DatasetError
+    from dogclf.inference import temperature_of
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     layout = discover(data)
@@ -106,4 +154,6 @@ def evaluate(
     pre = art.preprocess
     dataset = ImageDataset(layout.splits[split], eval_transform(pre), pre.decode_options())
     loader = make_loader(dataset, batch_size, shuffle=False, workers=default_workers(workers), seed=0)
-    return evaluate_loader(model, loader, runtime, art.metadata.num_classes, art.class_names)
+    result = evaluate_loader(model, loader, runtime, art.metadata.num_classes, art.class_names)
+    result.temperature = temperature_of(art, raw_scores)
+    return result

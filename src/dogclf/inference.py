@@ -15,6 +15,17 @@ from dogclf.data.preprocess import eval_transform
 from dogclf.runtime import Runtime, resolve_runtime
 
 log = logging.getLogger(__name__)
+UNKNOWN = "unknown"
+
+
+def temperature_of(artifact: Artifact, raw_scores: bool = False) -> float:
+    """The temperature probabilities are computed with: the artifact's fitted one, or 1 for raw scores."""
+    return 1.0 if raw_scores else artifact.metadata.temperature
+
+
+def is_unknown(top_probability: float, min_confidence: float) -> bool:
+    """Whether an answer is too unsure to give: its top probability is below `min_confidence`."""
+    return top_probability < min_confidence
 
 
 def inference_model(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
@@ -42,21 +53,39 @@ class Prediction:
     labels: list[str]
     probabilities: list[float]
     indices: list[int]
+    unknown: bool = False
+
+    @property
+    def answer(self) -> str:
+        """The top label, or UNKNOWN when its probability is below the min_confidence asked for."""
+        return UNKNOWN if self.unknown else self.labels[0]
 
     def to_dict(self) -> dict:
-        """JSON form: `{"predictions": [{"label", "probability"}...]}`, most probable first."""
+        """JSON form: `{"label", "unknown", "predictions": [{"label", "probability"}...]}`, most probable first."""
         return {
+            "label": self.answer,
+            "unknown": self.unknown,
             "predictions": [
                 {"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities, strict=True)
-            ]
+            ],
         }
 
 
 class InferenceEngine:
-    """Decode + preprocess (from the artifact's metadata) + batched forward + top-k."""
+    """Decode + preprocess (from the artifact's metadata) + batched forward + calibrated top-k.
 
-    def __init__(self, artifact: Artifact, runtime: Runtime | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    Probabilities are softmax(logits / T) with the artifact's fitted temperature T (T=1 with `raw_scores`).
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        runtime: Runtime | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        raw_scores: bool = False,
+    ) -> None:
         self.artifact = artifact
+        self.temperature = temperature_of(artifact, raw_scores)
         self.runtime = runtime or resolve_runtime(RuntimeConfig(device="cpu"))
         self.model = self.runtime.prepare_model(inference_model(artifact.model, self.runtime))
         self.transform = eval_transform(artifact.preprocess)
@@ -73,21 +102,29 @@ class InferenceEngine:
             out = self.model(self.runtime.to_input(batch))
         return out.float().cpu()
 
-    def topk(self, logits: torch.Tensor, k: int = 5) -> list[Prediction]:
-        """Softmax probabilities of the k best classes, with breed names."""
+    def topk(self, logits: torch.Tensor, k: int = 5, min_confidence: float = 0.0) -> list[Prediction]:
+        """Calibrated probabilities of the k best classes, with breed names; unknown below `min_confidence`."""
+        from dogclf.calibration import probabilities
+
         k = max(1, min(k, logits.shape[1]))
-        probs = logits.softmax(dim=1)
-        values, indices = probs.topk(k, dim=1)
+        values, indices = probabilities(logits, self.temperature).topk(k, dim=1)
         names = self.artifact.class_names
         return [
-            Prediction([names[i] for i in idx.tolist()], [round(float(v), 6) for v in vals], idx.tolist())
+            Prediction(
+                [names[i] for i in idx.tolist()],
+                [round(float(v), 6) for v in vals],
+                idx.tolist(),
+                is_unknown(float(vals[0]), min_confidence),
+            )
             for vals, idx in zip(values, indices, strict=True)
         ]
 
-    def predict(self, sources: list[ImageSource], k: int = 5, batch_size: int = 32) -> list[Prediction]:
+    def predict(
+        self, sources: list[ImageSource], k: int = 5, batch_size: int = 32, min_confidence: float = 0.0
+    ) -> list[Prediction]:
         """Predict many images in batches."""
         out: list[Prediction] = []
         for start in range(0, len(sources), batch_size):
             batch = torch.stack([self.preprocess(s) for s in sources[start : start + batch_size]])
-            out.extend(self.topk(self.logits(batch), k))
+            out.extend(self.topk(self.logits(batch), k, min_confidence))
         return out

@@ -1,4 +1,4 @@
-"""PNG plots of a run: loss/accuracy curves and confusion matrices."""
+"""PNG plots of a run: loss/accuracy curves, confusion matrices and reliability diagrams."""
 
 from __future__ import annotations
 
@@ -60,4 +60,24 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], out: Path
                     if matrix[i, j]:
                         color = "white" if normalized[i, j] > 0.5 else "black"
                         ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8, color=color)
+    return save_figure(fig, out)
+
+
+def plot_reliability(report: dict | None, out: Path, title: str = "") -> Path | None:
+    """Reliability diagram: accuracy per confidence bin before and after temperature scaling, vs the diagonal."""
+    if report is None:
+        return None
+    fig, ax = subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfectly calibrated")
+    for name, color, offset in (("before", "tab:red", -0.25), ("after", "tab:blue", 0.25)):
+        bins = [b for b in report[name]["reliability"] if b["n"]]
+        width = 1 / len(report[name]["reliability"])
+        centers = [(b["low"] + b["high"]) / 2 for b in bins]
+        label = f"T={1.0 if name == 'before' else report['temperature']:.3g} (ECE {report[name]['ece']:.3f})"
+        lefts = [c + offset * width for c in centers]
+        ax.bar(lefts, [b["accuracy"] for b in bins], width=width / 2, color=color, alpha=0.6, label=label)
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=color, marker="o")
+    ax.set(title=f"reliability {title}".strip(), xlabel="top-1 confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     return save_figure(fig, out)

@@ -27,9 +27,18 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 
 
 def predict(
-    artifact: Artifact | str | Path, images: list[ImageSource] | ImageSource, topk: int = 5, batch_size: int = 32
+    artifact: Artifact | str | Path,
+    images: list[ImageSource] | ImageSource,
+    topk: int = 5,
+    batch_size: int = 32,
+    min_confidence: float = 0.0,
+    raw_scores: bool = False,
 ) -> list[Prediction]:
-    """Top-k breed names and probabilities for each image (paths or encoded bytes)."""
+    """Top-k breed names and calibrated probabilities for each image (paths or encoded bytes).
+
+    An image whose top probability is below `min_confidence` is marked unknown; `raw_scores` skips the temperature.
+    """
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     sources = images if isinstance(images, list) else [images]
-    return InferenceEngine(art).predict(sources, k=topk, batch_size=batch_size)
+    engine = InferenceEngine(art, raw_scores=raw_scores)
+    return engine.predict(sources, k=topk, batch_size=batch_size, min_confidence=min_confidence)

@@ -1,6 +1,7 @@
 """The predictions CSV written by `dogclf predict --output` and `dogclf sagemaker batch-results`.
 
-Its columns are defined here once: path, label_1, probability_1, ... label_k, probability_k, error.
+Its columns are defined here once: path, [answer,] label_1, probability_1, ... label_k, probability_k, error
+(`answer`, the label or "unknown", only when a minimum confidence was asked for).
 Torch-free and SDK-free, so both the offline predictor and the Batch Transform reader import it.
 """
 
@@ -20,23 +21,24 @@ class PredictionRow:
     labels: Sequence[str] = ()
     probabilities: Sequence[float] = ()
     error: str | None = None
+    answer: str = ""  # the label, or "unknown" below the minimum confidence
 
 
-def csv_header(topk: int) -> list[str]:
-    """The CSV columns for `topk` classes per image."""
+def csv_header(topk: int, answer: bool = False) -> list[str]:
+    """The CSV columns for `topk` classes per image (with the `answer` column when asked)."""
     ranked = [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "probability")]
-    return ["path", *ranked, "error"]
+    return ["path", *(["answer"] if answer else []), *ranked, "error"]
 
 
-def predictions_csv(rows: Iterable[PredictionRow], topk: int) -> str:
+def predictions_csv(rows: Iterable[PredictionRow], topk: int, answer: bool = False) -> str:
     """The CSV text: a header, then one line per row (missing ranks left empty)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_header(topk))
+    writer.writerow(csv_header(topk, answer))
     for row in rows:
-        cells: list[object] = []
+        cells: list[object] = [row.answer] if answer else []
         for label, prob in zip(row.labels[:topk], row.probabilities[:topk], strict=True):
             cells += [label, f"{prob:.6f}"]
-        cells += [""] * (2 * topk - len(cells))
+        cells += [""] * (2 * topk + int(answer) - len(cells))
         writer.writerow([row.path, *cells, row.error or ""])
     return buffer.getvalue()

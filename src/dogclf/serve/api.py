@@ -58,6 +58,8 @@ class ClassifierAPI:
         default_topk: int = 5,
         max_images: int = MAX_IMAGES,
         max_request_pixels: int = REQUEST_MAX_PIXELS,
+        min_confidence: float = 0.0,
+        raw_scores: bool = False,
     ) -> None:
         for name, value in (
             ("max_pixels", max_pixels),
@@ -67,6 +69,8 @@ class ClassifierAPI:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if not 0 <= min_confidence <= 1:
+            raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
         from dogclf.config import RuntimeConfig
         from dogclf.runtime import resolve_runtime
 
@@ -74,6 +78,7 @@ class ClassifierAPI:
         self.runtime = resolve_runtime(RuntimeConfig(device=device, precision=precision))
         self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
         self.max_request_pixels = max_request_pixels
+        self.min_confidence, self.raw_scores = min_confidence, raw_scores
         self._engine: InferenceEngine | None = None
 
     @property
@@ -101,7 +106,7 @@ class ClassifierAPI:
         from dogclf.inference import InferenceEngine
 
         artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
-        engine = InferenceEngine(artifact, self.runtime, max_pixels=self.max_pixels)
+        engine = InferenceEngine(artifact, self.runtime, max_pixels=self.max_pixels, raw_scores=self.raw_scores)
         size = artifact.preprocess.image_size
         engine.logits(torch.zeros(1, 3, size, size))
         self._engine = engine
@@ -171,12 +176,18 @@ class ClassifierAPI:
         return self.engine.logits(torch.stack(images))
 
     def encode(self, logits: torch.Tensor, fmt: ResponseFormat) -> tuple[bytes, str]:
-        """Logits -> (body, content type): JSON top-k breeds with probabilities, or .npy logits."""
+        """Logits -> (body, content type): JSON top-k breeds with calibrated probabilities, or raw .npy logits.
+
+        JSON also holds, per image, the answer ("labels": the top label or "unknown") and the "unknown" flags.
+        """
         if fmt.media_type == NPY:
             return encode_npy(logits.numpy().astype(np.float32, copy=False)), NPY
-        predictions = self.engine.topk(logits, fmt.topk)
+        predictions = self.engine.topk(logits, fmt.topk, self.min_confidence)
         doc = {
             "model_version": self.version,
+            "temperature": self.engine.temperature,
+            "labels": [pred.answer for pred in predictions],
+            "unknown": [pred.unknown for pred in predictions],
             "predictions": [
                 [
                     {"label": label, "probability": p, "index": i}

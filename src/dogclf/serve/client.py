@@ -98,13 +98,15 @@ class EndpointClient:
         if response.status_code != 200:
             raise EndpointError(_error_message(response.status_code, response.content), response.status_code)
         doc = response.json()
+        unknown = doc.get("unknown") or [False] * len(doc["predictions"])
         return [
             Prediction(
                 [c["label"] for c in classes],
                 [c["probability"] for c in classes],
                 [c["index"] for c in classes],
+                bool(flag),
             )
-            for classes in doc["predictions"]
+            for classes, flag in zip(doc["predictions"], unknown, strict=True)
         ]
 
     def predict_files(

@@ -40,6 +40,10 @@ class ServeConfig(BaseModel):
     max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
     default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description='Answer "unknown" for an image whose top calibrated probability is below this.'
+    )
+    raw_scores: bool = Field(False, description="Ignore the model's fitted temperature: raw softmax (T=1).")
     max_connections: int = Field(
         256, ge=1, description="Open connections (and requests) at once; requests beyond get 503."
     )

@@ -1,7 +1,8 @@
 """SageMaker PyTorch serving handlers (model_fn, input_fn, predict_fn, output_fn) over ClassifierAPI.
 
 Settings come from the endpoint's environment:
-DOGCLF_DEVICE, DOGCLF_PRECISION, DOGCLF_TOPK, DOGCLF_MAX_PIXELS, DOGCLF_MAX_IMAGES.
+DOGCLF_DEVICE, DOGCLF_PRECISION, DOGCLF_TOPK, DOGCLF_MAX_PIXELS, DOGCLF_MAX_IMAGES, DOGCLF_MIN_CONFIDENCE,
+DOGCLF_RAW_SCORES (1/true: ignore the fitted temperature).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def model_fn(model_dir: str) -> ClassifierAPI:
         max_pixels=int(os.environ.get("DOGCLF_MAX_PIXELS", SERVE_MAX_PIXELS)),
         default_topk=int(os.environ.get("DOGCLF_TOPK", 5)),
         max_images=int(os.environ.get("DOGCLF_MAX_IMAGES", MAX_IMAGES)),
+        min_confidence=float(os.environ.get("DOGCLF_MIN_CONFIDENCE", 0.0)),
+        raw_scores=os.environ.get("DOGCLF_RAW_SCORES", "").strip().lower() in ("1", "true", "yes"),
     )
     api.setup()
     _state["api"] = api

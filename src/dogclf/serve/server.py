@@ -102,7 +102,7 @@ class EndpointState:
         self.api = ClassifierAPI(
             model, device=cfg.device, precision=cfg.precision, max_pixels=cfg.max_pixels,
             default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
-            max_request_pixels=cfg.max_request_pixels,
+            max_request_pixels=cfg.max_request_pixels, min_confidence=cfg.min_confidence, raw_scores=cfg.raw_scores,
         )  # fmt: skip
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
         self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)

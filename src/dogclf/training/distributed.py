@@ -104,7 +104,7 @@ def reduce_metrics(running: RunningMetrics) -> RunningMetrics:
     totals = torch.tensor(values, dtype=torch.float64, device=_device())
     dist.all_reduce(totals)
     loss_sum, top1, top5, n = totals.tolist()
-    return RunningMetrics(loss_sum, int(top1), int(top5), int(n))
+    return RunningMetrics(loss_sum, int(top1), int(top5), int(n), running.classes)
 
 
 def any_rank(flag: bool) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -25,6 +26,7 @@ from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
+from dogclf.training.balance import balanced_sampler, class_weights
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
@@ -66,6 +68,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.dist = distributed.info_from_env()
+        if cfg.data.balance == "sampler" and self.dist.enabled:
+            raise ConfigError("data.balance=sampler is not supported under torchrun; use data.balance=weights")
         self.is_main = self.dist.is_main
         self.history: list[dict] = []
         self.global_step = 0
@@ -128,7 +132,19 @@ class Trainer:
         backbone = None if freeze == "head" else backbone_parameters(self.model, arch)
         mult = cfg.optim.backbone_lr_mult if freeze == "staged" else 1.0
         head = head_parameters(self.model, arch)
-        self.optim = make_optimization(cfg.optim, self.runtime, self.steps_per_epoch, head, backbone, mult)
+        weights = self._class_weights()
+        self.optim = make_optimization(cfg.optim, self.runtime, self.steps_per_epoch, head, backbone, mult, weights)
+
+    # -- class balance (data.balance) and plain-CE train loss: issue 11 item 6, 7
+    def _class_weights(self) -> torch.Tensor | None:
+        """Inverse-frequency loss weights for data.balance=weights, else None."""
+        if self.cfg.data.balance != "weights":
+            return None
+        return class_weights([s.label for s in self.train_set.samples], self.num_classes)
+
+    def _objective_differs(self) -> bool:
+        """Whether the training criterion is not plain cross-entropy (label smoothing or class weights)."""
+        return self.cfg.optim.label_smoothing > 0 or self.cfg.data.balance == "weights"
 
     def _steps_per_epoch(self) -> int:
         per_rank = -(-len(self.train_set) // self.dist.world_size)  # DistributedSampler pads to equal shards
@@ -208,20 +224,24 @@ class Trainer:
             )
             sampler.set_epoch(epoch)
         seed = epoch_seed(self.cfg.runtime.seed, epoch)
+        if d.balance == "sampler":
+            sampler = balanced_sampler([s.label for s in self.train_set.samples], self.num_classes, seed)
         pin = self.runtime.device.type == "cuda"
         return make_loader(self.train_set, d.batch_size, True, self.workers, seed, pin_memory=pin, sampler=sampler)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         train_mode(self.model)
         self._notify("on_phase_start", "train")
-        running = RunningMetrics()
+        running, objective = RunningMetrics(), RunningMetrics()
         batches = self._progress(self.train_loader(epoch), self.steps_per_epoch, f"epoch {epoch + 1}")
         t_prev = time.perf_counter()
         for i, (images, targets) in enumerate(batches):
             t_data = time.perf_counter()
             step = train_step(self.train_model, images, targets, self.optim, self.runtime)
             y = step["targets"]
-            running.update(step["loss"] * y.numel(), step["logits"], y)
+            plain = float(F.cross_entropy(step["logits"], y, reduction="sum"))  # comparable with the valid loss
+            running.update(plain, step["logits"], y)
+            objective.update(step["loss"] * y.numel(), step["logits"], y)
             self.global_step += 1
             out = {"step": self.global_step, "epoch": epoch + 1, "loss": step["loss"], "batch_size": int(y.numel())}
             out["lr"] = self.optim.optimizer.param_groups[0]["lr"]
@@ -231,7 +251,10 @@ class Trainer:
             # Under DDP a mid-epoch stop would leave other ranks waiting in backward: stop at epoch end.
             if i + 1 >= self.steps_per_epoch or (self.should_stop and not self.dist.enabled):
                 break
-        return distributed.reduce_metrics(running).result()
+        result = distributed.reduce_metrics(running).result()
+        if self._objective_differs():
+            result["objective"] = distributed.reduce_metrics(objective).result()["loss"]
+        return result
 
     def evaluate_split(self, split: str) -> EvalResult:
         """Evaluate the current model on 'valid' or 'test'."""
@@ -338,6 +361,7 @@ class Trainer:
         if self.paths.best_weights.exists():
             self.model.load_state_dict(load_checkpoint(self.paths.best_weights))
         results = {split: self.evaluate_split(split) for split in self.eval_sets}
+        self._calibrate(results)
         test = results["test"].metrics() if "test" in results else None
         if test is not None:
             self._emit(self.best.best_epoch, "test", test)
@@ -349,10 +373,25 @@ class Trainer:
         self._notify("on_train_end", result)
         return result
 
+    # -- temperature scaling: issue 11 item 4
+    def _calibrate(self, results: dict[str, EvalResult]) -> None:
+        """Fit one temperature on the valid logits (model.calibrate) and give it to every split's result."""
+        valid = results["valid"]
+        if not self.cfg.model.calibrate or valid.logits is None:
+            return
+        from dogclf.calibration import fit_temperature
+
+        temperature = fit_temperature(valid.logits, valid.targets)
+        log.info("temperature fitted on valid: %.4f", temperature)
+        for r in results.values():
+            r.temperature = temperature
+
     def _write_outputs(self, results: dict[str, EvalResult]) -> None:
         from dogclf import plots
 
-        metrics = {f"{split}_{k}": float(v) for split, r in results.items() for k, v in r.metrics().items()}
+        metrics = {
+            f"{split}_{k}": float(v) for split, r in results.items() for k, v in r.metrics().items() if v is not None
+        }
         meta = ArtifactMetadata(
             arch=self.cfg.model.arch,
             num_classes=self.num_classes,
@@ -361,6 +400,7 @@ class Trainer:
             dropout=self.cfg.model.dropout,
             preprocess=self.preprocess,
             metrics=metrics,
+            temperature=results["valid"].temperature,
             dataset_fingerprint=self.fingerprint,
             run_name=self.cfg.name or self.paths.root.name,
             versions=runtime_versions(),
@@ -374,6 +414,7 @@ class Trainer:
             plots.plot_confusion(
                 r.confusion, r.class_names, self.paths.plots / f"confusion_{split}.png", f"{split} confusion"
             )
+            plots.plot_reliability(r.calibration(), self.paths.plots / f"reliability_{split}.png", split)
         summary = {
             "best_epoch": self.best.best_epoch,
             "epochs_run": len(self.history),

@@ -10,8 +10,12 @@ FIELDS = ("loss", "top1", "top5")
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)"
 
 
-def format_metric_line(epoch: int, phase: str, values: dict[str, float]) -> str:
-    """'[metrics] epoch=3 phase=valid loss=0.412300 top1=0.912000 top5=0.990000 n=120' (fixed field order)."""
+def format_metric_line(epoch: int, phase: str, values: dict[str, float | None]) -> str:
+    """'[metrics] epoch=3 phase=valid loss=0.412300 top1=0.912000 top5=0.990000 n=120' (fixed field order).
+
+    A None value (e.g. top5 with 5 classes or fewer) is not applicable and left out of the line.
+    """
+    values = {k: v for k, v in values.items() if v is not None}
     parts = [PREFIX, f"epoch={epoch}", f"phase={phase}"]
     parts += [f"{k}={values[k]:.6f}" for k in FIELDS if k in values]
     extra = [k for k in values if k not in FIELDS]

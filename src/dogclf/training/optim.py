@@ -46,9 +46,11 @@ def make_optimization(
     head: Iterable[nn.Parameter],
     backbone: Iterable[nn.Parameter] | None = None,
     backbone_lr_mult: float = 1.0,
+    class_weights: torch.Tensor | None = None,
 ) -> Optimization:
-    """Label-smoothed cross-entropy, the optimizer, its per-step schedule and a scaler (active for fp16 only)."""
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    """(Class-weighted, label-smoothed) cross-entropy, the optimizer, its per-step schedule and an fp16 scaler."""
+    weight = class_weights.to(runtime.device) if class_weights is not None else None
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     optimizer = make_optimizer(cfg, head, backbone, backbone_lr_mult)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "fp16")

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
-def _run(args: argparse.Namespace) -> int:
-    from dogclf.evaluation import evaluate
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
-    result = evaluate(args.model, args.data, split=args.split, batch_size=args.batch_size, precision=args.precision)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-        return 0
-    print(f"{args.split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} top5={result.top5:.4f}")
+
+def default_plot_path(model: str, split: str) -> Path:
+    """RUN/plots/reliability_SPLIT.png for a run (or a run's model/ folder), MODEL/plots/... for a bare model."""
+    from dogclf.artifact import resolve_artifact_dir
+
+    directory = resolve_artifact_dir(model)
+    root = directory.parent if directory.name == "model" and (directory.parent / "config.yaml").is_file() else directory
+    return root / "plots" / f"reliability_{split}.png"
+
+
+def _print_text(result, split: str, report: dict | None) -> None:
+    print(
+        f"{split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} top5={_fmt(result.top5)} "
+        f"balanced_accuracy={result.balanced_accuracy:.4f} macro_f1={result.macro_f1:.4f}"
+    )
+    if report is not None:
+        before, after = report["before"], report["after"]
+        print(f"calibration (temperature {report['temperature']:.4g}):")
+        print(f"  before: nll={before['nll']:.4f} ece={before['ece']:.4f}")
+        print(f"  after:  nll={after['nll']:.4f} ece={after['ece']:.4f}")
+        print("selective prediction (most confident share kept):")
+        for row in report["selective"]:
+            kept = f"accuracy {_fmt(row['accuracy'])} at confidence >= {_fmt(row['threshold'])}"
+            print(f"  coverage {row['coverage']:.0%}: {kept} (n={row['n']})")
     print("per-class accuracy:")
     for name, acc in result.per_class_accuracy.items():
         print(f"  {name}: {'n/a' if acc is None else f'{acc:.3f}'}")
@@ -22,16 +42,47 @@ def _run(args: argparse.Namespace) -> int:
         print("most confused (true -> predicted: count):")
         for true, pred, count in confused:
             print(f"  {true} -> {pred}: {count}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dogclf import plots
+    from dogclf.evaluation import evaluate
+
+    result = evaluate(
+        args.model,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        raw_scores=args.raw_scores,
+    )
+    doc = result.to_dict()
+    plot = Path(args.plot) if args.plot else default_plot_path(args.model, args.split)
+    plots.plot_reliability(doc["calibration"], plot, args.split)
+    doc["reliability_plot"] = str(plot)
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    _print_text(result, args.split, doc["calibration"])
+    print(f"reliability diagram: {plot}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dogclf evaluate`."""
-    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion of a saved model")
+    p = sub.add_parser(
+        "evaluate", help="top-1/top-5, macro metrics, calibration and per-class accuracy of a saved model"
+    )
     p.add_argument("model", metavar="RUN_OR_MODEL", help="run folder or model folder")
     p.add_argument("--data", required=True, help="dataset root")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--json", action="store_true", help="print one JSON object (top1, top5, loss, n, confusion...)")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object (top1, top5, loss, calibration, confusion...)"
+    )
+    p.add_argument("--raw-scores", action="store_true", help="ignore the model's fitted temperature (T=1)")
+    p.add_argument(
+        "--plot", metavar="PNG", help="reliability diagram to write (default RUN/plots/reliability_SPLIT.png)"
+    )
     p.set_defaults(func=_run)

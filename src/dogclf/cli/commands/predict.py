@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from dogclf.serve.client import FileResult
 
 
-def _offline(model: str, files: list[Path], topk: int, batch_size: int, precision: str, bar) -> list[FileResult]:
+def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> list[FileResult]:
     """Predict in batches with the artifact's own preprocessing; undecodable files become error rows."""
     import torch
 
@@ -23,7 +23,9 @@ def _offline(model: str, files: list[Path], topk: int, batch_size: int, precisio
     from dogclf.runtime import resolve_runtime
     from dogclf.serve.client import FileResult
 
-    engine = InferenceEngine(load_artifact(model), resolve_runtime(RuntimeConfig(device="auto", precision=precision)))
+    runtime = resolve_runtime(RuntimeConfig(device="auto", precision=args.precision))
+    engine = InferenceEngine(load_artifact(model), runtime, raw_scores=args.raw_scores)
+    batch_size = args.batch_size
     results: list[FileResult] = []
     for start in range(0, len(files), batch_size):
         good, tensors = [], []
@@ -34,11 +36,23 @@ def _offline(model: str, files: list[Path], topk: int, batch_size: int, precisio
             except ImageDecodeError as exc:
                 results.append(FileResult(path, None, str(exc).removeprefix(f"{path}: ")))
         if tensors:
-            predictions = engine.topk(engine.logits(torch.stack(tensors)), topk)
+            predictions = engine.topk(engine.logits(torch.stack(tensors)), args.topk, args.min_confidence)
             results.extend(FileResult(path, pred) for path, pred in zip(good, predictions, strict=True))
         bar.update(len(files[start : start + batch_size]))
     order = {path: i for i, path in enumerate(files)}
     return sorted(results, key=lambda r: order[r.path])
+
+
+def _with_threshold(result: FileResult, min_confidence: float) -> FileResult:
+    """An endpoint's answer, also marked unknown when below this client's --min-confidence."""
+    from dataclasses import replace
+
+    from dogclf.inference import is_unknown
+
+    p = result.prediction
+    if p is None or p.unknown or not is_unknown(p.probabilities[0], min_confidence):
+        return result
+    return replace(result, prediction=replace(p, unknown=True))
 
 
 def _jsonl(results: list[FileResult]) -> str:
@@ -48,6 +62,7 @@ def _jsonl(results: list[FileResult]) -> str:
         if r.prediction is not None:
             p = r.prediction
             rows = zip(p.labels, p.probabilities, p.indices, strict=True)
+            doc["label"], doc["unknown"] = p.answer, p.unknown
             doc["predictions"] = [{"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows]
         else:
             doc["error"] = r.error
@@ -55,16 +70,17 @@ def _jsonl(results: list[FileResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(results: list[FileResult], topk: int) -> str:
+def _csv(results: list[FileResult], topk: int, answer: bool = False) -> str:
+    """One row per image; with `answer` (--min-confidence) a column holds the label or "unknown"."""
     from dogclf.prediction_table import PredictionRow, predictions_csv
 
     rows = [
-        PredictionRow(str(r.path), r.prediction.labels, r.prediction.probabilities)
+        PredictionRow(str(r.path), r.prediction.labels, r.prediction.probabilities, answer=r.prediction.answer)
         if r.prediction is not None
         else PredictionRow(str(r.path), error=r.error)
         for r in results
     ]
-    return predictions_csv(rows, topk)
+    return predictions_csv(rows, topk, answer)
 
 
 def _text(results: list[FileResult]) -> str:
@@ -75,7 +91,7 @@ def _text(results: list[FileResult]) -> str:
         else:
             pairs = zip(r.prediction.labels, r.prediction.probabilities, strict=True)
             top = ", ".join(f"{lbl} {p:.3f}" for lbl, p in pairs)
-            lines.append(f"{r.path}: {top}")
+            lines.append(f"{r.path}: unknown ({top})" if r.prediction.unknown else f"{r.path}: {top}")
     return "\n".join(lines) + "\n"
 
 
@@ -97,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--topk must be between 1 and 100, got {args.topk}")
     if args.batch_size < 1 or args.concurrency < 1:
         raise ConfigError("--batch-size and --concurrency must be at least 1")
+    if not 0 <= args.min_confidence <= 1:
+        raise ConfigError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if args.endpoint and args.raw_scores:
+        raise ConfigError("--raw-scores applies offline only; start the endpoint with `dogclf serve --raw-scores`")
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in (".csv", ".jsonl"):
         raise ConfigError(f"--output must end in .csv or .jsonl, got {output}")
@@ -107,10 +127,12 @@ def _run(args: argparse.Namespace) -> int:
 
             with EndpointClient(args.endpoint) as client:
                 results = client.predict_files(files, args.topk, args.concurrency, on_result=lambda: bar.update(1))
+            results = [_with_threshold(r, args.min_confidence) for r in results]
         else:
-            results = _offline(model, files, args.topk, args.batch_size, args.precision, bar)
+            results = _offline(model, files, args, bar)
     if output is not None:
-        text = _csv(results, args.topk) if output.suffix == ".csv" else _jsonl(results)
+        answer = args.min_confidence > 0
+        text = _csv(results, args.topk, answer) if output.suffix == ".csv" else _jsonl(results)
         atomic_write_text(output, text)
         print(f"wrote {len(results)} predictions to {output}", file=sys.stderr)
     else:
@@ -137,4 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision")
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help='answer "unknown" when the top calibrated probability is below P (default 0: always answer)',
+    )
+    p.add_argument("--raw-scores", action="store_true", help="offline: ignore the model's fitted temperature (T=1)")
     p.set_defaults(func=_run)

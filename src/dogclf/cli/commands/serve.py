@@ -81,6 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-header-bytes", type=int, help="largest request line plus headers (default 16384)")
     p.add_argument("--default-topk", type=int, help="classes per image when a request names no k (default 5)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        help='answer "unknown" for an image whose top calibrated probability is below this (default 0)',
+    )
+    p.add_argument(
+        "--raw-scores", action="store_true", default=None, help="ignore the model's fitted temperature (T=1)"
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(

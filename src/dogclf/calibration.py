@@ -1,0 +1,101 @@
+"""Calibration math: temperature fitting, NLL, expected calibration error, reliability bins, selective accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+ECE_BINS = 15
+COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+_LOG_T_RANGE = (math.log(0.05), math.log(20.0))
+
+
+def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax of logits / temperature, in float32."""
+    return (logits.float() / temperature).softmax(dim=1)
+
+
+def nll(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the targets under softmax(logits / temperature)."""
+    return float(F.cross_entropy(logits.double() / temperature, targets))
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int = 60) -> float:
+    """The temperature T in [0.05, 20] minimizing NLL(logits / T), by golden-section search on log T.
+
+    NLL is convex in 1/T, hence unimodal in log T; the search is deterministic and needs no gradients.
+    """
+    if len(targets) == 0:
+        return 1.0
+    logits, golden = logits.double(), (math.sqrt(5) - 1) / 2
+    lo, hi = _LOG_T_RANGE
+    a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    fa, fb = nll(logits, targets, math.exp(a)), nll(logits, targets, math.exp(b))
+    for _ in range(iterations):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - golden * (hi - lo)
+            fa = nll(logits, targets, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + golden * (hi - lo)
+            fb = nll(logits, targets, math.exp(b))
+    return round(math.exp((lo + hi) / 2), 6)
+
+
+def confidence_and_correct(probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-1 confidence of each sample and whether its top-1 class is the target."""
+    confidence, predicted = probs.max(dim=1)
+    return confidence, predicted.eq(targets)
+
+
+def reliability_bins(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
+    """Equal-width confidence bins: each with its range, sample count, mean confidence and accuracy (None if empty)."""
+    index = (confidence * bins).long().clamp(0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        conf = float(confidence[mask].mean()) if n else None
+        acc = float(correct[mask].float().mean()) if n else None
+        out.append({"low": b / bins, "high": (b + 1) / bins, "n": n, "confidence": conf, "accuracy": acc})
+    return out
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """ECE: the sample-weighted mean |accuracy - confidence| over equal-width top-1 confidence bins."""
+    total = len(confidence)
+    if total == 0:
+        return math.nan
+    cells = reliability_bins(confidence, correct, bins)
+    return sum(c["n"] / total * abs(c["accuracy"] - c["confidence"]) for c in cells if c["n"])
+
+
+def selective_accuracy(confidence: torch.Tensor, correct: torch.Tensor, coverages=COVERAGES) -> list[dict]:
+    """Accuracy on the most confident share of samples, per coverage, with the confidence threshold that keeps them."""
+    order = confidence.argsort(descending=True, stable=True)
+    conf, hits = confidence[order], correct[order].float()
+    rows = []
+    for coverage in coverages:
+        kept = max(1, math.ceil(coverage * len(conf))) if len(conf) else 0
+        accuracy = float(hits[:kept].mean()) if kept else None
+        threshold = float(conf[kept - 1]) if kept else None
+        rows.append({"coverage": coverage, "threshold": threshold, "accuracy": accuracy, "n": kept})
+    return rows
+
+
+def calibration_report(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> dict:
+    """NLL and ECE before (T=1) and after temperature scaling, reliability bins of both, and the selective table."""
+    out: dict = {"temperature": temperature}
+    for name, t in (("before", 1.0), ("after", temperature)):
+        confidence, correct = confidence_and_correct(probabilities(logits, t), targets)
+        out[name] = {
+            "nll": nll(logits, targets, t),
+            "ece": expected_calibration_error(confidence, correct),
+            "reliability": reliability_bins(confidence, correct),
+        }
+        if name == "after":
+            out["selective"] = selective_accuracy(confidence, correct)
+    return out
