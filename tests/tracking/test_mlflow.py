@@ -33,10 +33,9 @@ def test_training_run_logs_params_metrics_plots_and_model(tiny_data, tmp_path, m
     history = client.get_metric_history(run.info.run_id, "valid_loss")
     assert [m.step for m in history] == [1, 2]
     assert history[-1].value == pytest.approx(result.history[-1]["valid"]["loss"])
-    assert {"train_loss", "valid_top1", "valid_top5", "lr", "epoch_seconds", "test_top1", "best_epoch"} <= set(
-        run.data.metrics
-    )
-    assert "train_n" not in run.data.metrics
+    expected = {"train_loss", "valid_top1", "valid_macro_f1", "lr", "epoch_seconds", "test_top1", "best_epoch"}
+    assert expected <= set(run.data.metrics)
+    assert "train_n" not in run.data.metrics and "valid_top5" not in run.data.metrics  # top-5 n/a with 3 classes
     model = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"model/model.pth", "model/metadata.json"} <= model

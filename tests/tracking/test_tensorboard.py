@@ -20,10 +20,9 @@ STEP_TAGS = {"train/loss", "train/lr", "train/images_per_s"}
 EPOCH_TAGS = {
     "epoch/train_loss",
     "epoch/train_top1",
-    "epoch/train_top5",
     "epoch/valid_loss",
     "epoch/valid_top1",
-    "epoch/valid_top5",
+    "epoch/valid_balanced_accuracy",
     "epoch/lr",
     "epoch/seconds",
 }
@@ -48,6 +47,7 @@ def test_run_writes_scalars_images_and_hparams_tensorboard_can_read(tb_run):
     tags = acc.Tags()
     assert STEP_TAGS | EPOCH_TAGS <= set(tags["scalars"])
     assert "epoch/train_n" not in tags["scalars"]  # sample counts are not plotted
+    assert "epoch/valid_top5" not in tags["scalars"]  # not applicable with 3 classes: left out, not plotted as 1.0
     steps = [e.step for e in acc.Scalars("train/loss")]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 2
     assert [e.step for e in acc.Scalars("epoch/valid_top1")] == [1, 2]

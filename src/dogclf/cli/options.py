@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 from dogclf.config import parse_yaml_value
 from dogclf.errors import ConfigError
@@ -36,3 +39,31 @@ def library_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
         for name, p in inspect.signature(fn).parameters.items()
         if p.default is not inspect.Parameter.empty
     }
+
+
+def _flag_kwargs(annotation: Any) -> dict[str, Any]:
+    """The argparse type, choices or action for a pydantic field's annotation (Optional unwrapped)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Literal:
+        return {"choices": list(get_args(annotation))}
+    if annotation is bool:
+        return {"action": "store_true"}
+    return {"type": annotation}
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """A `--field-name` flag per field of `model`, with its description and default; unset flags stay None."""
+    for name, info in model.model_fields.items():
+        default = "" if info.default is None else f" (default {info.default!r})"
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=None,
+            help=f"{(info.description or name).rstrip('.')}{default}",
+            **_flag_kwargs(info.annotation),
+        )
+
+
+def model_values(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of `model` given on the command line (flags left unset are absent, not None)."""
+    return {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}

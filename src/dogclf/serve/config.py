@@ -21,16 +21,21 @@ class ServeConfig(BaseModel):
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
     max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
     workers: int | None = Field(
-        None, ge=1, le=64, description="Model threads running batches concurrently (default: see `thread_plan`)."
+        None,
+        ge=1,
+        le=64,
+        description="Model threads running batches concurrently (default: min(4, CPUs) on a CPU, else 1).",
     )
     threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads of each model thread (default: see `thread_plan`)."
+        None, ge=1, description="torch intra-op threads of each model thread (default: CPUs / workers)."
     )
     decode_threads: int | None = Field(
         None, ge=1, le=64, description="Threads decoding request images, one torch thread each (default: min(4, CPUs))."
     )
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Compute device.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32."
+    )
     max_body_bytes: int = Field(SAGEMAKER_MAX_BODY, ge=1, description="Largest request body (413 beyond).")
     max_pixels: int = Field(SERVE_MAX_PIXELS, ge=1, description="Largest decoded image, width x height.")
     max_images_per_request: int = Field(MAX_IMAGES, ge=1, description="Images in one request (413 beyond).")

@@ -74,7 +74,8 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
 
 def epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
     """train_loss, valid_top1, ..., lr and epoch_seconds of one epoch record."""
-    out = {f"{p}_{k}": float(v) for p in ("train", "valid") for k, v in record.get(p, {}).items() if k not in COUNTS}
+    phases = [(p, k, v) for p in ("train", "valid") for k, v in record.get(p, {}).items()]
+    out = {f"{p}_{k}": float(v) for p, k, v in phases if k not in COUNTS and v is not None}
     out.update(lr=float(record["lr"]), epoch_seconds=float(record["seconds"]))
     return out
 

@@ -41,8 +41,8 @@ def hparams(cfg: RunConfig) -> dict[str, Any]:
 
 def final_metrics(result: TrainResult) -> dict[str, float]:
     """hparam/ metrics of a finished run: best epoch's valid metrics and test (when evaluated)."""
-    metrics = {f"hparam/valid_{k}": float(v) for k, v in result.valid.items()}
-    metrics.update({f"hparam/test_{k}": float(v) for k, v in (result.test or {}).items()})
+    metrics = {f"hparam/valid_{k}": float(v) for k, v in result.valid.items() if v is not None}
+    metrics.update({f"hparam/test_{k}": float(v) for k, v in (result.test or {}).items() if v is not None})
     metrics["hparam/best_epoch"] = float(result.best_epoch)
     return metrics
 
@@ -92,7 +92,7 @@ class TensorBoardCallback(Callback):
         epoch = record["epoch"]
         for phase in ("train", "valid"):
             for name, value in record.get(phase, {}).items():
-                if name in COUNTS:
+                if name in COUNTS or value is None:  # None: not applicable (top-5 with 5 classes or fewer)
                     continue
                 self.writer.add_scalar(f"epoch/{phase}_{name}", value, epoch)
         self.writer.add_scalar("epoch/lr", record["lr"], epoch)

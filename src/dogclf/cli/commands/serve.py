@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dogclf.cli.options import add_model_options, model_values
+
 
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
@@ -20,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dogclf.serve.package import model_source
     from dogclf.serve.server import serve
 
-    values = {name: getattr(args, name) for name in ServeConfig.model_fields if getattr(args, name) is not None}
+    values = model_values(args, ServeConfig)
     try:
         cfg = ServeConfig(**values)
     except ValidationError as exc:
@@ -47,48 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "GET /metrics. Stops gracefully on SIGTERM.",
     )
     p.add_argument("model", metavar="MODEL_OR_TARBALL", help="model folder, run folder or model.tar.gz")
-    p.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one and prints it)")
-    p.add_argument("--max-batch-size", type=int, help="most images per forward pass (default 16)")
-    p.add_argument("--max-batch-delay-ms", type=float, help="longest wait to fill a batch (default 5)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="model threads running batches concurrently (default: min(4, CPUs) on a CPU, else 1)",
-    )
-    p.add_argument("--threads", type=int, help="torch intra-op threads of each model thread (default: CPUs / workers)")
-    p.add_argument("--decode-threads", type=int, help="threads decoding request images (default: min(4, CPUs))")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="compute device (default auto)")
-    p.add_argument(
-        "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="auto: bf16 on CPUs with native bf16, else fp32"
-    )
-    p.add_argument("--max-body-bytes", type=int, help="request body limit (default 6 MB, as SageMaker)")
-    p.add_argument("--max-pixels", type=int, help="decoded image limit, width x height (default 25,000,000)")
-    p.add_argument("--max-images-per-request", type=int, help="images in one request (default 32; 413 beyond)")
-    p.add_argument("--max-queue-images", type=int, help="queued images before answering 503 (default 256)")
-    p.add_argument("--timeout-s", type=float, help="per-request deadline in seconds (default 60)")
-    p.add_argument(
-        "--max-request-pixels",
-        type=int,
-        help="pixels of all images in one request, read from headers (default 100,000,000; 413 beyond)",
-    )
-    p.add_argument(
-        "--max-connections", type=int, help="open connections at once; requests beyond get 503 (default 256)"
-    )
-    p.add_argument("--keep-alive-s", type=float, help="idle seconds before a keep-alive connection closes (default 5)")
-    p.add_argument(
-        "--header-timeout-s", type=float, help="seconds a connection has to send a complete request head (default 10)"
-    )
-    p.add_argument("--max-header-bytes", type=int, help="largest request line plus headers (default 16384)")
-    p.add_argument("--default-topk", type=int, help="classes per image when a request names no k (default 5)")
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        help='answer "unknown" for an image whose top calibrated probability is below this (default 0)',
-    )
-    p.add_argument(
-        "--raw-scores", action="store_true", default=None, help="ignore the model's fitted temperature (T=1)"
-    )
+    from dogclf.serve.config import ServeConfig
+
+    add_model_options(p, ServeConfig)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
