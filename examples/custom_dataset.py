@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     result = dogclf.train(cfg, args.output)
     split = "test" if result.test is not None else "valid"
     evaluation = dogclf.evaluate(result.artifact_dir, data, split=split)
-    print(f"{split}: top-1 {evaluation.top1:.3f}, top-5 {evaluation.top5:.3f} on {evaluation.n} images")
+    top5 = "n/a" if evaluation.top5 is None else f"{evaluation.top5:.3f}"  # top-5 needs more than 5 classes
+    print(f"{split}: top-1 {evaluation.top1:.3f}, top-5 {top5} on {evaluation.n} images")
     print(f"confusion matrix: {args.output / 'plots' / f'confusion_{split}.png'}")
     print("most confused breeds (true -> predicted: count):")
     for true, predicted, count in evaluation.most_confused(5) or [("-", "-", 0)]:

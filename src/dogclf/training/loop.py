@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -239,8 +238,7 @@ class Trainer:
             t_data = time.perf_counter()
             step = train_step(self.train_model, images, targets, self.optim, self.runtime)
             y = step["targets"]
-            plain = float(F.cross_entropy(step["logits"], y, reduction="sum"))  # comparable with the valid loss
-            running.update(plain, step["logits"], y)
+            running.update(step["ce_sum"], step["logits"], y)  # plain CE: comparable with the valid loss
             objective.update(step["loss"] * y.numel(), step["logits"], y)
             self.global_step += 1
             out = {"step": self.global_step, "epoch": epoch + 1, "loss": step["loss"], "batch_size": int(y.numel())}

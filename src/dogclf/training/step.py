@@ -23,9 +23,12 @@ def train_step(
 ) -> dict[str, Any]:
     """Forward, loss, backward, clipping, optimizer and scheduler step on one batch.
 
-    Returns the batch's mean loss (float), its detached float logits, the targets on the device and the
-    seconds spent in forward (with the copy to the device), backward and the optimizer.
+    Returns the batch's mean loss (float, the objective minimized), `ce_sum` (plain cross-entropy summed over
+    the batch: what train metrics report, comparable with the valid loss whatever smoothing or class weights
+    the objective has), its detached float logits, the targets on the device and the seconds spent in forward
+    (with the copy to the device), backward and the optimizer.
     """
+    import torch.nn.functional as F
     from torch.nn.utils import clip_grad_norm_
 
     start = time.perf_counter()
@@ -44,9 +47,11 @@ def train_step(
     opt.scaler.update()
     opt.scheduler.step()
     t_opt = time.perf_counter()
+    detached = logits.detach().float()
     return {
         "loss": float(loss.detach()),
-        "logits": logits.detach().float(),
+        "ce_sum": float(F.cross_entropy(detached, y, reduction="sum")),
+        "logits": detached,
         "targets": y,
         "forward_time": t_fwd - start,
         "backward_time": t_bwd - t_fwd,

@@ -102,7 +102,7 @@ def train_head(
         running = RunningMetrics()
         for i, (x, y) in enumerate(make_loader(dataset, cfg.data.batch_size, True, 0, seed)):
             step = train_step(head, x, y, opt, runtime)
-            running.update(step["loss"] * y.numel(), step["logits"], step["targets"])
+            running.update(step["ce_sum"], step["logits"], step["targets"])
             if i + 1 >= steps:
                 break
         valid = evaluate_head(head, splits["valid"], runtime)
