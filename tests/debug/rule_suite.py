@@ -67,6 +67,12 @@ def _tiny_head(model: torch.nn.Module) -> None:
     model.fc.weight.mul_(1e-9)  # the signal reaching the backbone vanishes
 
 
+def _zero_weights(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            m.weight.zero_()  # the textbook bad initialization
+
+
 def _dead_channels(model: torch.nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -120,6 +126,14 @@ SCENARIOS = [
         frozenset({"Overfit"}),
         data="small",
         overrides={"optim.epochs": 12, "data.augment": False, "optim.lr": 0.05, "data.batch_size": 6},
+    ),
+    # zero weights: no signal flows, so the net is dead and its loss stuck as well
+    Scenario(
+        "zero-init",
+        frozenset({"PoorWeightInitialization"}),
+        frozenset({"VanishingGradient", "AllZero", "DeadRelu", "LossNotDecreasing"}),
+        overrides={"optim.epochs": 1},
+        callbacks=lambda: [AtStart(_zero_weights)],
     ),
     # a head scaled by 1e-9 is a poor initialization too
     Scenario(

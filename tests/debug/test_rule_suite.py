@@ -10,7 +10,7 @@ from rule_suite import SCENARIOS, markdown_table, run_suite, scores
 
 EXPECTED = {s.name: s for s in SCENARIOS}
 # Measured over the suite (docs/rules.md); a rule below 1.0 is stated there with the scenario that misleads it.
-MIN_PRECISION = {"Overfit": 0.75, "PoorWeightInitialization": 0.0}
+MIN_PRECISION = {"Overfit": 0.55, "PoorWeightInitialization": 0.7}
 MIN_RECALL: dict[str, float] = {}
 
 
