@@ -6,6 +6,7 @@ rule x scenario table with each rule's precision and recall, as published in doc
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -229,7 +230,16 @@ def markdown_table(results: dict[tuple[str, int], dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """Train the suite (or the named scenarios) and print the markdown table."""
+    parser = argparse.ArgumentParser(description="Train the labelled rule suite and print its rule x scenario table.")
+    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS], help="only these")
+    args = parser.parse_args(argv)
+    chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     with tempfile.TemporaryDirectory() as tmp:
-        table = markdown_table(run_suite(Path(tmp)))
+        table = markdown_table(run_suite(Path(tmp), chosen))
     sys.stdout.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -130,8 +130,8 @@ def test_table_and_fail_on_exit_codes(runs):
     assert proc.returncode == 1
     assert "LossNotDecreasing" in proc.stdout and "IssuesFound" in proc.stdout and "->" in proc.stdout
     assert run_cli("debug", "rules", str(runs["healthy"]), "--fail-on", "any").returncode == 0
-    # A parameter override reaches the rule: an impossible decrease makes the healthy run fail too.
-    rows = _rules(runs["healthy"], "--param", "LossNotDecreasing.diff_percent=99")
+    # A parameter override reaches the rule: allowing no loss above 1% of the first makes the healthy run fail too.
+    rows = _rules(runs["healthy"], "--param", "LossNotDecreasing.increase_threshold_percent=-99")
     assert rows["LossNotDecreasing"]["status"] == "IssuesFound"
 
 
