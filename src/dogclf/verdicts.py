@@ -7,6 +7,7 @@ from typing import Any
 
 ISSUES, OK, ERROR = "IssuesFound", "NoIssuesFound", "Error"
 NO_DATA, NOT_APPLICABLE = "InsufficientData", "NotApplicable"
+NOT_EVALUATED = "NotEvaluated"  # a tensor rule whose input collections were not saved
 
 
 @dataclass
@@ -14,7 +15,7 @@ class RuleResult:
     """One rule's verdict on a run: what it found and, when it fired, what to do."""
 
     rule: str
-    status: str  # IssuesFound | NoIssuesFound | InsufficientData | NotApplicable | Error
+    status: str  # IssuesFound | NoIssuesFound | InsufficientData | NotApplicable | NotEvaluated | Error
     finding: str  # what was measured or found, one line
     advice: str = ""  # what to change when the rule fired
     explanation: str = ""  # what the rule checks
@@ -24,7 +25,7 @@ class RuleResult:
 
     @property
     def triggered(self) -> bool:
-        """The rule found issues (as opposed to none, too little data, not applicable, or an error)."""
+        """The rule found issues (as opposed to none, too little data, not applicable, not evaluated, or an error)."""
         return self.status == ISSUES
 
     def to_dict(self) -> dict[str, Any]:

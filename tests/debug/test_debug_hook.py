@@ -99,3 +99,24 @@ def test_unknown_collection_is_a_config_error(tiny_data):
 
     with pytest.raises(ConfigError, match=r"debug.collections: .*unknown collection\(s\) \['typo'\]"):
         tiny_config(tiny_data, **{"debug.collections": ["losses", "typo"]})
+
+
+def test_resnet_relus_are_saved_per_call_with_unrectified_inputs(tiny_data, tmp_path):
+    """torchvision's BasicBlock calls one inplace ReLU twice: each call is its own tensor, inputs keep negatives."""
+    debug = {
+        "debug.enabled": True,
+        "debug.save_interval": 1,
+        "debug.collections": ["losses", "relu_input", "relu_output"],
+    }
+    cfg = tiny_config(
+        tiny_data, **debug, **{"model.arch": "resnet18", "optim.epochs": 1, "optim.max_steps_per_epoch": 1}
+    )
+    train(cfg, tmp_path / "run")
+    trial = _trial(tmp_path / "run")
+    outputs = trial.tensor_names(collection="relu_output")
+    assert "layer1.0.relu.0_relu_output" in outputs and "layer1.0.relu.1_relu_output" in outputs
+    assert len(outputs) == 1 + 8 * 2  # the stem's ReLU and two calls in each of the 8 blocks
+    step = trial.tensor("layer1.0.relu.0_relu_input").steps()[0]
+    before = trial.tensor("layer1.0.relu.0_relu_input").value(step)
+    after = trial.tensor("layer1.0.relu.0_relu_output").value(step)
+    assert before.min() < 0 and after.min() >= 0 and (after == before.clip(min=0)).all()

@@ -15,6 +15,9 @@ def test_report_renders_with_every_plot(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
     assert "http://" not in html and "https://" not in html  # nothing external
+    # default collections lack relu_output: DeadRelu is not evaluated (and says so), no rule is an Error
+    assert '<td class="NotEvaluated">NotEvaluated</td>' in html and "1 not evaluated" in html
+    assert '<td class="Error">' not in html
     page = render(out, tmp_path / "report.png")
     alts = {i["alt"]: i for i in page["images"]}
     assert set(alts) == {"loss curves", "gradient norms", "weight histograms"}

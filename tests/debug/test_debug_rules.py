@@ -71,9 +71,15 @@ def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
             forced_lr(1e3),
             [],
         ),
-        "lr0": (
+        "lr0": (  # one full batch per epoch: a constant loss; windows of 5 steps give 4 windows
             tiny_data,
-            {"optim.epochs": 20, "data.batch_size": 36, "data.augment": False, "optim.scheduler": "none"},
+            {
+                "optim.epochs": 20,
+                "data.batch_size": 36,
+                "data.augment": False,
+                "optim.scheduler": "none",
+                "debug.rule_parameters": {"LossNotDecreasing": {"num_steps": 5}},
+            },
             forced_lr(0.0),
             [],
         ),
@@ -106,9 +112,13 @@ def test_healthy_run_flags_nothing(runs):
 
 @pytest.mark.parametrize(
     ("run", "rule"),
-    [("exploding", "ExplodingTensor"), ("lr0", "LossNotDecreasing"), ("overfit", "Overfit"),
-     ("bad_init", "PoorWeightInitialization")],
-)  # fmt: skip
+    [
+        ("exploding", "ExplodingTensor"),
+        ("lr0", "LossNotDecreasing"),
+        ("overfit", "Overfit"),
+        ("bad_init", "PoorWeightInitialization"),
+    ],
+)
 def test_broken_run_flags_its_rule(runs, run, rule):
     row = _rules(runs[run])[rule]
     assert row["status"] == "IssuesFound", row
@@ -120,8 +130,8 @@ def test_table_and_fail_on_exit_codes(runs):
     assert proc.returncode == 1
     assert "LossNotDecreasing" in proc.stdout and "IssuesFound" in proc.stdout and "->" in proc.stdout
     assert run_cli("debug", "rules", str(runs["healthy"]), "--fail-on", "any").returncode == 0
-    # A parameter override reaches the rule: an impossible decrease makes the healthy run fail too.
-    rows = _rules(runs["healthy"], "--param", "LossNotDecreasing.diff_percent=99")
+    # A parameter override reaches the rule: allowing no loss above 1% of the first makes the healthy run fail too.
+    rows = _rules(runs["healthy"], "--param", "LossNotDecreasing.increase_threshold_percent=-99")
     assert rows["LossNotDecreasing"]["status"] == "IssuesFound"
 
 
@@ -146,3 +156,34 @@ def test_class_imbalance_from_saved_dataset_counts(tiny_data, tmp_path):
     assert counts["counts"]["train"] == [1, 12, 12]
     row = {r.rule: r for r in evaluate_rules(tmp_path / "run", names=["ClassImbalance"])}["ClassImbalance"]
     assert row.status == "IssuesFound" and "[1, 12, 12]" in row.finding
+
+
+def test_rule_without_its_collection_is_not_evaluated(tiny_data, tmp_path):
+    from dogclf.debug.engine import evaluate_rules
+
+    train(tiny_config(tiny_data, **{"debug.enabled": True, "debug.save_interval": 1, "optim.epochs": 1}), tmp_path)
+    rows = {r.rule: r for r in evaluate_rules(tmp_path)}
+    dead = rows["DeadRelu"]
+    assert dead.status == "NotEvaluated" and not dead.triggered
+    assert "needs collection 'relu_output'" in dead.finding
+    assert (
+        "--set debug.collections=[losses,weights,biases,gradients,labels,predictions,dataset,relu_output]"
+        in dead.finding
+    )
+    assert not [r for r in rows.values() if r.status == "Error"]
+    assert rows["ExplodingTensor"].status == "NoIssuesFound"  # evaluated: its tensors were saved
+    proc = run_cli("debug", "rules", str(tmp_path), "--fail-on", "any")
+    assert proc.returncode == 0 and "NotEvaluated" in proc.stdout, proc.stdout
+
+
+def test_a_crashing_rule_is_an_error_row(tiny_data, tmp_path, monkeypatch):
+    from dogclf.debug import engine, rules
+
+    train(tiny_config(tiny_data, **{"debug.enabled": True, "debug.save_interval": 1, "optim.epochs": 1}), tmp_path)
+
+    def boom(self, step):
+        raise ValueError("broken rule")
+
+    monkeypatch.setattr(rules.ExplodingTensor, "invoke_at_step", boom)
+    row = engine.evaluate_rules(tmp_path, names=["ExplodingTensor"])[0]
+    assert row.status == "Error" and row.finding == "ValueError: broken rule"

@@ -49,7 +49,12 @@ CLASS_COUNTS_TENSOR = "dataset/class_counts"
 # Parameters dogclf gives a rule on top of AWS's defaults, pointing it at dogclf's tensors; the same locally
 # (dogclf.debug.engine) and on SageMaker (built-in and custom rules).
 DOGCLF_PARAMETERS: dict[str, dict[str, Any]] = {
-    "LossNotDecreasing": {"mode": "TRAIN"},
+    # AWS's increase_threshold_percent (default 5) bounds the rise over the first loss: 100 = "doubled".
+    "LossNotDecreasing": {"mode": "TRAIN", "increase_threshold_percent": 100},
+    # Two validations in a row, and an absolute gap, so one noisy validation or tiny losses never decide.
+    "Overfit": {"patience": 2, "min_gap": 0.1},
+    # A fine-tuned pretrained network has small gradients (spread ~1e-4); zero-initialized layers have none.
+    "PoorWeightInitialization": {"distribution_range": 1e-6},
     "AllZero": {"collection_names": "relu_output,gradients"},
     "ClassImbalance": {
         "argmax": True,

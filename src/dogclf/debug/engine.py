@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from dogclf.debug.config import merged_rule_parameters
+from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.verdicts import RuleResult
+from dogclf.verdicts import ERROR, ISSUES, NOT_EVALUATED, OK, RuleResult
 
 
 def tensors_dir(run_dir: str | Path) -> Path:
@@ -23,13 +23,26 @@ def tensors_dir(run_dir: str | Path) -> Path:
     raise DogclfError(f"{root} holds no smdebug tensors (no debug/collections); train it with --debug")
 
 
-def run_rule_parameters(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """debug.rule_parameters from the run's config.yaml ({} when absent)."""
+def _run_debug_section(run_dir: str | Path) -> dict[str, Any]:
+    """The debug section of the run's config.yaml ({} when absent)."""
     config = Path(run_dir) / "config.yaml"
     if not config.is_file():
         return {}
-    data = yaml.safe_load(config.read_text()) or {}
-    return dict((data.get("debug") or {}).get("rule_parameters") or {})
+    return dict((yaml.safe_load(config.read_text()) or {}).get("debug") or {})
+
+
+def run_rule_parameters(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """debug.rule_parameters from the run's config.yaml ({} when absent)."""
+    return dict(_run_debug_section(run_dir).get("rule_parameters") or {})
+
+
+def not_evaluated_finding(name: str, params: dict[str, Any], missing: str, saved: list[str]) -> str:
+    """Why rule `name` could not run and which collection to add, as the command that adds it."""
+    needed = [c for c in rule_inputs(name, params) if c not in saved]
+    if not needed:
+        return f"not evaluated: {missing}"
+    wanted = ",".join([*saved, needed[0]])
+    return f"not evaluated: needs collection '{needed[0]}' ({missing}); train with --set debug.collections=[{wanted}]"
 
 
 def rule_parameters(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -64,9 +77,6 @@ def evaluate_rules(
     from dogclf.debug import compat
 
     compat.load()
-    from smdebug.exceptions import RuleEvaluationConditionMet
-    from smdebug.rules import invoke_rule
-
     from dogclf.debug.rules import RULES
 
     merged = run_rule_parameters(run_dir) if (Path(run_dir) / "config.yaml").is_file() else {}
@@ -78,23 +88,31 @@ def evaluate_rules(
     steps = trial.steps()
     if not steps:
         raise DogclfError(f"{tensors_dir(run_dir)}: no saved steps yet")
-    results = []
-    for name in selected:
-        cls = RULES[name]
-        row = RuleResult(name, "NoIssuesFound", "", cls.advice, cls.explanation, parameters=params[name])
-        try:
-            rule = cls(trial, **params[name])
-            missing = rule.missing()
-            if missing:
-                row.status, row.finding = "Error", f"cannot evaluate: {missing}"
-            else:
-                invoke_rule(rule, start_step=steps[0], end_step=steps[-1] + 1, raise_eval_cond=True)
-        except RuleEvaluationConditionMet as met:
-            row.status, row.step, row.finding = "IssuesFound", met.step, rule.finding
-        except Exception as exc:  # a rule's failure is its row's verdict, not the command's
-            row.status, row.finding = "Error", f"{type(exc).__name__}: {exc}"
-        results.append(row)
-    return results
+    saved = list(_run_debug_section(run_dir).get("collections") or DebugConfig().collections)
+    return [_evaluate(name, params[name], trial, steps, saved) for name in selected]
+
+
+def _evaluate(name: str, params: dict[str, Any], trial, steps: list[int], saved: list[str]) -> RuleResult:
+    """One rule's row: IssuesFound/NoIssuesFound, NotEvaluated when its inputs are missing, Error on a crash."""
+    from smdebug.exceptions import RuleEvaluationConditionMet
+    from smdebug.rules import invoke_rule
+
+    from dogclf.debug.rules import RULES
+
+    cls = RULES[name]
+    row = RuleResult(name, OK, "", cls.advice, cls.explanation, parameters=params)
+    try:
+        rule = cls(trial, **params)
+        missing = rule.missing()
+        if missing:
+            row.status, row.finding = NOT_EVALUATED, not_evaluated_finding(name, params, missing, saved)
+        else:
+            invoke_rule(rule, start_step=steps[0], end_step=steps[-1] + 1, raise_eval_cond=True)
+    except RuleEvaluationConditionMet as met:
+        row.status, row.step, row.finding = ISSUES, met.step, rule.finding
+    except Exception as exc:  # a rule's failure is its row's verdict, not the command's
+        row.status, row.finding = ERROR, f"{type(exc).__name__}: {exc}"
+    return row
 
 
 def format_rules(results: list[RuleResult]) -> str:

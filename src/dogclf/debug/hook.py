@@ -57,13 +57,49 @@ def _hook_class() -> type:
     return DogclfHook
 
 
-def _relu_regexes(model: nn.Module, suffix: str) -> list[str]:
-    """Tensor names of every ReLU module's input or output (smdebug names them `<module>_<suffix>_0`)."""
-    return [re.escape(name) + f"_{suffix}_" for name, m in model.named_modules() if isinstance(m, nn.ReLU) and name]
+class ReluRecorder:
+    """Saves each ReLU call's input and output as its own tensor (`<module>.<call>_relu_input/_relu_output`).
+
+    torchvision ResNets call one inplace ReLU module two or three times per block, so smdebug's per-module
+    names would mix call sites and its inputs would already be rectified. A pre-hook on the model resets the
+    call counters; the ReLU's pre-hook copies its input before the inplace op overwrites it. Values are copied
+    to numpy only at steps where the collection is saved.
+    """
+
+    def __init__(self, hook: Any, model: nn.Module) -> None:
+        self.hook, self.calls = hook, {}
+        self.handles = [model.register_forward_pre_hook(lambda *_: self.calls.clear())]
+        for name, m in model.named_modules():
+            if isinstance(m, nn.ReLU) and name:
+                self.handles.append(m.register_forward_pre_hook(self._pre(name)))
+                self.handles.append(m.register_forward_hook(self._post(name)))
+
+    def _saving(self, collection: str) -> bool:
+        return bool(self.hook._is_collection_being_saved_for_step(collection))
+
+    def _pre(self, name: str):
+        def pre(_module, inputs) -> None:
+            call = self.calls[name] = self.calls.get(name, -1) + 1
+            if self._saving("relu_input"):
+                self.hook.save_tensor(f"{name}.{call}_relu_input", _numpy(inputs[0]), "relu_input")
+
+        return pre
+
+    def _post(self, name: str):
+        def post(_module, _inputs, output) -> None:
+            if self._saving("relu_output"):
+                self.hook.save_tensor(f"{name}.{self.calls[name]}_relu_output", _numpy(output), "relu_output")
+
+        return post
 
 
-def configure(hook: Any, model: nn.Module, cfg: DebugConfig) -> None:
-    """Fill dogclf's collections: losses every step in TRAIN and EVAL, labels, predictions, ReLUs, custom."""
+def _numpy(tensor: Any) -> Any:
+    """A float32 numpy copy of `tensor` (bf16 under autocast has no numpy type)."""
+    return tensor.detach().float().cpu().numpy().copy()
+
+
+def configure(hook: Any, cfg: DebugConfig) -> None:
+    """Fill dogclf's collections: losses every step in TRAIN and EVAL, labels, predictions, class counts, custom."""
     import smdebug.pytorch as smd
 
     every_step = smd.SaveConfigMode(save_interval=1)
@@ -71,8 +107,8 @@ def configure(hook: Any, model: nn.Module, cfg: DebugConfig) -> None:
     hook.get_collection("labels").include(re.escape(LABELS_TENSOR))
     hook.get_collection("predictions").include(re.escape(PREDICTIONS_TENSOR))
     hook.get_collection("dataset").include(re.escape(CLASS_COUNTS_TENSOR))
-    hook.get_collection("relu_input").include(_relu_regexes(model, "input"))
-    hook.get_collection("relu_output").include(_relu_regexes(model, "output"))
+    for kind in ("relu_input", "relu_output"):  # ReluRecorder's names; a non-empty collection gets saved
+        hook.get_collection(kind).include(rf".*\.\d+_{kind}$")
     if cfg.include_regex:
         hook.get_collection("custom").include(cfg.include_regex)
 
@@ -97,8 +133,10 @@ class GradientHooks:
 
 
 def attach(hook: Any, model: nn.Module, criterion: nn.Module, cfg: DebugConfig) -> GradientHooks:
-    """Register the model and loss with the hook; frozen parameters never get a gradient hook."""
-    configure(hook, model, cfg)
+    """Register the model, loss and (when saved) ReLU calls with the hook; frozen parameters get no gradient hook."""
+    configure(hook, cfg)
     hook.register_module(model)
     hook.register_loss(criterion)
+    if {"relu_input", "relu_output"} & {*cfg.collections, *(getattr(hook, "include_collections", None) or ())}:
+        ReluRecorder(hook, model)
     return GradientHooks(hook, model)

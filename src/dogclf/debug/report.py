@@ -8,7 +8,7 @@ from typing import Any
 from dogclf.debug.engine import evaluate_rules, load_trial, tensors_dir
 from dogclf.fsutil import atomic_write_text
 from dogclf.report_html import figure_to_data_uri, img, page, table
-from dogclf.verdicts import RuleResult
+from dogclf.verdicts import NOT_EVALUATED, RuleResult
 
 MAX_LAYERS = 12
 
@@ -112,8 +112,10 @@ def write_report(
         ("Weight distribution", _weight_figure(trial), "weight histograms"),
     ]
     issues = sum(r.triggered for r in results)
+    skipped = sum(r.status == NOT_EVALUATED for r in results)
     sections = [("Rules", rules_table(results))]
     sections += [(title, img(figure_to_data_uri(fig), alt)) for title, fig, alt in figures]
-    subtitle = f"{Path(run_dir).resolve()} - {issues} rule(s) found issues, {len(trial.steps())} saved steps"
+    counts = f"{issues} rule(s) found issues, {skipped} not evaluated (collections not saved)"
+    subtitle = f"{Path(run_dir).resolve()} - {counts}, {len(trial.steps())} saved steps"
     atomic_write_text(out, page("dogclf debug report", sections, subtitle))
     return out

@@ -28,19 +28,17 @@ def _bool(value) -> bool:
     return value.strip().lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
 
 
-def _optional_float(value) -> float | None:
-    return None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")) else float(value)
-
-
 class DogclfRule(Rule):
     """Base: tensor lookup by collections and regexes, values that may be missing, and a finding."""
 
     explanation = ""
     advice = ""
+    needs = ""  # what is missing when `names` is empty
 
     def __init__(self, base_trial) -> None:
         super().__init__(base_trial, action_str="")
         self.finding = ""
+        self.names: list[str] = []
 
     def tensors(self, collections=(), regexes=()) -> list[str]:
         """Names in any of `collections` (those that exist) or matching any of `regexes`."""
@@ -71,7 +69,7 @@ class DogclfRule(Rule):
 
     def missing(self) -> str:
         """What tensors the rule needs and the trial lacks ('' when it can run)."""
-        return ""
+        return "" if self.names else self.needs
 
 
 class VanishingGradient(DogclfRule):
@@ -79,18 +77,15 @@ class VanishingGradient(DogclfRule):
 
     explanation = "Gradients became vanishingly small, so the layers stop learning."
     advice = "Use a larger learning rate, check the initialization, add normalization or residual connections."
+    needs = "no gradients saved (collection 'gradients')"
 
     def __init__(self, base_trial, threshold=0.0000001) -> None:
         super().__init__(base_trial)
-        self.threshold = float(threshold)
-
-    def missing(self) -> str:
-        """Needs the 'gradients' collection."""
-        return "" if self.tensors(["gradients"]) else "no gradients saved (collection 'gradients')"
+        self.threshold, self.names = float(threshold), self.tensors(["gradients"])
 
     def invoke_at_step(self, step):
         """Fire on the first gradient whose mean absolute value is below the threshold."""
-        for name in self.tensors(["gradients"]):
+        for name in self.names:
             v = self.value(name, step)
             if v is not None and v.size and np.isfinite(v).all() and float(np.abs(v).mean()) < self.threshold:
                 return self.fire(f"mean |{name}| = {float(np.abs(v).mean()):.3g} < {self.threshold:g}")
@@ -106,16 +101,12 @@ class ExplodingTensor(DogclfRule):
     def __init__(self, base_trial, collection_names=None, tensor_regex=None, only_nan=False) -> None:
         super().__init__(base_trial)
         self.collection_names, self.tensor_regex = _list(collection_names), _list(tensor_regex)
-        self.only_nan = _bool(only_nan)
+        self.only_nan, self.names, self.needs = _bool(only_nan), self._names(), "no tensors saved"
 
     def _names(self) -> list[str]:
         if self.collection_names or self.tensor_regex:
             return self.tensors(self.collection_names, self.tensor_regex)
         return self.base_trial.tensor_names()
-
-    def missing(self) -> str:
-        """Needs at least one of the requested (or, by default, any) tensors."""
-        return "" if self._names() else "no tensors saved"
 
     def invoke_at_step(self, step):
         """Fire on the first floating-point tensor holding NaN (or infinite) values."""
@@ -131,6 +122,8 @@ class ExplodingTensor(DogclfRule):
 
 class _LossRule(DogclfRule):
     """Loss tensors: the 'losses' collection plus `collection_names` and `tensor_regex`."""
+
+    needs = "no loss tensors saved (collection 'losses')"
 
     def loss_names(self, collection_names=(), tensor_regex=(), use_losses_collection=True) -> list[str]:
         """Saved loss tensors from these collections and regexes, plus 'losses' unless turned off."""
@@ -156,14 +149,17 @@ class _LossRule(DogclfRule):
 
 
 class LossNotDecreasing(_LossRule):
-    """Fires when the mean loss of the last `num_steps` steps is not `diff_percent` % below the window before.
+    """Fires when the loss stalls for `patience` windows, or rises `increase_threshold_percent` % above its start.
 
-    Windows of saved values (not single batches) keep minibatch noise from deciding. Without `mode`, the
-    first of EVAL, TRAIN, GLOBAL that has two full windows is checked.
+    Window: the mean of `num_steps` saved values. Stalled: the mean of the last `patience` windows is not
+    `diff_percent` % below that of the `patience` before, so one noisy window never decides; not checked once
+    the loss fell below `progress_percent` % of its first value (converging, not stuck). Diverged: a window
+    more than `increase_threshold_percent` % above the first loss, even if it recovers later. Without `mode`,
+    the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
     """
 
-    explanation = "The loss is not decreasing: the model is not learning."
-    advice = "Check the learning rate (not 0, not too small), that parameters are trainable, and the labels."
+    explanation = "The loss is not decreasing (the model is not learning) or rose far above its start (diverged)."
+    advice = "Check the learning rate (not 0, not too large), that parameters are trainable, and the labels."
 
     def __init__(
         self,
@@ -173,19 +169,19 @@ class LossNotDecreasing(_LossRule):
         use_losses_collection=True,
         num_steps=10,
         diff_percent=0.0,
+        increase_threshold_percent=5.0,
         mode=None,
+        patience=2,
+        progress_percent=50.0,
     ) -> None:
         super().__init__(base_trial)
         self.names = self.loss_names(_list(collection_names), _list(tensor_regex), _bool(use_losses_collection))
-        self.num_steps = int(num_steps)
-        self.diff_percent = _optional_float(diff_percent) or 0.0
+        self.num_steps, self.patience = int(num_steps), int(patience)
+        self.diff_percent = float(diff_percent) if str(diff_percent).strip().lower() not in ("", "none") else 0.0
+        self.increase, self.progress = float(increase_threshold_percent), float(progress_percent)
         self.mode = None if mode in (None, "", "None") else _MODES[str(mode).upper()]
-        self._checked: set[int] = set()
         self._series: list[tuple[int, float]] | None = None
-
-    def missing(self) -> str:
-        """Needs saved loss tensors."""
-        return "" if self.names else "no loss tensors saved (collection 'losses')"
+        self.windows: list[float] = []
 
     def _pick(self) -> list[tuple[int, float]]:
         modes = [self.mode] if self.mode is not None else [ModeKeys.EVAL, ModeKeys.TRAIN, ModeKeys.GLOBAL]
@@ -197,39 +193,53 @@ class LossNotDecreasing(_LossRule):
         self._mode = modes[-1]
         return []
 
-    def invoke_at_step(self, step):
-        """At each full window of the picked mode, fire when its mean loss is not below the previous window's."""
+    def _window(self, step) -> float | None:
+        """The mean loss of the window ending at global `step`, when a window of the picked mode ends there."""
         if self._series is None:
             self._series = self._pick()
         if not self._series or self.mode_of(step) != self._mode and self._mode != ModeKeys.GLOBAL:
-            return False
+            return None
         mode_step = self.base_trial.mode_step(step) if self._mode != ModeKeys.GLOBAL else step
-        start = self._series[0][0]
-        if (mode_step - start + 1) % self.num_steps or mode_step - start + 1 < 2 * self.num_steps:
+        n, start = self.num_steps, self._series[0][0]
+        if (mode_step - start + 1) % n:
+            return None
+        values = [v for s, v in self._series if mode_step - n < s <= mode_step]
+        return float(np.mean(values)) if values else None
+
+    def invoke_at_step(self, step):
+        """At each window's end: fire on divergence from the first loss, or on a stalled trend."""
+        mean = self._window(step)
+        if mean is None:
             return False
-        n = self.num_steps
-        new = [v for s, v in self._series if mode_step - n < s <= mode_step]
-        old = [v for s, v in self._series if mode_step - 2 * n < s <= mode_step - n]
-        if not new or not old:
+        start = self._series[0][1]  # the loss before the first update
+        if not np.isfinite(mean) or mean > start * (1 + self.increase / 100):
+            return self.fire(f"mean loss {mean:.4g} over {self.num_steps} steps rose far above its start {start:.4g}")
+        self.windows.append(mean)
+        p, w = self.patience, self.windows
+        if len(w) < 2 * p or min(w) <= start * self.progress / 100:
             return False
-        new_mean, old_mean = float(np.mean(new)), float(np.mean(old))
+        recent, before = float(np.mean(w[-p:])), float(np.mean(w[-2 * p : -p]))
         # A change below float32 resolution is no decrease.
-        target = old_mean * (1 - self.diff_percent / 100) - 1e-6 * abs(old_mean)
-        if not new_mean < target:
-            return self.fire(f"mean loss {new_mean:.4g} over the last {self.num_steps} steps vs {old_mean:.4g} before")
+        if not recent < before * (1 - self.diff_percent / 100) - 1e-6 * abs(before):
+            return self.fire(f"mean loss {recent:.4g} over the last {p * self.num_steps} steps vs {before:.4g} before")
         return False
 
 
 class Overfit(_LossRule):
-    """Fires when valid loss exceeds the mean train loss since the last validation by `ratio_threshold` (relative)."""
+    """Fires when valid loss exceeds the smoothed train loss by `ratio_threshold` (relative) and `min_gap`.
+
+    Smoothed: the mean of the TRAIN losses since the previous validation. It fires after `patience`
+    consecutive validations over the threshold, so one noisy validation never decides.
+    """
 
     explanation = "Validation loss is well above training loss: the model memorizes the training set."
     advice = "Add data or augmentation, regularize (weight decay, dropout), freeze more layers, stop earlier."
 
-    def __init__(self, base_trial, tensor_regex=None, start_step=0, patience=1, ratio_threshold=0.1) -> None:
+    def __init__(self, base_trial, tensor_regex=None, start_step=0, patience=1, ratio_threshold=0.1, min_gap=0.0):
         super().__init__(base_trial)
         self.names = self.loss_names((), _list(tensor_regex), not _list(tensor_regex))
         self.start_step, self.patience, self.ratio = int(start_step), int(patience), float(ratio_threshold)
+        self.min_gap = float(min_gap)
         self.train: list[float] = []
         self.count = 0
 
@@ -252,9 +262,12 @@ class Overfit(_LossRule):
             return False
         train, self.train = float(np.mean(self.train)), []
         ratio = (loss - train) / max(abs(train), 1e-12)
-        self.count = self.count + 1 if ratio > self.ratio else 0
+        self.count = self.count + 1 if ratio > self.ratio and loss - train > self.min_gap else 0
         if self.count >= self.patience:
-            return self.fire(f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g}")
+            return self.fire(
+                f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g} "
+                f"in {self.count} validation(s) in a row"
+            )
         return False
 
 
@@ -274,10 +287,6 @@ class Overtraining(_LossRule):
         self.delta = float(delta)
         self.best = {ModeKeys.TRAIN: np.inf, ModeKeys.EVAL: np.inf}
         self.since = {ModeKeys.TRAIN: 0, ModeKeys.EVAL: 0}
-
-    def missing(self) -> str:
-        """Needs saved loss tensors."""
-        return "" if self.names else "no loss tensors saved (collection 'losses')"
 
     def invoke_at_step(self, step):
         """Track steps since each mode's best loss; fire once validation has stalled and training has not."""
@@ -301,7 +310,8 @@ class PoorWeightInitialization(_LossRule):
     """Fires on badly scaled activations or gradients, or a stuck loss, in the first `steps` TRAIN steps.
 
     Badly scaled: activation-input variance ratio across layers above `threshold`, or a 5th-95th percentile
-    gradient spread below `distribution_range`; stuck: no loss below the first one within `patience` steps.
+    gradient spread below `distribution_range`; stuck: the mean of the latest `patience` losses is not below the
+    mean of the first `patience` (means, so one lucky first batch never decides).
     """
 
     explanation = "Weights look poorly initialized: layer activations or gradients are badly scaled."
@@ -347,12 +357,10 @@ class PoorWeightInitialization(_LossRule):
             if p95 - p5 < self.range:
                 return self.fire(f"gradients' 5th-95th percentile spread {p95 - p5:.3g} < {self.range:g}")
         loss = self.loss_at(self.losses, step)
-        if loss is not None:
-            self.train_losses.append(loss)
-            if len(self.train_losses) > self.patience and min(self.train_losses[1:]) >= self.train_losses[0]:
-                return self.fire(
-                    f"loss stayed above its first value {self.train_losses[0]:.4g} in {self.patience} steps"
-                )
+        self.train_losses += [] if loss is None else [loss]
+        first, last = self.train_losses[: self.patience], self.train_losses[self.patience :][-self.patience :]
+        if len(last) == self.patience and np.mean(last) >= np.mean(first):
+            return self.fire(f"mean loss {np.mean(last):.4g} not below the first steps' {np.mean(first):.4g}")
         return False
 
 
@@ -365,15 +373,12 @@ class DeadRelu(DogclfRule):
 
     explanation = "Many ReLU units never activate (dead ReLUs), so they pass no gradient."
     advice = "Lower the learning rate, use a better initialization, or try LeakyReLU."
+    needs = "no ReLU outputs saved (collection 'relu_output')"
 
     def __init__(self, base_trial, tensor_regex=None, threshold_inactivity=1.0, threshold_layer=50.0) -> None:
         super().__init__(base_trial)
         self.names = self.tensors(["relu_output"], _list(tensor_regex))
         self.inactivity, self.layer = float(threshold_inactivity), float(threshold_layer)
-
-    def missing(self) -> str:
-        """Needs ReLU outputs."""
-        return "" if self.names else "no ReLU outputs saved (collection 'relu_output')"
 
     def invoke_at_step(self, step):
         """Fire on the first ReLU output with too many dead units."""
@@ -397,14 +402,9 @@ class AllZero(DogclfRule):
     def __init__(self, base_trial, collection_names=None, tensor_regex=None, threshold=100.0) -> None:
         super().__init__(base_trial)
         self.names = self.tensors(_list(collection_names), _list(tensor_regex))
-        self.asked = bool(_list(collection_names) or _list(tensor_regex))
+        asked = bool(_list(collection_names) or _list(tensor_regex))
+        self.needs = "none of the requested tensors were saved" if asked else "set collection_names or tensor_regex"
         self.threshold = float(threshold)
-
-    def missing(self) -> str:
-        """Needs collections or a regex to be given, and some of their tensors saved."""
-        if not self.asked:
-            return "set collection_names or tensor_regex"
-        return "" if self.names else "none of the requested tensors were saved"
 
     def invoke_at_step(self, step):
         """Fire on the first tensor whose share of zeros reaches the threshold."""
@@ -420,7 +420,8 @@ class ClassImbalance(DogclfRule):
 
     Imbalanced: the largest class has more than `threshold_imbalance` times the samples of the smallest (from
     a saved class-count tensor, else from `samples` labels). Mispredicted: a class's misprediction fraction
-    exceeds `threshold_misprediction` once `samples` labels were seen.
+    over the latest `samples` TRAIN labels exceeds `threshold_misprediction` (the first, untrained steps leave
+    the window as training goes on).
     """
 
     explanation = "Classes are imbalanced, or under-represented classes are mostly mispredicted."
@@ -443,8 +444,7 @@ class ClassImbalance(DogclfRule):
         self.labels = self.tensors(["labels"], _list(labels_regex))
         self.predictions = self.tensors(["predictions"], _list(predictions_regex))
         self.counts = self.tensors(["dataset"], _list(counts_regex))
-        self.seen: dict[int, int] = {}
-        self.wrong: dict[int, int] = {}
+        self.seen: list[tuple[int, bool]] = []  # (label, mispredicted) of the latest `samples` TRAIN labels
 
     def missing(self) -> str:
         """Needs saved class counts or labels."""
@@ -455,44 +455,39 @@ class ClassImbalance(DogclfRule):
         return float("inf") if counts.min() <= 0 else float(counts.max() / counts.min())
 
     def invoke_at_step(self, step):
-        """Check the saved class counts, then the labels seen so far."""
-        return self._check_dataset_counts(step) or self._check_seen_labels(step)
-
-    def _check_dataset_counts(self, step) -> bool:
-        """Fire on the dataset's saved per-class counts."""
+        """Check the saved class counts, then the latest labels and predictions."""
         for name in self.counts:
             v = self.value(name, step)
             if v is not None and v.size > 1 and self._ratio(v) > self.imbalance:
-                return self.fire(
-                    f"class counts {v.astype(int).tolist()}: ratio {self._ratio(v):.3g} > {self.imbalance:g}"
-                )
-        return False
-
-    def _check_seen_labels(self, step) -> bool:
-        """Fire on labels (and mispredictions) accumulated over training steps."""
+                counts = v.astype(int).tolist()
+                return self.fire(f"class counts {counts}: ratio {self._ratio(v):.3g} > {self.imbalance:g}")
         if self.mode_of(step) != ModeKeys.TRAIN or not self.labels:
             return False
         labels = self.value(self.labels[0], step)
         if labels is None:
             return False
         preds = self.value(self.predictions[0], step) if self.predictions else None
-        if preds is not None and self.argmax:
-            preds = preds.argmax(axis=-1)
-        self._accumulate(labels, preds)
-        if sum(self.seen.values()) < self.samples:
-            return False
-        if not self.counts and self._ratio(list(self.seen.values())) > self.imbalance:
-            return self.fire(f"label counts {dict(sorted(self.seen.items()))}: imbalance > {self.imbalance:g}")
-        for y, n in sorted(self.seen.items()):
-            if preds is not None and self.wrong.get(y, 0) / n > self.misprediction:
-                return self.fire(f"class {y}: {self.wrong.get(y, 0)}/{n} mispredicted (> {self.misprediction:g})")
-        return False
+        preds = preds.argmax(axis=-1) if preds is not None and self.argmax else preds
+        wrong = (
+            np.zeros(labels.size, bool) if preds is None else preds.astype(int).ravel() != labels.astype(int).ravel()
+        )
+        self.seen = [*self.seen, *zip(labels.astype(int).ravel().tolist(), wrong.tolist(), strict=True)]
+        self.seen = self.seen[-self.samples :]
+        return len(self.seen) >= self.samples and self._check_seen(preds is not None)
 
-    def _accumulate(self, labels, preds) -> None:
-        for i, y in enumerate(labels.astype(int).ravel()):
-            self.seen[y] = self.seen.get(y, 0) + 1
-            if preds is not None and int(preds.ravel()[i]) != y:
-                self.wrong[y] = self.wrong.get(y, 0) + 1
+    def _check_seen(self, predicted: bool) -> bool:
+        """Fire on the label counts (without saved class counts) or a mostly mispredicted class in the window."""
+        classes = sorted({y for y, _ in self.seen})
+        n = {y: sum(1 for c, _ in self.seen if c == y) for y in classes}
+        if not self.counts and self._ratio(list(n.values())) > self.imbalance:
+            return self.fire(f"label counts {n}: imbalance > {self.imbalance:g}")
+        for y in classes if predicted else ():
+            wrong = sum(1 for c, w in self.seen if c == y and w)
+            if wrong / n[y] > self.misprediction:
+                return self.fire(
+                    f"class {y}: {wrong}/{n[y]} of the latest labels mispredicted (> {self.misprediction:g})"
+                )
+        return False
 
 
 _ORDER = (VanishingGradient, ExplodingTensor, LossNotDecreasing, Overfit, Overtraining, PoorWeightInitialization)
