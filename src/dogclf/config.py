@@ -13,6 +13,14 @@ from dogclf.debug.config import DebugConfig
 from dogclf.errors import ConfigError
 from dogclf.profile.config import ProfileConfig
 
+# Old freeze-mode names read backwards (`head` trained the head, `full` trained everything): kept as aliases.
+FREEZE_ALIASES: dict[str, str] = {"head": "backbone", "full": "nothing"}
+
+
+def normalize_freeze(value: object) -> object:
+    """The current name of a freeze mode (`head` -> `backbone`, `full` -> `nothing`); others unchanged."""
+    return FREEZE_ALIASES.get(value, value) if isinstance(value, str) else value
+
 
 class StrictModel(BaseModel):
     """Base for config sections: unknown keys are errors, assignments are validated."""
@@ -47,10 +55,17 @@ class ModelConfig(StrictModel):
     weights: str | None = Field(
         "imagenet", description="'imagenet' (torchvision weights), a local .pth file, or null for random init."
     )
-    freeze: Literal["head", "full", "staged"] = Field(
-        "head", description="head: train the classifier only; full: train all; staged: head first, then all."
+    freeze: Literal["backbone", "nothing", "staged"] = Field(
+        "backbone",
+        description="What stays frozen: backbone (train the classifier only), nothing (train all), staged "
+        "(backbone frozen for optim.head_epochs, then all trained). Old names head/full are accepted.",
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the new classifier layer.")
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _new_freeze_name(cls, value: object) -> object:
+        return normalize_freeze(value)
 
     @field_validator("weights", mode="before")
     @classmethod

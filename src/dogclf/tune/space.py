@@ -120,14 +120,66 @@ class SearchSpace(BaseModel):
         return out
 
 
-def default_space() -> SearchSpace:
-    """The classic course setup: lr 0.001-0.1 (log), batch-size in [20, 34, 40, 60, 75], min valid loss."""
+_BATCH_SIZES: list[int | float | str] = [20, 34, 40, 60, 75]
+
+# Learning-rate ranges (log scale) by optimizer and freeze mode; the reasoning and the measured figures are
+# in docs/local.md ("Search spaces"). A head on a frozen backbone tolerates far larger rates than the whole
+# network: AdamW at lr ~1e-2 on the whole ResNet drives valid loss into the millions (BatchNorm running
+# statistics fall behind the weights). freeze=staged trains the backbone at lr * optim.backbone_lr_mult
+# (0.1 by default), so its head lr range sits a decade above that of freeze=nothing.
+LR_RANGES: dict[str, tuple[float, float]] = {
+    "course": (1e-3, 1e-1),
+    "adamw-backbone": (1e-3, 1e-1),
+    "adamw-nothing": (1e-4, 3e-3),
+    "adamw-staged": (1e-3, 3e-2),
+    "sgd-backbone": (3e-3, 3e-1),
+    "sgd-nothing": (3e-3, 1e-1),
+    "sgd-staged": (1e-2, 3e-1),
+}
+SPACE_NAMES: tuple[str, ...] = tuple(LR_RANGES)
+
+
+def named_space(name: str) -> SearchSpace:
+    """The built-in space `name` (see SPACE_NAMES): a log lr range x batch-size in [20, 34, 40, 60, 75]."""
+    if name not in LR_RANGES:
+        raise ConfigError(f"unknown search space {name!r}; use one of {list(SPACE_NAMES)} or a YAML/JSON file")
+    low, high = LR_RANGES[name]
     return SearchSpace(
         parameters={
-            "lr": Continuous(min=0.001, max=0.1, scale="log"),
-            "batch-size": Categorical(values=[20, 34, 40, 60, 75]),
+            "lr": Continuous(min=low, max=high, scale="log"),
+            "batch-size": Categorical(values=_BATCH_SIZES),
         }
     )
+
+
+def space_name_for(freeze: str, optimizer: str) -> str:
+    """The built-in space sound for `optimizer` training with `freeze` (old freeze names accepted)."""
+    from dogclf.config import normalize_freeze
+
+    return f"{optimizer}-{normalize_freeze(freeze)}"
+
+
+def default_space(cfg: Any = None) -> SearchSpace:
+    """The space for `cfg`'s optimizer and freeze mode; without a config, the course space.
+
+    The course space (lr 0.001-0.1 log, batch-size in [20, 34, 40, 60, 75], min valid loss) is what the
+    course tuned for a head on a frozen backbone.
+    """
+    if cfg is None:
+        return named_space("course")
+    return named_space(space_name_for(cfg.model.freeze, cfg.optim.optimizer))
+
+
+def resolve_space(spec: str | Path | None, cfg: Any) -> tuple[str, SearchSpace]:
+    """`--space NAME|FILE`: a built-in name, a YAML/JSON file, or (None) the default for `cfg`; and its label."""
+    if spec is None:
+        name = space_name_for(cfg.model.freeze, cfg.optim.optimizer)
+        return name, named_space(name)
+    if str(spec) in LR_RANGES:
+        return str(spec), named_space(str(spec))
+    if not Path(spec).exists():
+        raise ConfigError(f"--space {spec}: no such file, and not one of the built-in spaces {list(SPACE_NAMES)}")
+    return str(spec), load_space(spec)
 
 
 def load_space(path: str | Path) -> SearchSpace:
