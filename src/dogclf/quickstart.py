@@ -244,7 +244,7 @@ def run_quickstart(
     tune_dir, run_dir = workdir / "tune" / name, workdir / "runs" / name
     tuned, space = tune_hyperparameters(cfg, tune_dir, trials, tune_epochs, workdir / "feature_cache")
     result = train_tuned(cfg, space, tuned.best_params, run_dir)
-    trials, problems = check_training(tuned, result, data)
+    soundness = check_training(tuned, result, data)
     _step(4, "evaluating the saved model on the test split")
     test = evaluate(result.artifact_dir, data, split="test")
     rules = check_rules(run_dir)
@@ -266,10 +266,7 @@ def run_quickstart(
         profiler_rules=profiler_rules,
         endpoint_top3=endpoint_top3,
         predictions=predict_offline(result.artifact_dir, sample),
-        trial_valid_losses=trials,
-        final_valid_losses=[h["valid"]["loss"] for h in result.history],
-        problems=problems,
-        differences=tuned.differences,
+        **soundness,
         outputs={
             "tuning table": tuned.table,
             "tuning plots": tune_dir / "plots",
@@ -282,14 +279,19 @@ def run_quickstart(
     )
 
 
-def check_training(tuned: TuneResult, result: TrainResult, data: Path) -> tuple[dict[int, list[float]], list[str]]:
-    """Every trial's valid losses and what looks unsound in them or the final run (logged as warnings)."""
-    trials = trial_losses(tuned)
+def check_training(tuned: TuneResult, result: TrainResult, data: Path) -> dict[str, Any]:
+    """Trial and final valid losses, what looks unsound in them (logged as warnings), trial-vs-final differences."""
+    trials, final = trial_losses(tuned), [h["valid"]["loss"] for h in result.history]
     num_classes = sum(1 for p in (data / "train").iterdir() if p.is_dir())
-    problems = training_problems(trials, [h["valid"]["loss"] for h in result.history], num_classes)
+    problems = training_problems(trials, final, num_classes)
     for problem in problems:
         log.warning("quickstart: %s", problem)
-    return trials, problems
+    return {
+        "trial_valid_losses": trials,
+        "final_valid_losses": final,
+        "problems": problems,
+        "differences": tuned.differences,
+    }
 
 
 def _next_name(workdir: Path) -> str:

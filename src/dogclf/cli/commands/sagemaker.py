@@ -9,6 +9,11 @@ from pathlib import Path
 from dogclf.cli.commands.train import add_train_options, build_run_config
 from dogclf.tune.space import STRATEGIES
 
+_SPACE_HELP = (
+    "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
+    "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
+)
+
 
 def _connection(args: argparse.Namespace):
     from dogclf.sagemaker import connect
@@ -193,12 +198,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = sm.add_parser("tune", help="submit a hyperparameter tuning job")
     _job_options(t)
-    t.add_argument(
-        "--space",
-        metavar="NAME|FILE",
-        help="a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
-        "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]",
-    )
+    t.add_argument("--space", metavar="NAME|FILE", help=_SPACE_HELP)
     t.add_argument("--max-trials", type=int)
     t.add_argument("--parallel-trials", type=int)
     t.add_argument("--strategy", choices=STRATEGIES)
