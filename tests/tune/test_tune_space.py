@@ -100,3 +100,17 @@ def test_tune_records_and_logs_differences_only_when_they_exist(tiny_data, tmp_p
         same = tune(trials, space, tmp_path / "b", n_trials=1, final=trials)
     assert same.differences == {} and json.loads((tmp_path / "b" / "best.json").read_text())["differences"] == {}
     assert "different problem" not in caplog.text
+
+
+def test_study_started_with_an_old_freeze_name_resumes():
+    import optuna
+
+    from dogclf.tune.study import _check_same_study, _comparable
+
+    current = _comparable(build_config(overrides={"model.freeze": "backbone"}), named_space("course"), "fp")
+    study = optuna.create_study()
+    study.set_user_attr("dogclf", {**current, "config": {**current["config"], "model.freeze": "head"}})
+    _check_same_study(study, current)  # head is the old name of backbone
+    study.set_user_attr("dogclf", {**current, "config": {**current["config"], "model.freeze": "full"}})
+    with pytest.raises(ConfigError, match=r"model\.freeze: 'nothing' -> 'backbone'"):
+        _check_same_study(study, current)
