@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dogclf")
 
 # The sample data can be learned from scratch, and nothing is downloaded, so the quickstart trains the whole
-# ResNet50 from random init (freeze nothing), tuning over the AdamW whole-network space (lr 1e-4..3e-3; see
+# ResNet50 from random init (freeze nothing), tuning over the AdamW from-scratch space (lr 1e-3..3e-3; see
 # docs/local.md). With internet (or torchvision's weights in the torch cache) switch to `model.weights:
 # imagenet` with `model.freeze: staged` or `backbone` (`dogclf quickstart --weights imagenet --freeze staged`):
 # the tuning trials then train only the head, from cached backbone features, in seconds.
@@ -153,7 +153,7 @@ def tune_hyperparameters(
     from dogclf.tune.space import named_space, space_name_for
 
     trial = tuning_config(cfg, epochs)
-    name = space_name_for(trial.model.freeze, trial.optim.optimizer)
+    name = space_name_for(trial.model.freeze, trial.optim.optimizer, trial.model.weights is not None)
     space = named_space(name)
     lr = space.parameters["lr"]
     what = f"lr {lr.min:g}..{lr.max:g} (space {name}) and batch size"

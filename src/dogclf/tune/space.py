@@ -123,17 +123,21 @@ class SearchSpace(BaseModel):
 _BATCH_SIZES: list[int | float | str] = [20, 34, 40, 60, 75]
 
 # Learning-rate ranges (log scale) by optimizer and freeze mode; the reasoning and the measured figures are
-# in docs/local.md ("Search spaces"). A head on a frozen backbone tolerates far larger rates than the whole
-# network: AdamW at lr ~1e-2 on the whole ResNet drives valid loss into the millions (BatchNorm running
-# statistics fall behind the weights). freeze=staged trains the backbone at lr * optim.backbone_lr_mult
-# (0.1 by default), so its head lr range sits a decade above that of freeze=nothing.
+# in docs/local.md ("Search spaces: measured"). A head on a frozen backbone tolerates far larger rates than
+# the whole network: AdamW at lr >= 5e-3 on the whole ResNet drives valid loss into the hundred-thousands
+# (BatchNorm running statistics fall behind the weights). Pretrained weights are fine-tuned with small rates
+# (`-nothing`); a network trained from random init (`-scratch`) needs the top of that range to learn in a
+# short budget. freeze=staged trains the backbone at lr * optim.backbone_lr_mult (0.1 by default), so its
+# head lr range sits a decade above.
 LR_RANGES: dict[str, tuple[float, float]] = {
     "course": (1e-3, 1e-1),
     "adamw-backbone": (1e-3, 1e-1),
-    "adamw-nothing": (1e-4, 3e-3),
+    "adamw-nothing": (1e-5, 1e-3),
+    "adamw-scratch": (1e-3, 3e-3),
     "adamw-staged": (1e-3, 3e-2),
     "sgd-backbone": (3e-3, 3e-1),
-    "sgd-nothing": (3e-3, 1e-1),
+    "sgd-nothing": (1e-3, 3e-2),
+    "sgd-scratch": (1e-2, 1e-1),
     "sgd-staged": (1e-2, 3e-1),
 }
 SPACE_NAMES: tuple[str, ...] = tuple(LR_RANGES)
@@ -152,29 +156,33 @@ def named_space(name: str) -> SearchSpace:
     )
 
 
-def space_name_for(freeze: str, optimizer: str) -> str:
+def space_name_for(freeze: str, optimizer: str, pretrained: bool = True) -> str:
     """The built-in space sound for `optimizer` training with `freeze` (old freeze names accepted)."""
     from dogclf.config import normalize_freeze
 
-    return f"{optimizer}-{normalize_freeze(freeze)}"
+    mode = normalize_freeze(freeze)
+    return f"{optimizer}-{'scratch' if mode == 'nothing' and not pretrained else mode}"
+
+
+def _name_for(cfg: Any) -> str:
+    return space_name_for(cfg.model.freeze, cfg.optim.optimizer, cfg.model.weights is not None)
 
 
 def default_space(cfg: Any = None) -> SearchSpace:
-    """The space for `cfg`'s optimizer and freeze mode; without a config, the course space.
+    """The space for `cfg`'s optimizer, freeze mode and weights (random init: `-scratch`); else the course space.
 
     The course space (lr 0.001-0.1 log, batch-size in [20, 34, 40, 60, 75], min valid loss) is what the
     course tuned for a head on a frozen backbone.
     """
     if cfg is None:
         return named_space("course")
-    return named_space(space_name_for(cfg.model.freeze, cfg.optim.optimizer))
+    return named_space(_name_for(cfg))
 
 
 def resolve_space(spec: str | Path | None, cfg: Any) -> tuple[str, SearchSpace]:
     """`--space NAME|FILE`: a built-in name, a YAML/JSON file, or (None) the default for `cfg`; and its label."""
     if spec is None:
-        name = space_name_for(cfg.model.freeze, cfg.optim.optimizer)
-        return name, named_space(name)
+        return _name_for(cfg), named_space(_name_for(cfg))
     if str(spec) in LR_RANGES:
         return str(spec), named_space(str(spec))
     if not Path(spec).exists():

@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--space",
         metavar="NAME|FILE",
         help=f"a built-in space ({', '.join(SPACE_NAMES)}) or a YAML/JSON file "
-        "[default: OPTIMIZER-FREEZE, e.g. adamw-nothing]",
+        "[default: OPTIMIZER-FREEZE, e.g. adamw-nothing; OPTIMIZER-scratch for freeze nothing from random init]",
     )
     p.add_argument(
         "--n-trials",
