@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     })  # fmt: skip
 
     # 3. Tune lr and batch size on short runs of that very config, hooks off, over the space that is sound for
-    #    its optimizer, freeze mode and weights (AdamW, whole network, from scratch: lr 1e-3..3e-3; docs/local.md).
+    #    its optimizer, freeze mode and weights (AdamW, whole network, from scratch: lr 1e-3..2e-3; docs/local.md).
     space = default_space(cfg)
     trial_cfg = dogclf.build_config(base=cfg.model_dump(mode="json"), overrides={
         "optim.epochs": args.tune_epochs, "profile.enabled": False, "debug.enabled": False,
