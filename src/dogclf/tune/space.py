@@ -127,8 +127,8 @@ _BATCH_SIZES: list[int | float | str] = [20, 34, 40, 60, 75]
 # the whole network: AdamW at lr >= 3e-3 on the whole ResNet from scratch spikes the first epoch's valid
 # loss (36 at 3e-3, 4e5 at 5e-3, 5e7 at 1e-2: BatchNorm running statistics fall behind the weights).
 # Pretrained weights are fine-tuned with small rates (`-nothing`); a network trained from random init
-# (`-scratch`) needs 1e-3..2e-3 to learn in a short budget. freeze=staged trains the backbone at lr * optim.backbone_lr_mult (0.1 by default), so its
-# head lr range sits a decade above.
+# (`-scratch`) needs 1e-3..2e-3 to learn in a short budget. freeze=staged trains the backbone at
+# lr * optim.backbone_lr_mult (0.1 by default), so its head lr range sits a decade above.
 LR_RANGES: dict[str, tuple[float, float]] = {
     "course": (1e-3, 1e-1),
     "adamw-backbone": (1e-3, 1e-1),
