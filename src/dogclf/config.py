@@ -80,7 +80,7 @@ class OptimConfig(StrictModel):
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
     lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate of the classifier head.")
     backbone_lr_mult: float = Field(
-        0.1, gt=0, le=1, description="freeze=staged: backbone lr = lr * this (full trains all at lr)."
+        0.1, gt=0, le=1, description="freeze=staged: backbone lr = lr * this (nothing trains all at lr)."
     )
     head_epochs: int = Field(1, ge=0, description="freeze=staged: epochs with the backbone frozen.")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="Decoupled (AdamW) or L2 (SGD) weight decay.")
