@@ -44,16 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     data = dogclf.make_dataset(args.workdir / "data", args.classes, args.per_class, size=args.image_size)
 
     # 2. The training config: from scratch (nothing to download), profiler and smdebug hook on.
-    #    With internet: "model.weights": "imagenet" and "model.freeze": "head" (trials below then train the
+    #    With internet: "model.weights": "imagenet" and "model.freeze": "backbone" (trials below then train the
     #    head from cached backbone features when "data.augment" is False).
     cfg = dogclf.build_config(overrides={
         "data.root": str(data), "data.image_size": args.image_size, "model.arch": args.arch,
-        "model.weights": None, "model.freeze": "full", "optim.epochs": args.epochs, "optim.warmup_epochs": 0.5,
+        "model.weights": None, "model.freeze": "nothing", "optim.epochs": args.epochs, "optim.warmup_epochs": 0.5,
         "profile.enabled": True, "profile.report": False, "debug.enabled": True, "debug.save_interval": 50,
     })  # fmt: skip
 
-    # 3. Tune lr and batch size (the classic space) on short runs of that very config, hooks off.
-    space = default_space()
+    # 3. Tune lr and batch size on short runs of that very config, hooks off, over the space that is sound for
+    #    its optimizer, freeze mode and weights (AdamW, whole network, from scratch: lr 1e-3..2e-3; docs/local.md).
+    space = default_space(cfg)
     trial_cfg = dogclf.build_config(base=cfg.model_dump(mode="json"), overrides={
         "optim.epochs": args.tune_epochs, "profile.enabled": False, "debug.enabled": False,
     })  # fmt: skip

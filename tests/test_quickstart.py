@@ -13,7 +13,7 @@ import yaml
 from dogclf.cli.main import main
 from dogclf.config import build_config
 from dogclf.models import create_model
-from dogclf.quickstart import run_quickstart, tuning_config
+from dogclf.quickstart import diverged, run_quickstart, training_problems, tuning_config
 from dogclf.training.schedule import lr_factor
 
 TINY = {"classes": 3, "per_class": 12, "image_size": 32, "epochs": 2, "trials": 2, "tune_epochs": 1}
@@ -23,10 +23,12 @@ TINY_OVERRIDES = {"model.arch": "tiny_cnn", "data.num_workers": 0, "runtime.prog
 @pytest.mark.parametrize(
     ("freeze", "weights", "trial_freeze", "trial_augment"),
     [
-        ("full", None, "full", True),
+        ("nothing", None, "nothing", True),
+        ("full", None, "nothing", True),  # old name of nothing
         ("staged", None, "staged", True),  # random init: the head stage says nothing, trials run staged
-        ("staged", "imagenet", "head", False),  # pretrained: the head stage, from cached features
-        ("head", None, "head", False),
+        ("staged", "imagenet", "backbone", False),  # pretrained: the head stage, from cached features
+        ("backbone", None, "backbone", False),
+        ("head", None, "backbone", False),  # old name of backbone
     ],
 )
 def test_tuning_config_is_the_training_config_shortened(freeze, weights, trial_freeze, trial_augment):
@@ -36,6 +38,34 @@ def test_tuning_config_is_the_training_config_shortened(freeze, weights, trial_f
     assert (trial.optim.epochs, trial.model.freeze, trial.data.augment) == (2, trial_freeze, trial_augment)
     assert not (trial.profile.enabled or trial.debug.enabled)
     assert (trial.optim.lr, trial.model.arch, trial.model.weights) == (0.005, cfg.model.arch, cfg.model.weights)
+
+
+def _assert_trials_sound(r, classes):
+    assert len(r.trial_valid_losses) == 2 and all(len(v) == 1 for v in r.trial_valid_losses.values())
+    for losses in [*r.trial_valid_losses.values(), r.final_valid_losses]:
+        assert all(math.isfinite(x) and x < 5 * math.log(classes) for x in losses), losses
+
+
+@pytest.mark.parametrize(
+    ("losses", "bad"),
+    [
+        ([1.1, 0.8, 0.4], None),
+        ([0.05, 0.3, 0.1], None),  # above 10x the first but better than a uniform guess
+        ([4_052_828.0, 0.9], "epoch 1 valid loss 4.053e+06"),
+        ([1.0, float("nan")], "epoch 2 valid loss nan"),
+        ([0.1, 2.0], "epoch 2 valid loss 2"),  # 20x the first and worse than a uniform guess (ln 5 = 1.61)
+    ],
+)
+def test_divergence_check(losses, bad):
+    found = diverged(losses, num_classes=5)
+    assert found == bad if bad is None else found.startswith(bad)
+
+
+def test_training_problems_name_the_trial_and_the_final_run():
+    assert training_problems({0: [1.2, 0.5], 1: [0.9, 0.3]}, [1.0, 0.2, 0.05], 5) == []
+    problems = training_problems({0: [1.2, 0.5], 1: [5e6, 1.5]}, [1.6, 1.5], 5)
+    assert problems[0].startswith("trial 1 diverged: epoch 1")
+    assert problems[1].startswith("final run did not converge: best valid loss 1.5")
 
 
 def _top3_labels(pairs):
@@ -56,8 +86,13 @@ def test_quickstart_whole_path_with_pretrained_staged_model(tmp_path):
     lr, batch = r.best_params["lr"], r.best_params["batch-size"]
     assert (saved["optim"]["lr"], saved["data"]["batch_size"], saved["model"]["freeze"]) == (lr, batch, "staged")
     first = json.loads((r.run / "metrics.jsonl").read_text().splitlines()[0])
-    steps = math.ceil(3 * 12 / batch)
-    assert first["lr"] == pytest.approx(lr * lr_factor(steps, build_config(base=saved).optim, steps))
+    steps = math.ceil(3 * 12 / batch) - (3 * 12 % batch == 1)
+    used = [lr * lr_factor(s, build_config(base=saved).optim, steps) for s in range(steps)]
+    assert first["lr"] == pytest.approx(sum(used) / steps)  # the mean lr of the epoch's steps
+    # Trials trained the head from cached features without augmentation: recorded as a difference.
+    assert r.differences["data.augment"] == [False, True]
+    assert r.differences["model.freeze"] == ["backbone", "staged"]
+    _assert_trials_sound(r, classes=3)
 
     assert r.tarball == r.run / "model.tar.gz" and r.tarball.stat().st_size > 0
     for name in ("profiler report", "debug report"):
@@ -85,4 +120,6 @@ def test_quickstart_cli_reruns_in_the_same_workdir(tmp_path, capsys):
     ]  # fmt: skip
     for line in expected:
         assert line in out, line
+    assert "valid loss per epoch:\n  trial 0:  " in out and "  final run: " in out
+    assert "different problem" not in out  # trials of 1 epoch train what the final run of 1 epoch trains
     assert len(out.split("endpoint top-3:")[1].splitlines()[0].split(",")) == 3

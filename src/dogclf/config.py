@@ -14,6 +14,14 @@ from dogclf.errors import ConfigError
 from dogclf.profile.config import ProfileConfig
 from dogclf.tracking.config import TrackingConfig
 
+# Old freeze-mode names read backwards (`head` trained the head, `full` trained everything): kept as aliases.
+FREEZE_ALIASES: dict[str, str] = {"head": "backbone", "full": "nothing"}
+
+
+def normalize_freeze(value: object) -> object:
+    """The current name of a freeze mode (`head` -> `backbone`, `full` -> `nothing`); others unchanged."""
+    return FREEZE_ALIASES.get(value, value) if isinstance(value, str) else value
+
 
 class StrictModel(BaseModel):
     """Base for config sections: unknown keys are errors, assignments are validated."""
@@ -53,13 +61,20 @@ class ModelConfig(StrictModel):
     weights: str | None = Field(
         "imagenet", description="'imagenet' (torchvision weights), a local .pth file, or null for random init."
     )
-    freeze: Literal["head", "full", "staged"] = Field(
-        "head", description="head: train the classifier only; full: train all; staged: head first, then all."
+    freeze: Literal["backbone", "nothing", "staged"] = Field(
+        "backbone",
+        description="What stays frozen: backbone (train the classifier only), nothing (train all), staged "
+        "(backbone frozen for optim.head_epochs, then all trained). Old names head/full are accepted.",
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the new classifier layer.")
     calibrate: bool = Field(
         True, description="After training, fit a softmax temperature on the valid split (stored in the artifact)."
     )
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _new_freeze_name(cls, value: object) -> object:
+        return normalize_freeze(value)
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -74,7 +89,7 @@ class OptimConfig(StrictModel):
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
     lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate of the classifier head.")
     backbone_lr_mult: float = Field(
-        0.1, gt=0, le=1, description="freeze=staged: backbone lr = lr * this (full trains all at lr)."
+        0.1, gt=0, le=1, description="freeze=staged: backbone lr = lr * this (nothing trains all at lr)."
     )
     head_epochs: int = Field(1, ge=0, description="freeze=staged: epochs with the backbone frozen.")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="Decoupled (AdamW) or L2 (SGD) weight decay.")

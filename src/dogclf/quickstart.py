@@ -8,6 +8,7 @@ reports -> package model.tar.gz -> local endpoint -> predict. Each step is one s
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,15 +24,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("dogclf")
 
 # The sample data can be learned from scratch, and nothing is downloaded, so the quickstart trains the whole
-# ResNet50 from random init. With internet (or torchvision's weights in the torch cache) switch to
-# `model.weights: imagenet` with `model.freeze: staged` or `head` (`dogclf quickstart --weights imagenet
-# --freeze staged`): the tuning trials then train only the head, from cached backbone features, in seconds.
+# ResNet50 from random init (freeze nothing), tuning over the AdamW from-scratch space (lr 1e-3..2e-3; see
+# docs/local.md). With internet (or torchvision's weights in the torch cache) switch to `model.weights:
+# imagenet` with `model.freeze: staged` or `backbone` (`dogclf quickstart --weights imagenet --freeze staged`):
+# the tuning trials then train only the head, from cached backbone features, in seconds.
 QUICKSTART_CONFIG: dict[str, Any] = {
     "data.image_size": 64,
     "data.batch_size": 32,  # replaced by the tuned value
     "model.arch": "resnet50",
     "model.weights": None,
-    "model.freeze": "full",
+    "model.freeze": "nothing",
     "optim.epochs": 6,
     "optim.lr": 0.002,  # replaced by the tuned value
     "optim.warmup_epochs": 0.5,
@@ -62,6 +64,42 @@ class QuickstartResult:
     endpoint_top3: list[tuple[str, float]] = field(default_factory=list)
     predictions: list[tuple[str, float]] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+    trial_valid_losses: dict[int, list[float]] = field(default_factory=dict)
+    final_valid_losses: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    differences: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def diverged(losses: list[float], num_classes: int) -> str | None:
+    """Why a run's per-epoch valid losses look diverged, or None.
+
+    Diverged: a loss that is not finite, above 5 x ln(num_classes) (five times the loss of a uniform guess),
+    or above both 10 x the first epoch's and ln(num_classes).
+    """
+    chance = math.log(max(num_classes, 2))
+    for epoch, loss in enumerate(losses, 1):
+        if not math.isfinite(loss) or loss > 5 * chance or (loss > 10 * losses[0] and loss > chance):
+            return f"epoch {epoch} valid loss {loss:.4g} (uniform guess: {chance:.3g})"
+    return None
+
+
+def training_problems(trials: dict[int, list[float]], final: list[float], num_classes: int) -> list[str]:
+    """Diverged trials or final epochs, and a final run whose best valid loss is not below half a uniform guess."""
+    problems = [f"trial {n} diverged: {why}" for n, losses in trials.items() if (why := diverged(losses, num_classes))]
+    if why := diverged(final, num_classes):
+        problems.append(f"final run diverged: {why}")
+    chance = math.log(max(num_classes, 2))
+    if final and not min(final) < chance / 2:
+        problems.append(f"final run did not converge: best valid loss {min(final):.4g} (uniform guess: {chance:.3g})")
+    return problems
+
+
+def trial_losses(result: TuneResult) -> dict[int, list[float]]:
+    """Every tuning trial's valid loss per epoch (recorded by the tuner's epoch reporter)."""
+    import optuna
+
+    study = optuna.load_study(study_name=result.study_name, storage=result.storage)
+    return {t.number: list(t.user_attrs["valid_losses"]) for t in study.trials if "valid_losses" in t.user_attrs}
 
 
 def quickstart_config(data: Path, **overrides: object) -> RunConfig:
@@ -73,11 +111,12 @@ def tuning_config(cfg: RunConfig, epochs: int) -> RunConfig:
     """What every tuning trial trains: `cfg` itself, shortened to `epochs` epochs, without hooks.
 
     The best lr and batch size are applied to `cfg` afterwards, so trials must optimize what `cfg` optimizes.
-    With a frozen pretrained backbone (freeze=head, or the head stage of freeze=staged) trials train only the
-    head, with augmentation off, so they run from cached backbone features in seconds. The head stage of a
+    With a frozen pretrained backbone (freeze=backbone, or the head stage of freeze=staged) trials train only
+    the head, with augmentation off, so they run from cached backbone features in seconds; the tuner records
+    and prints these differences from the final run (best.json "differences"). The head stage of a
     random-init backbone says nothing about the lr of the staged training that follows (measured on the
     sample data: the head-stage winner, lr 1e-3, left staged training at 0.63 valid top-1, against 1.0 with
-    lr 2e-2), so then the trials are short runs of the staged training itself, like those of freeze=full.
+    lr 2e-2), so then the trials are short runs of the staged training itself, like those of freeze=nothing.
     """
     trial: dict[str, Any] = {
         "optim.epochs": epochs,
@@ -85,9 +124,9 @@ def tuning_config(cfg: RunConfig, epochs: int) -> RunConfig:
         "debug.enabled": False,
         "debug.live_rules": False,
     }
-    frozen = cfg.model.freeze == "head" or (cfg.model.freeze == "staged" and cfg.model.weights is not None)
+    frozen = cfg.model.freeze == "backbone" or (cfg.model.freeze == "staged" and cfg.model.weights is not None)
     if frozen:
-        trial.update({"model.freeze": "head", "data.augment": False})
+        trial.update({"model.freeze": "backbone", "data.augment": False})
     return build_config(overrides=trial, base=cfg.model_dump(mode="json"))
 
 
@@ -109,12 +148,17 @@ def sample_data(data: Path, classes: int, per_class: int, size: int) -> Path:
 def tune_hyperparameters(
     cfg: RunConfig, output: Path, trials: int, epochs: int, cache_dir: Path
 ) -> tuple[TuneResult, SearchSpace]:
-    """A short Optuna study over the classic space (lr, batch-size) of `tuning_config(cfg, epochs)`."""
-    from dogclf.tune import default_space, tune
+    """A short Optuna study of `tuning_config(cfg, epochs)` over the space sound for what the trials train."""
+    from dogclf.tune import tune
+    from dogclf.tune.space import named_space, space_name_for
 
-    space = default_space()
-    _step(2, "tuning %s in %s: %d trials of %d epoch(s)", ", ".join(space.parameters), output, trials, epochs)
-    result = tune(tuning_config(cfg, epochs), space, output, n_trials=trials, jobs=1, cache_dir=cache_dir)
+    trial = tuning_config(cfg, epochs)
+    name = space_name_for(trial.model.freeze, trial.optim.optimizer, trial.model.weights is not None)
+    space = named_space(name)
+    lr = space.parameters["lr"]
+    what = f"lr {lr.min:g}..{lr.max:g} (space {name}) and batch size"
+    _step(2, "tuning %s in %s: %d trials of %d epoch(s)", what, output, trials, epochs)
+    result = tune(trial, space, output, n_trials=trials, jobs=1, cache_dir=cache_dir, final=cfg)
     return result, space
 
 
@@ -200,6 +244,7 @@ def run_quickstart(
     tune_dir, run_dir = workdir / "tune" / name, workdir / "runs" / name
     tuned, space = tune_hyperparameters(cfg, tune_dir, trials, tune_epochs, workdir / "feature_cache")
     result = train_tuned(cfg, space, tuned.best_params, run_dir)
+    soundness = check_training(tuned, result, data)
     _step(4, "evaluating the saved model on the test split")
     test = evaluate(result.artifact_dir, data, split="test")
     rules = check_rules(run_dir)
@@ -221,6 +266,7 @@ def run_quickstart(
         profiler_rules=profiler_rules,
         endpoint_top3=endpoint_top3,
         predictions=predict_offline(result.artifact_dir, sample),
+        **soundness,
         outputs={
             "tuning table": tuned.table,
             "tuning plots": tune_dir / "plots",
@@ -231,6 +277,21 @@ def run_quickstart(
             "sample image": sample,
         },
     )
+
+
+def check_training(tuned: TuneResult, result: TrainResult, data: Path) -> dict[str, Any]:
+    """Trial and final valid losses, what looks unsound in them (logged as warnings), trial-vs-final differences."""
+    trials, final = trial_losses(tuned), [h["valid"]["loss"] for h in result.history]
+    num_classes = sum(1 for p in (data / "train").iterdir() if p.is_dir())
+    problems = training_problems(trials, final, num_classes)
+    for problem in problems:
+        log.warning("quickstart: %s", problem)
+    return {
+        "trial_valid_losses": trials,
+        "final_valid_losses": final,
+        "problems": problems,
+        "differences": tuned.differences,
+    }
 
 
 def _next_name(workdir: Path) -> str:

@@ -13,19 +13,43 @@ from dogclf.system import cpu_count
 
 
 class ImageDataset(Dataset):
-    """(tensor, label) pairs: decode with the shared decoder, then apply `transform`."""
+    """(tensor, label) pairs: decode with the shared decoder, then apply `transform`.
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable, decode: DecodeOptions) -> None:
+    With `seed` set, the random transform of sample i draws from its own generator seeded by (seed, i), so
+    augmentation does not depend on which process (main or DataLoader worker) loads the sample, nor on the
+    number of workers; the calling process's random state is left as it was.
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: Callable, decode: DecodeOptions, seed: int | None = None
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.decode = decode
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
-        return self.transform(decode_image(sample.path, self.decode)), sample.label
+        image = decode_image(sample.path, self.decode)
+        if self.seed is None:
+            return self.transform(image), sample.label
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, index))
+            return self.transform(image), sample.label
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The augmentation seed of sample `index` under the loader seed `seed`."""
+    return (seed * 6_364_136_223_846_793_005 + index * 1_442_695_040_888_963_407) % (1 << 63)
+
+
+def train_batches(size: int, batch_size: int) -> tuple[int, bool]:
+    """Batches per epoch over `size` images, and whether to drop the last one: a batch of one breaks BatchNorm."""
+    drop = size > 1 and size % batch_size == 1
+    return (size // batch_size if drop else -(-size // batch_size)), drop
 
 
 def default_workers(requested: int | None) -> int:
@@ -44,6 +68,7 @@ def make_loader(
     seed: int,
     pin_memory: bool = False,
     sampler: torch.utils.data.Sampler | None = None,
+    drop_last: bool = False,
 ) -> DataLoader:
     """A loader whose order and worker seeds depend only on `seed` (reproducible, resumable)."""
     generator = torch.Generator().manual_seed(seed)
@@ -55,7 +80,7 @@ def make_loader(
         num_workers=workers,
         generator=generator,
         pin_memory=pin_memory,
-        drop_last=False,
+        drop_last=drop_last,
         persistent_workers=False,
         prefetch_factor=4 if workers else None,
     )

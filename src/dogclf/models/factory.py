@@ -12,7 +12,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from dogclf.errors import ModelError
 from dogclf.models._registry import get_spec
 
-FreezeMode = Literal["head", "full", "staged"]
+# "head" and "full" are the old names of "backbone" and "nothing" (dogclf.config.FREEZE_ALIASES).
+FreezeMode = Literal["backbone", "nothing", "staged", "head", "full"]
 
 
 def get_head(model: nn.Module, path: str) -> nn.Linear:
@@ -77,10 +78,10 @@ def create_model(
     arch: str = "resnet50",
     num_classes: int = 133,
     weights: str | Path | None = None,
-    freeze: FreezeMode = "full",
+    freeze: FreezeMode = "nothing",
     dropout: float = 0.0,
 ) -> nn.Module:
-    """Build `arch` with `num_classes` outputs; weights None | 'imagenet' | path; freeze head|full|staged."""
+    """Build `arch` with `num_classes` outputs; weights None | 'imagenet' | path; freeze backbone|nothing|staged."""
     spec = get_spec(arch)
     if num_classes < 1:
         raise ModelError(f"num_classes must be >= 1 (got {num_classes})")
@@ -90,7 +91,7 @@ def create_model(
         state = _imagenet_state(arch) if is_imagenet else _file_state(Path(weights))
         _load_backbone(model, state, spec.head, "imagenet" if is_imagenet else str(weights))
     _replace_head(model, spec.head, num_classes, dropout)
-    set_trainable(model, arch, backbone=freeze == "full")
+    set_trainable(model, arch, backbone=freeze in ("nothing", "full"))
     return model
 
 

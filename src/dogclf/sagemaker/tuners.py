@@ -7,11 +7,18 @@ from typing import Any
 
 from dogclf.errors import ConfigError
 from dogclf.sagemaker.session import sdk_env
-from dogclf.tune.space import STRATEGIES, Categorical, Continuous, Integer, SearchSpace
+from dogclf.tune.space import STRATEGIES, Categorical, Continuous, Integer, SearchSpace, named_space, resolve_space
 
 # dogclf's strategy names (tune.space) -> SageMaker's: "bayesian" -> "Bayesian", ...
 SDK_STRATEGIES = {name: name.capitalize() for name in STRATEGIES}
 SDK_SCALES = {"linear": "Linear", "log": "Logarithmic"}
+
+
+def job_space(spec: str | None, cfg: Any) -> SearchSpace:
+    """`--space NAME|FILE`, else the course space for a frozen-backbone job and the sound default otherwise."""
+    if spec is None and cfg.model.freeze == "backbone":
+        return named_space("course")
+    return resolve_space(spec, cfg)[1]
 
 
 def sagemaker_ranges(space: SearchSpace) -> dict[str, Any]:

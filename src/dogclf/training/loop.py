@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from dogclf.artifact import ArtifactMetadata, runtime_versions, save_artifact
 from dogclf.config import RunConfig, config_to_yaml, read_config_file
-from dogclf.data.dataset import ImageDataset, default_workers, make_loader
+from dogclf.data.dataset import ImageDataset, default_workers, make_loader, train_batches
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
 from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
@@ -124,11 +124,11 @@ class Trainer:
             s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v
         }
         arch, freeze = cfg.model.arch, cfg.model.freeze
-        initially = "full" if freeze == "full" else "head"
+        initially = "nothing" if freeze == "nothing" else "backbone"
         model = create_model(arch, self.num_classes, cfg.model.weights, initially, cfg.model.dropout)
         self.model: nn.Module = self.runtime.prepare_model(model)
         self.steps_per_epoch = self._steps_per_epoch()
-        backbone = None if freeze == "head" else backbone_parameters(self.model, arch)
+        backbone = None if freeze == "backbone" else backbone_parameters(self.model, arch)
         mult = cfg.optim.backbone_lr_mult if freeze == "staged" else 1.0
         head = head_parameters(self.model, arch)
         weights = self._class_weights()
@@ -147,7 +147,7 @@ class Trainer:
 
     def _steps_per_epoch(self) -> int:
         per_rank = -(-len(self.train_set) // self.dist.world_size)  # DistributedSampler pads to equal shards
-        steps = -(-per_rank // self.cfg.data.batch_size)
+        steps, _ = train_batches(per_rank, self.cfg.data.batch_size)
         cap = self.cfg.optim.max_steps_per_epoch
         return min(steps, cap) if cap else steps
 
@@ -223,19 +223,22 @@ class Trainer:
             )
             sampler.set_epoch(epoch)
         seed = epoch_seed(self.cfg.runtime.seed, epoch)
+        self.train_set.seed = seed  # augmentation independent of the worker count
         if d.balance == "sampler":
             sampler = balanced_sampler([s.label for s in self.train_set.samples], self.num_classes, seed)
         pin = self.runtime.device.type == "cuda"
-        return make_loader(self.train_set, d.batch_size, True, self.workers, seed, pin_memory=pin, sampler=sampler)
+        _, drop = train_batches(-(-len(self.train_set) // self.dist.world_size), d.batch_size)
+        return make_loader(self.train_set, d.batch_size, True, self.workers, seed, pin, sampler, drop_last=drop)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         train_mode(self.model)
         self._notify("on_phase_start", "train")
         running, objective = RunningMetrics(), RunningMetrics()
         batches = self._progress(self.train_loader(epoch), self.steps_per_epoch, f"epoch {epoch + 1}")
-        t_prev = time.perf_counter()
+        t_prev, self._epoch_lrs = time.perf_counter(), []
         for i, (images, targets) in enumerate(batches):
             t_data = time.perf_counter()
+            self._epoch_lrs.append(self.optim.optimizer.param_groups[0]["lr"])  # the lr this step uses
             step = train_step(self.train_model, images, targets, self.optim, self.runtime)
             y = step["targets"]
             running.update(step["ce_sum"], step["logits"], y)  # plain CE: comparable with the valid loss
@@ -266,7 +269,9 @@ class Trainer:
             print(format_metric_line(epoch, phase, {**values, **(extra or {})}), flush=True)
 
     def _end_epoch(self, epoch: int, train: dict, valid: dict, seconds: float) -> None:
-        lr = self.optim.optimizer.param_groups[0]["lr"]
+        # Mean head lr over the epoch's steps (param_groups holds the lr of the step after the epoch).
+        lrs = self._epoch_lrs or [self.optim.optimizer.param_groups[0]["lr"]]
+        lr = sum(lrs) / len(lrs)
         record = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lr, "seconds": round(seconds, 3)}
         self._emit(epoch + 1, "train", train, {"lr": lr})
         self._emit(epoch + 1, "valid", valid)

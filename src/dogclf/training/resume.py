@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from dogclf.config import normalize_freeze
+
 # Settings that never change results: names, where the data lives, loader parallelism, threads, progress bars.
 RESUME_FREE: tuple[str, ...] = (
     "name",
@@ -28,6 +30,13 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def canonical(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flattened config dump with old setting names replaced by current ones (model.freeze: full -> nothing)."""
+    if "model.freeze" not in flat:
+        return flat
+    return {**flat, "model.freeze": normalize_freeze(flat["model.freeze"])}
+
+
 def is_free(key: str, free: Iterable[str] = RESUME_FREE) -> bool:
     """Whether the dotted `key` is, or lies under, one of the `free` settings."""
     return any(key == f or key.startswith(f + ".") for f in free)
@@ -35,7 +44,7 @@ def is_free(key: str, free: Iterable[str] = RESUME_FREE) -> bool:
 
 def config_differences(saved: dict, current: dict, free: Iterable[str] = RUN_RESUME_FREE) -> list[str]:
     """'key: old -> new' for every setting outside `free` that differs between two config dumps."""
-    a, b = flatten(saved), flatten(current)
+    a, b = canonical(flatten(saved)), canonical(flatten(current))
     return [
         f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
         for k in sorted(set(a) | set(b))

@@ -52,7 +52,7 @@ class CachedFeatures:
 
 def unavailable_reason(cfg: RunConfig) -> str | None:
     """Why trials of `cfg` cannot train from cached features (None when they can)."""
-    if cfg.model.freeze != "head":
+    if cfg.model.freeze != "backbone":
         return f"model.freeze={cfg.model.freeze} trains the backbone"
     if cfg.data.augment:
         return "data.augment is on, so backbone inputs change every epoch (pass --augment false)"
@@ -74,7 +74,7 @@ def backbone_is_static(arch: str) -> bool:
     from dogclf.models import create_model, get_spec, train_mode
 
     with torch.device("meta"):  # structure only: no weights allocated, no RNG consumed
-        model = create_model(arch, 2, None, "head")
+        model = create_model(arch, 2, None, "backbone")
     train_mode(model)
     head = get_spec(arch).head
     for name, module in model.named_modules():
@@ -205,7 +205,7 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
     from dogclf.runtime import seed_everything
 
     seed_everything(cfg.runtime.seed)  # a random-init backbone must equal the one the trainer builds
-    model = create_model(cfg.model.arch, num_classes, cfg.model.weights, "head", cfg.model.dropout)
+    model = create_model(cfg.model.arch, num_classes, cfg.model.weights, "backbone", cfg.model.dropout)
     parent_path, _, attr = get_spec(cfg.model.arch).head.rpartition(".")
     setattr(model.get_submodule(parent_path) if parent_path else model, attr, nn.Identity())
     return runtime.prepare_model(model).eval()

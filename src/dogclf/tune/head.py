@@ -1,4 +1,4 @@
-"""Train a classifier head from cached features, optimizing exactly what the Trainer would with freeze=head.
+"""Train a classifier head from cached features, optimizing exactly what the Trainer would with freeze=backbone.
 
 Same head initialization (same seed, same construction order), loss, optimizer and parameter group,
 per-step lr schedule, batch order (the same seeded loader factory), grad clipping, precision, best-epoch
@@ -8,7 +8,6 @@ selection and early stopping; only the frozen backbone's forward pass is replace
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -39,7 +38,7 @@ def _initial_head_state(arch: str, num_classes: int, seed: int) -> dict[str, tor
     from dogclf.runtime import seed_everything
 
     seed_everything(seed)
-    model = create_model(arch, num_classes, None, "head")  # weights don't consume RNG: skip loading them
+    model = create_model(arch, num_classes, None, "backbone")  # weights don't consume RNG: skip loading them
     return copy.deepcopy(model.get_submodule(get_spec(arch).head).state_dict())
 
 
@@ -81,7 +80,7 @@ def train_head(
     """Fit the head of `cfg` on cached train features, validating each epoch; on_epoch may raise to stop."""
     from torch.utils.data import TensorDataset
 
-    from dogclf.data.dataset import make_loader
+    from dogclf.data.dataset import make_loader, train_batches
     from dogclf.runtime import resolve_runtime, seed_everything
     from dogclf.training.best import BestEpoch
     from dogclf.training.optim import make_optimization
@@ -91,7 +90,7 @@ def train_head(
     runtime = resolve_runtime(cfg.runtime)
     train = splits["train"]
     head = build_head(cfg, train.features.shape[1], num_classes).to(runtime.device)
-    steps = math.ceil(len(train.labels) / cfg.data.batch_size)
+    steps, drop = train_batches(len(train.labels), cfg.data.batch_size)  # as the Trainer: no last batch of one
     steps = min(steps, cfg.optim.max_steps_per_epoch or steps)
     opt = make_optimization(cfg.optim, runtime, steps, head.parameters())
     dataset, best, history = TensorDataset(train.features, train.labels), BestEpoch.from_config(cfg.optim), []
@@ -99,15 +98,15 @@ def train_head(
         seed = epoch_seed(cfg.runtime.seed, epoch)
         seed_everything(seed)
         head.train()
-        running = RunningMetrics()
-        for i, (x, y) in enumerate(make_loader(dataset, cfg.data.batch_size, True, 0, seed)):
+        running, lrs = RunningMetrics(), []
+        for i, (x, y) in enumerate(make_loader(dataset, cfg.data.batch_size, True, 0, seed, drop_last=drop)):
+            lrs.append(opt.optimizer.param_groups[0]["lr"])
             step = train_step(head, x, y, opt, runtime)
             running.update(step["ce_sum"], step["logits"], step["targets"])
             if i + 1 >= steps:
                 break
         valid = evaluate_head(head, splits["valid"], runtime)
-        lr = opt.optimizer.param_groups[0]["lr"]
-        record = {"epoch": epoch + 1, "train": running.result(), "valid": valid, "lr": lr}
+        record = {"epoch": epoch + 1, "train": running.result(), "valid": valid, "lr": sum(lrs) / len(lrs)}
         best.update(epoch + 1, valid)
         history.append(record)
         if on_epoch is not None:

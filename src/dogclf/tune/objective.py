@@ -71,12 +71,15 @@ class EpochReporter:
     def __init__(self, trial: optuna.Trial, objective: str) -> None:
         self.trial = trial
         self.phase, self.field = objective.split(":")
+        self.valid_losses: list[float] = []
 
     def __call__(self, record: dict) -> None:
         """Report the epoch's objective value (unless NaN or infinite), then prune if Optuna says so."""
         import optuna
 
         value = float(record[self.phase][self.field])
+        self.valid_losses.append(float(record["valid"]["loss"]))
+        self.trial.set_user_attr("valid_losses", self.valid_losses)  # every epoch's, for divergence checks
         if math.isfinite(value):
             self.trial.report(value, record["epoch"])
         if self.trial.should_prune():

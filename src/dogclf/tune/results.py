@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from dogclf.config import RunConfig, config_to_yaml
 from dogclf.errors import DogclfError
 from dogclf.fsutil import atomic_write_text
+from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
 from dogclf.tune.space import Categorical, SearchSpace
 
 if TYPE_CHECKING:
@@ -39,6 +40,26 @@ class TuneResult:
     states: dict[str, int] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     final_run: Path | None = None
+    differences: dict[str, list[Any]] = field(default_factory=dict)
+
+
+# Settings that never change what a trial learns: names, hooks, data location, loader parallelism, threads.
+_SAME_PROBLEM = (*RESUME_FREE, "profile", "debug")
+
+
+def trial_differences(trial: RunConfig, final: RunConfig, tuned: tuple[str, ...] = ()) -> dict[str, list[Any]]:
+    """{field: [trial value, final value]} for each setting, other than the `tuned` ones, that differs."""
+    a, b = (canonical(flatten(c.model_dump(mode="json"))) for c in (trial, final))
+    keys = [k for k in sorted(set(a) | set(b)) if not is_free(k, _SAME_PROBLEM) and k not in tuned]
+    return {k: [a.get(k), b.get(k)] for k in keys if a.get(k) != b.get(k)}
+
+
+def format_differences(differences: dict[str, list[Any]]) -> str:
+    """One line naming every setting in which the tuning trials differ from the final run (empty if none)."""
+    if not differences:
+        return ""
+    shown = "; ".join(f"{k}: {t!r} in the trials, {f!r} in the final run" for k, (t, f) in differences.items())
+    return f"the tuning trials trained a different problem than the final run: {shown}"
 
 
 def masked_url(url: str) -> str:
@@ -172,9 +193,15 @@ def write_best_config(cfg: RunConfig, space: SearchSpace, trial: optuna.trial.Fr
 
 
 def write_results(
-    study: optuna.Study, cfg: RunConfig, space: SearchSpace, output: Path, storage: str, finished: int
+    study: optuna.Study,
+    cfg: RunConfig,
+    space: SearchSpace,
+    output: Path,
+    storage: str,
+    finished: int,
+    differences: dict[str, list[Any]] | None = None,
 ) -> TuneResult:
-    """Write the table, plots, best config and best.json; errors when no trial completed."""
+    """Write the table, plots, best config and best.json (with trial-vs-final differences); errors if none completed."""
     rows = trial_rows(study, space)
     table = write_csv(rows, output / TABLE)
     states = dict(Counter(r["state"] for r in rows))
@@ -194,6 +221,7 @@ def write_results(
         "best_params": best.params,
         "valid_top1": best.user_attrs.get("valid_top1"),
         "states": states,
+        "differences": differences or {},
     }
     atomic_write_text(output / "best.json", json.dumps(summary, indent=2))
     return TuneResult(
@@ -208,4 +236,5 @@ def write_results(
         finished,
         states,
         rows,
+        differences=differences or {},
     )

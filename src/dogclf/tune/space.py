@@ -120,14 +120,74 @@ class SearchSpace(BaseModel):
         return out
 
 
-def default_space() -> SearchSpace:
-    """The classic course setup: lr 0.001-0.1 (log), batch-size in [20, 34, 40, 60, 75], min valid loss."""
+_BATCH_SIZES: list[int | float | str] = [20, 34, 40, 60, 75]
+
+# Learning-rate ranges (log scale) by optimizer and freeze mode; the reasoning and the measured figures are
+# in docs/local.md ("Search spaces: measured"). A head on a frozen backbone tolerates far larger rates than
+# the whole network: AdamW at lr >= 3e-3 on the whole ResNet from scratch spikes the first epoch's valid
+# loss (36 at 3e-3, 4e5 at 5e-3, 5e7 at 1e-2: BatchNorm running statistics fall behind the weights).
+# Pretrained weights are fine-tuned with small rates (`-nothing`); a network trained from random init
+# (`-scratch`) needs 1e-3..2e-3 to learn in a short budget. freeze=staged trains the backbone at
+# lr * optim.backbone_lr_mult (0.1 by default), so its head lr range sits a decade above.
+LR_RANGES: dict[str, tuple[float, float]] = {
+    "course": (1e-3, 1e-1),
+    "adamw-backbone": (1e-3, 1e-1),
+    "adamw-nothing": (1e-5, 1e-3),
+    "adamw-scratch": (1e-3, 2e-3),
+    "adamw-staged": (1e-3, 3e-2),
+    "sgd-backbone": (3e-3, 3e-1),
+    "sgd-nothing": (1e-3, 3e-2),
+    "sgd-scratch": (1e-2, 1e-1),
+    "sgd-staged": (1e-2, 3e-1),
+}
+SPACE_NAMES: tuple[str, ...] = tuple(LR_RANGES)
+
+
+def named_space(name: str) -> SearchSpace:
+    """The built-in space `name` (see SPACE_NAMES): a log lr range x batch-size in [20, 34, 40, 60, 75]."""
+    if name not in LR_RANGES:
+        raise ConfigError(f"unknown search space {name!r}; use one of {list(SPACE_NAMES)} or a YAML/JSON file")
+    low, high = LR_RANGES[name]
     return SearchSpace(
         parameters={
-            "lr": Continuous(min=0.001, max=0.1, scale="log"),
-            "batch-size": Categorical(values=[20, 34, 40, 60, 75]),
+            "lr": Continuous(min=low, max=high, scale="log"),
+            "batch-size": Categorical(values=_BATCH_SIZES),
         }
     )
+
+
+def space_name_for(freeze: str, optimizer: str, pretrained: bool = True) -> str:
+    """The built-in space sound for `optimizer` training with `freeze` (old freeze names accepted)."""
+    from dogclf.config import normalize_freeze
+
+    mode = normalize_freeze(freeze)
+    return f"{optimizer}-{'scratch' if mode == 'nothing' and not pretrained else mode}"
+
+
+def _name_for(cfg: Any) -> str:
+    return space_name_for(cfg.model.freeze, cfg.optim.optimizer, cfg.model.weights is not None)
+
+
+def default_space(cfg: Any = None) -> SearchSpace:
+    """The space for `cfg`'s optimizer, freeze mode and weights (random init: `-scratch`); else the course space.
+
+    The course space (lr 0.001-0.1 log, batch-size in [20, 34, 40, 60, 75], min valid loss) is what the
+    course tuned for a head on a frozen backbone.
+    """
+    if cfg is None:
+        return named_space("course")
+    return named_space(_name_for(cfg))
+
+
+def resolve_space(spec: str | Path | None, cfg: Any) -> tuple[str, SearchSpace]:
+    """`--space NAME|FILE`: a built-in name, a YAML/JSON file, or (None) the default for `cfg`; and its label."""
+    if spec is None:
+        return _name_for(cfg), named_space(_name_for(cfg))
+    if str(spec) in LR_RANGES:
+        return str(spec), named_space(str(spec))
+    if not Path(spec).exists():
+        raise ConfigError(f"--space {spec}: no such file, and not one of the built-in spaces {list(SPACE_NAMES)}")
+    return str(spec), load_space(spec)
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.training.resume import RESUME_FREE, flatten, is_free
+from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
 from dogclf.tune.results import TuneResult, masked_url
 from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
 
@@ -137,7 +137,7 @@ def _check_same_study(study: optuna.Study, current: dict[str, Any]) -> None:
         return
     diffs = []
     for part, prefix in (("config", ""), ("space", "space.")):
-        a, b = saved[part], current[part]
+        a, b = (canonical(saved[part]), current[part]) if part == "config" else (saved[part], current[part])
         diffs += [f"{prefix}{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if saved["dataset"] != current["dataset"]:
         diffs.append(f"dataset fingerprint: {saved['dataset']} -> {current['dataset']}")
@@ -359,8 +359,13 @@ def tune(
     feature_cache: bool = True,
     cache_dir: str | Path | None = None,
     final_train: bool = False,
+    final: RunConfig | None = None,
 ) -> TuneResult:
-    """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials."""
+    """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials.
+
+    `final`: the config the tuned values will train (default: `cfg`); where the trials train something else,
+    every differing setting is logged and recorded in best.json and TuneResult.differences.
+    """
     import optuna
 
     from dogclf.data.loading import load_dataset
@@ -391,7 +396,7 @@ def tune(
             _prepare_cache(cfg, cache, jobs, layout, fingerprint)
             base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache)
             _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
-            result = write_results(study, cfg, space, output, url, _finished(study))
+            result = write_results(study, cfg, space, output, url, _finished(study), _differences(cfg, space, final))
             if cfg.tracking.mlflow_enabled():  # the study as a parent run, each trial a child run
                 from dogclf.tracking.mlflow_study import log_study
 
@@ -401,6 +406,16 @@ def tune(
     if final_train:
         result.final_run = _final_train(result, output)
     return result
+
+
+def _differences(cfg: RunConfig, space: SearchSpace, final: RunConfig | None) -> dict[str, list[Any]]:
+    """Settings (other than the tuned ones) in which the trials differ from the final run, logged when any."""
+    from dogclf.tune.results import format_differences, trial_differences
+
+    found = {} if final is None else trial_differences(cfg, final, tuple(space.config_fields.values()))
+    if found:
+        log.warning("%s", format_differences(found))
+    return found
 
 
 def _final_train(result: TuneResult, output: Path) -> Path:

@@ -15,6 +15,22 @@ def _top(pairs: list[tuple[str, float]]) -> str:
     return ", ".join(f"{label} {p:.3f}" for label, p in pairs)
 
 
+def _losses(values: list[float]) -> str:
+    return " ".join(f"{v:.4g}" for v in values)
+
+
+def _print_soundness(r: QuickstartResult) -> None:
+    from dogclf.tune.results import format_differences
+
+    print("\nvalid loss per epoch:")
+    for number, losses in r.trial_valid_losses.items():
+        print(f"  trial {number}:  {_losses(losses)}")
+    print(f"  final run: {_losses(r.final_valid_losses)}")
+    if r.differences:
+        print(format_differences(r.differences))
+    print("training: " + ("; ".join(r.problems) if r.problems else "no diverging trial or epoch; final run converged"))
+
+
 def _print_summary(r: QuickstartResult) -> None:
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.best_params.items())
     fired = [x.rule for x in r.profiler_rules if x.triggered]
@@ -52,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     print("\ndebugger rules:")
     print(format_rules(r.debug_rules))
+    _print_soundness(r)
     _print_summary(r)
     return 0
 
@@ -86,8 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--freeze",
-        choices=["head", "full", "staged"],
-        help="default full; with pretrained --weights, staged or head tune the head from cached features",
+        choices=["backbone", "nothing", "staged", "head", "full"],
+        help="what stays frozen (default nothing; head and full are old names of backbone and nothing); with "
+        "pretrained --weights, staged or backbone tune the head from cached features",
     )
     p.add_argument(
         "--classes", type=int, default=d["classes"], help=f"classes in the sample dataset (default {d['classes']})"

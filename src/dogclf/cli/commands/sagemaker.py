@@ -9,6 +9,11 @@ from pathlib import Path
 from dogclf.cli.commands.train import add_train_options, build_run_config
 from dogclf.tune.space import STRATEGIES
 
+_SPACE_HELP = (
+    "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
+    "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
+)
+
 
 def _connection(args: argparse.Namespace):
     from dogclf.sagemaker import connect
@@ -64,9 +69,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, make_tuner, submit
-    from dogclf.tune.space import default_space, load_space
+    from dogclf.sagemaker.tuners import job_space
 
-    space = load_space(args.space) if args.space else default_space()
+    cfg = build_run_config(args)
+    space = job_space(args.space, cfg)
     updates = {
         k: v
         for k, v in (
@@ -78,7 +84,7 @@ def _tune(args: argparse.Namespace) -> int:
     }
     space = space.model_validate({**space.model_dump(), **updates}) if updates else space
     conn = _connection(args)
-    estimator = make_estimator(build_run_config(args), conn, _estimator_options(args, "hpo"))
+    estimator = make_estimator(cfg, conn, _estimator_options(args, "hpo"))
     tuner = make_tuner(estimator, space, warm_start_from=args.warm_start or ())
     name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait)
     print(f"tuning job: {name}")
@@ -227,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = sm.add_parser("tune", help="submit a hyperparameter tuning job")
     _job_options(t)
-    t.add_argument("--space", help="search space YAML (default: lr log 0.001-0.1, batch-size categorical)")
+    t.add_argument("--space", metavar="NAME|FILE", help=_SPACE_HELP)
     t.add_argument("--max-trials", type=int)
     t.add_argument("--parallel-trials", type=int)
     t.add_argument("--strategy", choices=STRATEGIES)

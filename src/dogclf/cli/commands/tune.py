@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 
 from dogclf.cli.commands.train import add_tracking_option, add_train_options, build_run_config
-from dogclf.tune.space import PRUNERS
+from dogclf.tune.space import PRUNERS, SPACE_NAMES
 
 
 def _run(args: argparse.Namespace) -> int:
     from dogclf.extras import require
 
     require("optuna", "tune", "dogclf tune needs optuna")
-    from dogclf.tune.results import format_table
-    from dogclf.tune.space import default_space, load_space
+    from dogclf.tune.results import format_differences, format_table
+    from dogclf.tune.space import resolve_space
     from dogclf.tune.study import tune
 
-    space = load_space(args.space) if args.space else default_space()
     cfg = build_run_config(args)
     if cfg.tracking.mlflow_enabled():
         require("mlflow", "mlflow", "--tracking mlflow needs mlflow")  # before the trials, not after them
+    name, space = resolve_space(args.space, cfg)
+    print(f"search space: {name}: " + ", ".join(f"{k} {_describe(p)}" for k, p in space.parameters.items()))
     result = tune(
         cfg,
         space,
@@ -40,7 +41,16 @@ def _run(args: argparse.Namespace) -> int:
     print(f"config: {result.config}  (dogclf train --config {result.config} --output RUN)")
     if result.final_run is not None:
         print(f"final run: {result.final_run}")
+    if result.differences:
+        print(format_differences(result.differences))
     return 0
+
+
+def _describe(param: object) -> str:
+    values = getattr(param, "values", None)
+    if values is not None:
+        return f"in {values}"
+    return f"{param.min:g}..{param.max:g} ({param.scale})"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,13 +58,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
         help="search hyperparameters locally (Optuna: TPE + pruning, resumable)",
-        description="Tune over a search space (default: lr 1e-3..1e-1 log, batch-size in [20,34,40,60,75]) "
-        "minimizing validation loss. With --freeze head and --augment false, trials train heads from "
+        description="Tune over a search space (default: the built-in space for the optimizer and freeze mode, "
+        f"one of {', '.join(SPACE_NAMES)}; course: lr 1e-3..1e-1 log x batch-size in [20,34,40,60,75]) "
+        "minimizing validation loss. With --freeze backbone and --augment false, trials train heads from "
         "cached backbone features. Rerun the same command to resume an interrupted study.",
     )
     p.add_argument("--data", help="dataset root: train/ valid/ [test/] class folders, or one flat folder")
     p.add_argument("--output", "-o", required=True, help="tune folder: study.db, results.csv, plots/, best_config.yaml")
-    p.add_argument("--space", help="search space YAML/JSON (default: the classic lr + batch-size space)")
+    p.add_argument(
+        "--space",
+        metavar="NAME|FILE",
+        help=f"a built-in space ({', '.join(SPACE_NAMES)}) or a YAML/JSON file "
+        "[default: OPTIMIZER-FREEZE, e.g. adamw-nothing; OPTIMIZER-scratch for freeze nothing from random init]",
+    )
     p.add_argument(
         "--n-trials",
         type=int,
