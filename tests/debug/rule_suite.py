@@ -100,10 +100,14 @@ AFTER_DIVERGENCE = frozenset({"VanishingGradient", "DeadRelu", "AllZero", "PoorW
 SCENARIOS = [
     Scenario("healthy", frozenset(), overrides={"optim.epochs": 3}),
     Scenario("healthy-valid-spike", frozenset(), overrides={"optim.epochs": 4}, callbacks=lambda: [ValidSpike(2, 3.0)]),
-    # resnet18 from scratch on 120 images memorizes them (train top-1 0.95, valid 0.63): Overfit is right
+    # resnet18 from scratch on 120 images: a wide train/valid gap (train top-1 0.95, valid 0.63) while the valid
+    # loss still falls every epoch. That is early training, not memorizing: Overfit must stay silent (the
+    # quickstart's healthy run looks like this in its first epochs). At lr 0.01 from scratch some ReLU layers
+    # may truly die, which DeadRelu measures.
     Scenario(
-        "resnet18-memorizes",
-        frozenset({"Overfit"}),
+        "resnet18-gap",
+        frozenset(),
+        frozenset({"DeadRelu"}),
         overrides={"optim.epochs": 2, "model.arch": "resnet18"},
         seeds=(0,),
     ),

@@ -9,8 +9,8 @@ import pytest
 from rule_suite import SCENARIOS, markdown_table, run_suite, scores
 
 EXPECTED = {s.name: s for s in SCENARIOS}
-# Measured over the suite (docs/rules.md); a rule below 1.0 is stated there with the scenario that misleads it.
-MIN_PRECISION = {"Overfit": 0.55, "PoorWeightInitialization": 0.7}
+# Measured over the suite (docs/rules.md): every scored rule at 1.0; a rule that drops below it must be stated there.
+MIN_PRECISION: dict[str, float] = {}
 MIN_RECALL: dict[str, float] = {}
 
 
@@ -27,7 +27,12 @@ def test_no_rule_errors_and_every_rule_is_evaluated(suite):
 
 @pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS if not s.expected])
 def test_healthy_runs_raise_nothing(suite, scenario):
-    fired = {k: [r for r, st in v.items() if st == "IssuesFound"] for k, v in suite.items() if k[0] == scenario}
+    allowed = EXPECTED[scenario].also  # true consequences, e.g. ReLUs killed by a high lr from scratch
+    fired = {
+        k: [r for r, st in v.items() if st == "IssuesFound" and r not in allowed]
+        for k, v in suite.items()
+        if k[0] == scenario
+    }
     assert all(not rules for rules in fired.values()), fired
 
 

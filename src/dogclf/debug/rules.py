@@ -226,10 +226,11 @@ class LossNotDecreasing(_LossRule):
 
 
 class Overfit(_LossRule):
-    """Fires when valid loss exceeds the smoothed train loss by `ratio_threshold` (relative) and `min_gap`.
+    """Fires when valid loss stops improving while above the smoothed train loss by `ratio_threshold` and `min_gap`.
 
-    Smoothed: the mean of the TRAIN losses since the previous validation. It fires after `patience`
-    consecutive validations over the threshold, so one noisy validation never decides.
+    Smoothed: the mean of the TRAIN losses since the previous validation. Only a validation that does not beat
+    the best valid loss so far counts (a gap that shrinks as valid loss falls is early training, not
+    memorizing), and it fires after `patience` such validations in a row, so one noisy validation never decides.
     """
 
     explanation = "Validation loss is well above training loss: the model memorizes the training set."
@@ -241,7 +242,7 @@ class Overfit(_LossRule):
         self.start_step, self.patience, self.ratio = int(start_step), int(patience), float(ratio_threshold)
         self.min_gap = float(min_gap)
         self.train: list[float] = []
-        self.count = 0
+        self.count, self.best = 0, np.inf
 
     def missing(self) -> str:
         """Needs saved loss tensors with validation (EVAL) steps among them."""
@@ -262,7 +263,8 @@ class Overfit(_LossRule):
             return False
         train, self.train = float(np.mean(self.train)), []
         ratio = (loss - train) / max(abs(train), 1e-12)
-        self.count = self.count + 1 if ratio > self.ratio and loss - train > self.min_gap else 0
+        improved, self.best = loss < self.best, min(self.best, loss)
+        self.count = self.count + 1 if ratio > self.ratio and loss - train > self.min_gap and not improved else 0
         if self.count >= self.patience:
             return self.fire(
                 f"valid loss {loss:.4g} vs train loss {train:.4g}: ratio {ratio:.3g} > {self.ratio:g} "
@@ -310,8 +312,9 @@ class PoorWeightInitialization(_LossRule):
     """Fires on badly scaled activations or gradients, or a stuck loss, in the first `steps` TRAIN steps.
 
     Badly scaled: activation-input variance ratio across layers above `threshold`, or a 5th-95th percentile
-    gradient spread below `distribution_range`; stuck: the mean of the latest `patience` losses is not below the
-    mean of the first `patience` (means, so one lucky first batch never decides).
+    gradient spread below `distribution_range`; stuck: the first 2 x `patience` losses do not move at all (range
+    under 0.1% of their mean), the mark of outputs that ignore the input. A loss that rises or falls is
+    learning at some rate, which is the learning rate's business, not the initialization's.
     """
 
     explanation = "Weights look poorly initialized: layer activations or gradients are badly scaled."
@@ -358,9 +361,9 @@ class PoorWeightInitialization(_LossRule):
                 return self.fire(f"gradients' 5th-95th percentile spread {p95 - p5:.3g} < {self.range:g}")
         loss = self.loss_at(self.losses, step)
         self.train_losses += [] if loss is None else [loss]
-        first, last = self.train_losses[: self.patience], self.train_losses[self.patience :][-self.patience :]
-        if len(last) == self.patience and np.mean(last) >= np.mean(first):
-            return self.fire(f"mean loss {np.mean(last):.4g} not below the first steps' {np.mean(first):.4g}")
+        window = self.train_losses[: 2 * self.patience]
+        if len(window) == 2 * self.patience and np.ptp(window) <= 1e-3 * max(abs(float(np.mean(window))), 1e-12):
+            return self.fire(f"loss stuck at {np.mean(window):.4g} over the first {len(window)} saved steps")
         return False
 
 
