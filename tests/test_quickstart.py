@@ -123,3 +123,13 @@ def test_quickstart_cli_reruns_in_the_same_workdir(tmp_path, capsys):
     assert "valid loss per epoch:\n  trial 0:  " in out and "  final run: " in out
     assert "different problem" not in out  # trials of 1 epoch train what the final run of 1 epoch trains
     assert len(out.split("endpoint top-3:")[1].splitlines()[0].split(",")) == 3
+
+
+@pytest.mark.slow
+def test_the_default_quickstart_trains_soundly_and_raises_no_rule(tmp_path):
+    # What `make quickstart` runs, with every default (ResNet50 from scratch, 4 trials, 6 epochs): ~2.5 min.
+    r = run_quickstart(tmp_path / "qs", overrides={"runtime.progress": False})
+    assert r.problems == [], r.problems  # no diverging trial or epoch, a final run that converged
+    verdicts = {x.rule: x.status for x in r.debug_rules}
+    assert not {rule for rule, status in verdicts.items() if status in ("IssuesFound", "Error")}, verdicts
+    assert verdicts["DeadRelu"] == "NotEvaluated"  # relu_output is not saved by default: said, not an error
