@@ -8,38 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from rule_suite import forced_lr
 
 from conftest import run_cli, tiny_config
 from dogclf.data.synthetic import make_dataset
+from dogclf.debug.config import COLLECTIONS as ALL_COLLECTIONS
 from dogclf.training import Trainer, train
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.workflow import config_callbacks
 
-COLLECTIONS = [
-    "losses",
-    "weights",
-    "biases",
-    "gradients",
-    "labels",
-    "predictions",
-    "dataset",
-    "relu_input",
-    "relu_output",
-]
+# Every named collection the hook can fill except the model's raw inputs and outputs.
+COLLECTIONS = [c for c in ALL_COLLECTIONS if c not in ("inputs", "outputs", "all")]
 DEBUG = {"debug.enabled": True, "debug.save_interval": 1, "debug.collections": COLLECTIONS}
-
-
-def forced_lr(lr: float) -> type[Trainer]:
-    """A Trainer with every group's lr at `lr` (the config forbids 0 and values above 10, which these runs need)."""
-
-    class ForcedLR(Trainer):
-        def _build(self) -> None:
-            super()._build()
-            for group in self.optim.optimizer.param_groups:
-                group["lr"] = lr
-            self.optim.scheduler.base_lrs = [lr] * len(self.optim.scheduler.base_lrs)
-
-    return ForcedLR
 
 
 def train_with(trainer: type[Trainer], cfg, out: Path, callbacks=()):
