@@ -15,6 +15,7 @@ from dogclf.calibration import (
     nll,
     probabilities,
     selective_accuracy,
+    separable,
 )
 
 
@@ -77,3 +78,13 @@ def test_report_has_before_and_after_with_reliability_bins():
     assert len(report["after"]["reliability"]) == 15
     assert sum(b["n"] for b in report["before"]["reliability"]) == 2000
     assert [r["coverage"] for r in report["selective"]] == [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+
+
+def test_a_perfectly_separated_split_keeps_the_temperature_at_one():
+    # All correct: NLL falls as T -> 0, and the fit would make every answer a certainty (T at its 0.05 bound).
+    targets = torch.arange(5).repeat(20)
+    logits = torch.nn.functional.one_hot(targets, 5).float() * 6.0
+    assert separable(logits, targets) and fit_temperature(logits, targets) == 1.0
+    flipped = targets.clone()
+    flipped[0] = 1  # one error makes the temperature identifiable again, and over-confidence is then cooled
+    assert not separable(logits, flipped) and fit_temperature(logits, flipped) > 1.0

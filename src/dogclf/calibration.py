@@ -25,9 +25,11 @@ def nll(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int = 60) -> float:
     """The temperature T in [0.05, 20] minimizing NLL(logits / T), by golden-section search on log T.
 
-    NLL is convex in 1/T, hence unimodal in log T; the search is deterministic and needs no gradients.
+    NLL is convex in 1/T, hence unimodal in log T; the search is deterministic and needs no gradients. When
+    every sample is classified correctly the NLL keeps falling as T -> 0: the split says nothing about how sure
+    to be, so T stays 1 rather than turning every answer into a certainty (`separable` tells callers why).
     """
-    if len(targets) == 0:
+    if len(targets) == 0 or separable(logits, targets):
         return 1.0
     logits, golden = logits.double(), (math.sqrt(5) - 1) / 2
     lo, hi = _LOG_T_RANGE
@@ -43,6 +45,11 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int
             b = lo + golden * (hi - lo)
             fb = nll(logits, targets, math.exp(b))
     return round(math.exp((lo + hi) / 2), 6)
+
+
+def separable(logits: torch.Tensor, targets: torch.Tensor) -> bool:
+    """Every sample's top-1 class is its target: no temperature is identifiable from such a split."""
+    return bool(len(targets)) and bool(logits.argmax(dim=1).eq(targets).all())
 
 
 def confidence_and_correct(probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -382,10 +382,13 @@ class Trainer:
         valid = results["valid"]
         if not self.cfg.model.calibrate or valid.logits is None:
             return
-        from dogclf.calibration import fit_temperature
+        from dogclf.calibration import fit_temperature, separable
 
         temperature = fit_temperature(valid.logits, valid.targets)
-        log.info("temperature fitted on valid: %.4f", temperature)
+        if separable(valid.logits, valid.targets):
+            log.info("temperature kept at 1: every valid image is classified correctly, so none is identifiable")
+        else:
+            log.info("temperature fitted on valid: %.4f", temperature)
         for r in results.values():
             r.temperature = temperature
 
