@@ -55,8 +55,12 @@ def runtime_versions() -> dict[str, str]:
 
     from dogclf import __version__
 
-    return {"dogclf": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "dogclf": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class Artifact:

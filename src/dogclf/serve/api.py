@@ -110,8 +110,12 @@ class ClassifierAPI:
         size = artifact.preprocess.image_size
         engine.logits(torch.zeros(1, 3, size, size))
         self._engine = engine
-        log.info("serving %s (%s classes) with %s", artifact.metadata.version, len(artifact.class_names),
-                 self.runtime.describe())  # fmt: skip
+        log.info(
+            "serving %s (%s classes) with %s",
+            artifact.metadata.version,
+            len(artifact.class_names),
+            self.runtime.describe(),
+        )
 
     def decode(self, body: bytes | str, content_type: str | None, deadline: float | None = None) -> list[torch.Tensor]:
         """Request body -> one preprocessed CHW tensor per image (same transform as training's eval).

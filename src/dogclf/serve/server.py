@@ -100,24 +100,35 @@ class EndpointState:
 
         self.cfg = cfg
         self.api = ClassifierAPI(
-            model, device=cfg.device, precision=cfg.precision, max_pixels=cfg.max_pixels,
-            default_topk=cfg.default_topk, max_images=cfg.max_images_per_request,
-            max_request_pixels=cfg.max_request_pixels, min_confidence=cfg.min_confidence, raw_scores=cfg.raw_scores,
-        )  # fmt: skip
+            model,
+            device=cfg.device,
+            precision=cfg.precision,
+            max_pixels=cfg.max_pixels,
+            default_topk=cfg.default_topk,
+            max_images=cfg.max_images_per_request,
+            max_request_pixels=cfg.max_request_pixels,
+            min_confidence=cfg.min_confidence,
+            raw_scores=cfg.raw_scores,
+        )
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
         self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)
         self.decode_threads = cfg.decode_threads or min(4, cpus)
         self.load_error: str | None = None
         self.metrics = prom.ServerMetrics(queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready)
         self.batcher = DynamicBatcher(
-            self.api.predict, max_batch_size=cfg.max_batch_size, max_delay_s=cfg.max_batch_delay_ms / 1000,
-            workers=self.workers, max_queue=cfg.max_queue_images, on_batch=self.metrics.observe_batch,
+            self.api.predict,
+            max_batch_size=cfg.max_batch_size,
+            max_delay_s=cfg.max_batch_delay_ms / 1000,
+            workers=self.workers,
+            max_queue=cfg.max_queue_images,
+            on_batch=self.metrics.observe_batch,
             initializer=torch_threads(self.threads),
-        )  # fmt: skip
+        )
         self.decode_pool = ThreadPoolExecutor(
-            self.decode_threads, thread_name_prefix="dogclf-decode",
+            self.decode_threads,
+            thread_name_prefix="dogclf-decode",
             initializer=torch_threads(1),
-        )  # fmt: skip
+        )
 
     def check_ready(self) -> None:
         """Raise NotReady, saying why, while the model is loading or failed to load."""
@@ -232,12 +243,18 @@ class AccessLog:
             self.metrics.observe_request(method, route, seen["status"], seconds, images)
             length = headers.get("content-length", "")
             entry = {
-                "event": "request", "request_id": request_id, "method": method,
-                "path": scope["path"][:256], "route": route, "status": seen["status"],
+                "event": "request",
+                "request_id": request_id,
+                "method": method,
+                "path": scope["path"][:256],
+                "route": route,
+                "status": seen["status"],
                 "duration_ms": round(seconds * 1000, 2),
-                "bytes_in": int(length) if length.isdigit() else 0, "bytes_out": seen["bytes_out"],
-                "images": images, "client": (scope.get("client") or ("", 0))[0],
-            }  # fmt: skip
+                "bytes_in": int(length) if length.isdigit() else 0,
+                "bytes_out": seen["bytes_out"],
+                "images": images,
+                "client": (scope.get("client") or ("", 0))[0],
+            }
             access_log.info(json.dumps(entry))
 
 
@@ -362,10 +379,16 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     app = create_app(model, cfg)
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
-        http=guarded_h11(cfg.header_timeout_s), timeout_keep_alive=cfg.keep_alive_s,
-        limit_concurrency=cfg.max_connections, h11_max_incomplete_event_size=cfg.max_header_bytes,
-    )  # fmt: skip
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
+        http=guarded_h11(cfg.header_timeout_s),
+        timeout_keep_alive=cfg.keep_alive_s,
+        limit_concurrency=cfg.max_connections,
+        h11_max_incomplete_event_size=cfg.max_header_bytes,
+    )
     server = uvicorn.Server(config)
     app.state.server = server
     # uvicorn re-raises SIGTERM after draining; with this handler that ends in a clean exit 0.

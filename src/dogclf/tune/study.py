@@ -71,9 +71,12 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120,
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=30,
+                grace_period=120,
                 heartbeat_stale_trial_callback=retry,
-            )  # fmt: skip
+            )
 
     for attempt in range(attempts - 1):
         try:
