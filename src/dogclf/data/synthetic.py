@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from dogclf.errors import DatasetError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BREEDS = (
     "Affenpinscher",
@@ -43,6 +44,8 @@ def breed_folder(index: int) -> str:
 
 def _render(label: int, n_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """A textured blob whose hue and stripe angle encode the class, on a noisy background."""
+    import numpy as np
+
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     background = rng.uniform(0.2, 0.8, 3) + rng.normal(0, 0.08, (size, size, 3))
     hue = 2 * np.pi * label / n_classes
@@ -67,6 +70,9 @@ def make_dataset(
     overwrite: bool = False,
 ) -> Path:
     """Write root/{train,valid,test}/NNN.Breed/*.jpg (every 7th image a PNG); deterministic for a seed."""
+    import numpy as np
+    from PIL import Image
+
     root = Path(root)
     if classes < 2 or per_class < 1 or size < 16:
         raise DatasetError(

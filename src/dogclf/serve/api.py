@@ -23,6 +23,7 @@ from dogclf.serve.codecs import (
     image_formats,
     media_type,
 )
+from dogclf.serve.config import MAX_IMAGES, REQUEST_MAX_PIXELS, SERVE_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch
@@ -31,13 +32,6 @@ if TYPE_CHECKING:
     from dogclf.inference import InferenceEngine
 
 log = logging.getLogger("dogclf.serve")
-
-# Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
-SERVE_MAX_PIXELS = 25_000_000
-# Each decoded 224 px image is ~600 KB of floats; a 6 MB body of tiny images must not become gigabytes.
-MAX_IMAGES = 32
-# Pixels one request may decode in all (4 images at the per-image limit): bounds the CPU a 6 MB body can cost.
-REQUEST_MAX_PIXELS = 100_000_000
 
 
 class DeadlineExceeded(RequestError):

@@ -6,7 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dogclf.serve.api import MAX_IMAGES, REQUEST_MAX_PIXELS, SERVE_MAX_PIXELS
+# Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
+SERVE_MAX_PIXELS = 25_000_000
+# Each decoded 224 px image is ~600 KB of floats; a 6 MB body of tiny images must not become gigabytes.
+MAX_IMAGES = 32
+# Pixels one request may decode in all (4 images at the per-image limit): bounds the CPU a 6 MB body can cost.
+REQUEST_MAX_PIXELS = 100_000_000
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's real-time payload limit
 

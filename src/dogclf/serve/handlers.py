@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dogclf.serve.api import MAX_IMAGES, SERVE_MAX_PIXELS, ClassifierAPI
+from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.codecs import ATTRIBUTES_HEADER, RequestError, custom_attributes, parse_topk, response_format
+from dogclf.serve.config import MAX_IMAGES, SERVE_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch
