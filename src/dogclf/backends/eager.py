@@ -1,0 +1,52 @@
+"""Eager PyTorch: the artifact's model with batch norms folded, weights cast once for bf16 on the CPU."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+
+from dogclf.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def inference_model(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
+    """An eval-mode copy of `model` for serving and prediction; the artifact's own model is left as it is.
+
+    Batch norms are folded into the convolutions before them (in fp32, so nothing is lost to rounding), and
+    for bf16 on a CPU the weights are cast once here rather than by autocast on every forward pass.
+    """
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        model = fuse(model.eval(), inplace=False)
+    except Exception as exc:  # a model fx cannot trace still serves, just unfolded
+        log.info("batch norms not folded (%s: %s); serving the model as it is", type(exc).__name__, exc)
+        model = copy.deepcopy(model).eval()
+    if runtime.device.type == "cpu" and runtime.autocast_dtype == torch.bfloat16:
+        model = model.to(torch.bfloat16)
+    return model
+
+
+class EagerBackend:
+    """The model run op by op by PyTorch on the runtime's device and precision."""
+
+    name = "eager"
+
+    def __init__(self, model: torch.nn.Module, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.precision = runtime.precision
+        self.model = runtime.prepare_model(inference_model(model, runtime))
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """NCHW float32 batch -> float32 logits on the CPU."""
+        with self.runtime.autocast():
+            out = self.model(self.runtime.to_input(batch))
+        return out.float().cpu()
+
+    def describe(self) -> str:
+        """Engine and runtime, for logs."""
+        return f"eager torch, {self.runtime.describe()}"

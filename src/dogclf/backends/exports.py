@@ -1,0 +1,112 @@
+"""Exported models beside an artifact: MODEL_DIR/exports/<format>-<precision>/ with export.json (torch-free).
+
+export.json records what the engine needs to load the file and what `dogclf export` measured on it, so a
+server can pick a gated export without re-measuring, and a stale export (the weights changed) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dogclf.errors import ArtifactError
+
+EXPORTS_DIR = "exports"
+EXPORT_FILE = "export.json"
+ExportFormat = Literal["onnx", "openvino"]
+FORMATS: tuple[str, ...] = ("onnx", "openvino")
+
+
+class AccuracyCheck(BaseModel):
+    """The exported model against eager fp32 on one split, measured by `dogclf.evaluation.evaluate`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str
+    n: int
+    top1_reference: float = Field(description="Eager fp32 top-1 of the artifact on the same images.")
+    top1: float
+    drop_points: float = Field(description="(top1_reference - top1) * 100; positive means worse.")
+    agreement: float = Field(description="Share of images whose top-1 class equals the reference's.")
+    ece: float | None = None
+    ece_reference: float | None = None
+    max_drop_points: float
+    passed: bool
+    forced: bool = False
+
+
+class ExportMetadata(BaseModel):
+    """What an exported model is, what it was made from, and how accurate it measured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: ExportFormat
+    precision: Literal["fp32", "bf16", "int8"]
+    files: list[str] = Field(description="Files of the model in this folder; the first is the one to load.")
+    input_name: str = "input"
+    image_size: int
+    weights_sha256: str = Field(description="sha256 of the artifact's model.pth this was exported from.")
+    calibration: dict[str, str | int] | None = None
+    accuracy: AccuracyCheck | None = None
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The export's folder name, e.g. openvino-int8."""
+        return export_name(self.format, self.precision)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether `auto` may pick it: fp32 needs nothing, int8 must have passed its accuracy gate unforced."""
+        if self.precision != "int8":
+            return True
+        return self.accuracy is not None and self.accuracy.passed and not self.accuracy.forced
+
+
+def export_name(fmt: str, precision: str) -> str:
+    """Folder name of an export: FORMAT-PRECISION."""
+    return f"{fmt}-{precision}"
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 of MODEL_DIR/model.pth, to tie an export to the weights it came from."""
+    from dogclf.artifact import WEIGHTS_FILE
+
+    digest = hashlib.sha256()
+    with (model_dir / WEIGHTS_FILE).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_export(folder: Path) -> ExportMetadata:
+    """Load and check FOLDER/export.json and that its files exist."""
+    path = folder / EXPORT_FILE
+    try:
+        meta = ExportMetadata.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder}: no {EXPORT_FILE}; not an exported model") from None
+    except ValidationError as exc:
+        raise ArtifactError(f"{path}: invalid export metadata: {exc.errors()[0]['msg']}") from None
+    missing = [f for f in meta.files if not (folder / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{folder}: export is missing {', '.join(missing)}")
+    return meta
+
+
+def list_exports(model_dir: Path) -> dict[str, ExportMetadata]:
+    """The readable exports of an artifact, by folder name (unreadable ones are skipped, not fatal)."""
+    root = Path(model_dir) / EXPORTS_DIR
+    found: dict[str, ExportMetadata] = {}
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / EXPORT_FILE).is_file()):
+            try:
+                found[folder.name] = read_export(folder)
+            except ArtifactError:
+                continue
+    return found
