@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from dogclf.config import RuntimeConfig
-from dogclf.inference import inference_model
+from dogclf.backends.eager import inference_model
 from dogclf.models.factory import create_model
 from dogclf.runtime import resolve_runtime
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,22 +97,34 @@ class EvalResult:
 def evaluate_loader(
     model: nn.Module, loader: DataLoader, runtime: Runtime, num_classes: int, class_names: list[str] | None = None
 ) -> EvalResult:
-    """Plain cross-entropy (no smoothing) summed per sample, accuracy and confusion over a loader."""
+    """Plain cross-entropy (no smoothing) summed per sample, accuracy and confusion of `model` over a loader."""
     model.eval()
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        with runtime.autocast():
+            return model(runtime.to_input(images)).float().cpu()
+
+    return evaluate_forward(forward, loader, num_classes, class_names)
+
+
+@torch.inference_mode()
+def evaluate_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    num_classes: int,
+    class_names: list[str] | None = None,
+) -> EvalResult:
+    """Metrics of `forward` (a CPU batch -> float32 CPU logits, any backend) over a loader."""
     running = RunningMetrics()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     all_logits, all_targets = [], []
     for images, targets in loader:
-        x = runtime.to_input(images)
-        y = targets.to(runtime.device)
-        with runtime.autocast():
-            logits = model(x)
-        logits = logits.float()
-        running.update(float(F.cross_entropy(logits, y, reduction="sum")), logits, y)
-        pred = logits.argmax(1).cpu()
+        logits = forward(images)
+        running.update(float(F.cross_entropy(logits, targets, reduction="sum")), logits, targets)
+        pred = logits.argmax(1)
         confusion += torch.bincount(targets * num_classes + pred, minlength=num_classes**2).view(num_classes, -1)
-        all_logits.append(logits.cpu())
-        all_targets.append(targets.cpu())
+        all_logits.append(logits)
+        all_targets.append(targets)
     r = running.result()
     logits = torch.cat(all_logits) if all_logits else torch.zeros(0, num_classes)
     targets = torch.cat(all_targets) if all_targets else torch.zeros(0, dtype=torch.int64)
@@ -128,10 +141,12 @@ def evaluate(
     workers: int | None = None,
     precision: str = "auto",
     raw_scores: bool = False,
+    backend: str = "auto",
 ) -> EvalResult:
     """Evaluate a saved model on one split of an ImageFolder dataset, with the artifact's preprocessing.
 
-    The result carries the artifact's temperature (1 with `raw_scores`) for its calibration report.
+    The network runs on `backend` (dogclf.backends; `auto` picks a gated export of the artifact, else eager
+    torch). The result carries the artifact's temperature (1 with `raw_scores`) for its calibration report.
     """
     from dogclf.config import RuntimeConfig
     from dogclf.data.dataset import ImageDataset, default_workers, make_loader
@@ -149,11 +164,13 @@ def evaluate(
             f"{data}: classes {layout.classes[:5]}... do not match the model's {art.class_names[:5]}... "
             f"({len(layout.classes)} vs {len(art.class_names)})"
         )
+    from dogclf.backends.load import load_backend
+
     runtime = resolve_runtime(RuntimeConfig(precision=precision))
-    model = runtime.prepare_model(art.model)
+    engine = load_backend(art, backend, runtime)
     pre = art.preprocess
     dataset = ImageDataset(layout.splits[split], eval_transform(pre), pre.decode_options())
     loader = make_loader(dataset, batch_size, shuffle=False, workers=default_workers(workers), seed=0)
-    result = evaluate_loader(model, loader, runtime, art.metadata.num_classes, art.class_names)
+    result = evaluate_forward(engine.logits, loader, art.metadata.num_classes, art.class_names)
     result.temperature = temperature_of(art, raw_scores)
     return result

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-import logging
 from dataclasses import dataclass
 
 import torch
 
 from dogclf.artifact import Artifact
+from dogclf.backends.load import load_backend
 from dogclf.config import RuntimeConfig
 from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
 from dogclf.data.preprocess import eval_transform
 from dogclf.runtime import Runtime, resolve_runtime
 
-log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
 
 
@@ -26,24 +24,6 @@ def temperature_of(artifact: Artifact, raw_scores: bool = False) -> float:
 def is_unknown(top_probability: float, min_confidence: float) -> bool:
     """Whether an answer is too unsure to give: its top probability is below `min_confidence`."""
     return top_probability < min_confidence
-
-
-def inference_model(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
-    """An eval-mode copy of `model` for serving and prediction; the artifact's own model is left as it is.
-
-    Batch norms are folded into the convolutions before them (in fp32, so nothing is lost to rounding), and
-    for bf16 on a CPU the weights are cast once here rather than by autocast on every forward pass.
-    """
-    from torch.fx.experimental.optimization import fuse
-
-    try:
-        model = fuse(model.eval(), inplace=False)
-    except Exception as exc:  # a model fx cannot trace still serves, just unfolded
-        log.info("batch norms not folded (%s: %s); serving the model as it is", type(exc).__name__, exc)
-        model = copy.deepcopy(model).eval()
-    if runtime.device.type == "cpu" and runtime.autocast_dtype == torch.bfloat16:
-        model = model.to(torch.bfloat16)
-    return model
 
 
 @dataclass(frozen=True)
@@ -75,6 +55,8 @@ class InferenceEngine:
     """Decode + preprocess (from the artifact's metadata) + batched forward + calibrated top-k.
 
     Probabilities are softmax(logits / T) with the artifact's fitted temperature T (T=1 with `raw_scores`).
+    The forward pass runs on `backend` (see dogclf.backends.select.choose_backend); everything around it is
+    the same on every backend.
     """
 
     def __init__(
@@ -83,11 +65,12 @@ class InferenceEngine:
         runtime: Runtime | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         raw_scores: bool = False,
+        backend: str = "auto",
     ) -> None:
         self.artifact = artifact
         self.temperature = temperature_of(artifact, raw_scores)
         self.runtime = runtime or resolve_runtime(RuntimeConfig(device="cpu"))
-        self.model = self.runtime.prepare_model(inference_model(artifact.model, self.runtime))
+        self.backend = load_backend(artifact, backend, self.runtime)
         self.transform = eval_transform(artifact.preprocess)
         self.decode_options = artifact.preprocess.decode_options(max_pixels)
 
@@ -95,12 +78,13 @@ class InferenceEngine:
         """One image (path or encoded bytes) -> normalized CHW float tensor."""
         return self.transform(decode_image(source, self.decode_options))
 
-    @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """NCHW batch -> float32 logits on the CPU."""
-        with self.runtime.autocast():
-            out = self.model(self.runtime.to_input(batch))
-        return out.float().cpu()
+        return self.backend.logits(batch)
+
+    def describe(self) -> str:
+        """The backend and precision the network runs on, for logs."""
+        return self.backend.describe()
 
     def topk(self, logits: torch.Tensor, k: int = 5, min_confidence: float = 0.0) -> list[Prediction]:
         """Calibrated probabilities of the k best classes, with breed names; unknown below `min_confidence`."""

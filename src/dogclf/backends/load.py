@@ -1,0 +1,32 @@
+"""Build the chosen backend for an artifact."""
+
+from __future__ import annotations
+
+import logging
+
+from dogclf.artifact import Artifact
+from dogclf.backends.base import Backend
+from dogclf.backends.select import choose_backend
+from dogclf.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def load_backend(artifact: Artifact, backend: str, runtime: Runtime) -> Backend:
+    """The network of `artifact` on the engine `backend` names (see choose_backend), ready to run."""
+    choice = choose_backend(artifact.path, backend, cpu=runtime.device.type == "cpu")
+    if choice.engine == "eager":
+        from dogclf.backends.eager import EagerBackend
+
+        return EagerBackend(artifact.model, runtime)
+    if choice.engine == "compile":
+        from dogclf.backends.compiled import CompiledBackend
+
+        return CompiledBackend(artifact.model, runtime)
+    if choice.engine == "openvino":
+        from dogclf.backends.openvino import OpenVINOBackend
+
+        return OpenVINOBackend.load(artifact, choice, runtime)
+    from dogclf.backends.onnx import OnnxBackend
+
+    return OnnxBackend.load(artifact, choice, runtime)

@@ -1,0 +1,102 @@
+"""Which backend runs an artifact: named by a flag, or picked from the artifact's exports (`auto`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dogclf.backends.base import BACKENDS
+from dogclf.backends.exports import FORMATS, ExportMetadata, export_name, list_exports, weights_digest
+from dogclf.errors import ArtifactError, ConfigError
+
+log = logging.getLogger(__name__)
+
+# `auto`'s order of preference among exports: int8 first (gated), then fp32 through a compiled engine.
+AUTO_ORDER = tuple(export_name(f, p) for p in ("int8", "fp32") for f in ("openvino", "onnx"))
+EXPORT_CHOICES = tuple(export_name(f, p) for f in FORMATS for p in ("fp32", "int8"))
+CHOICES: tuple[str, ...] = (*BACKENDS, *EXPORT_CHOICES)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An engine and, for exported models, the export folder and its metadata."""
+
+    engine: str  # eager | compile | openvino | onnx
+    folder: Path | None = None
+    export: ExportMetadata | None = None
+
+    def describe(self) -> str:
+        """e.g. 'openvino (export openvino-int8)' or 'eager'."""
+        return f"{self.engine} (export {self.export.name})" if self.export else self.engine
+
+
+def engine_installed(engine: str) -> bool:
+    """Whether the Python package of an engine can be imported (torch engines always can)."""
+    module = {"openvino": "openvino", "onnx": "onnxruntime"}.get(engine)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _fresh(model_dir: Path, exports: dict[str, ExportMetadata]) -> dict[str, ExportMetadata]:
+    """Exports made from the artifact's current weights; stale ones are dropped with a warning."""
+    if not exports:
+        return {}
+    digest = weights_digest(model_dir)
+    fresh = {name: meta for name, meta in exports.items() if meta.weights_sha256 == digest}
+    for name in sorted(set(exports) - set(fresh)):
+        log.warning("%s/exports/%s was exported from other weights; ignoring it (export again)", model_dir, name)
+    return fresh
+
+
+def choose_backend(
+    model_dir: Path | None,
+    backend: str = "auto",
+    installed: Callable[[str], bool] = engine_installed,
+    cpu: bool = True,
+) -> Choice:
+    """Resolve a --backend value against an artifact folder's exports.
+
+    auto: the first trusted export in AUTO_ORDER whose engine is installed, else eager (always eager off the
+    CPU). openvino / onnx: that engine's best trusted export, else the artifact converted in memory.
+    FORMAT-PRECISION: exactly that export.
+    """
+    if backend not in CHOICES:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(CHOICES)}")
+    if not cpu:
+        if backend not in ("auto", "eager", "compile"):
+            raise ConfigError(f"backend {backend} runs on the CPU only; use eager or compile on this device")
+        return Choice("eager" if backend == "auto" else backend)
+    exports = _fresh(model_dir, list_exports(model_dir)) if model_dir is not None else {}
+    if backend in EXPORT_CHOICES:
+        if backend not in exports:
+            fmt, precision = backend.split("-")
+            flag = " --int8" if precision == "int8" else ""
+            raise ArtifactError(
+                f"{model_dir} has no current {backend} export; run: dogclf export MODEL --format {fmt}{flag}"
+            )
+        return _checked(Choice(exports[backend].format, model_dir / "exports" / backend, exports[backend]), installed)
+    if backend in ("eager", "compile"):
+        return Choice(backend)
+    candidates = [n for n in AUTO_ORDER if n in exports and exports[n].trusted]
+    if backend != "auto":
+        candidates = [n for n in candidates if exports[n].format == backend]
+        best = candidates[0] if candidates else None
+        return _checked(Choice(backend, *((model_dir / "exports" / best, exports[best]) if best else ())), installed)
+    for name in candidates:
+        if installed(exports[name].format):
+            return Choice(exports[name].format, model_dir / "exports" / name, exports[name])
+        log.warning("export %s found but %s is not installed; serving with eager torch", name, exports[name].format)
+    return Choice("eager")
+
+
+def _checked(choice: Choice, installed: Callable[[str], bool]) -> Choice:
+    """An explicitly asked engine must be installed: name the extra that brings it."""
+    if not installed(choice.engine):
+        from dogclf.extras import MissingExtraError
+
+        raise MissingExtraError(
+            f"backend {choice.engine} needs its engine, which is not installed: pip install 'dogclf[{choice.engine}]'"
+        )
+    return choice
