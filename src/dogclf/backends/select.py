@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
-from dogclf.backends.base import BACKENDS
 from dogclf.backends.exports import FORMATS, ExportMetadata, export_name, list_exports, weights_digest
 from dogclf.errors import ArtifactError, ConfigError
 
@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 # `auto`'s order of preference among exports: int8 first (gated), then fp32 through a compiled engine.
 AUTO_ORDER = tuple(export_name(f, p) for p in ("int8", "fp32") for f in ("openvino", "onnx"))
 EXPORT_CHOICES = tuple(export_name(f, p) for f in FORMATS for p in ("fp32", "int8"))
-CHOICES: tuple[str, ...] = (*BACKENDS, *EXPORT_CHOICES)
+# What --backend accepts: an engine, or one export of the artifact by name.
+BackendChoice = Literal[
+    "auto", "eager", "compile", "openvino", "onnx", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"
+]
+CHOICES: tuple[str, ...] = get_args(BackendChoice)
 
 
 @dataclass(frozen=True)

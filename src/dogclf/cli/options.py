@@ -67,3 +67,16 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -
 def model_values(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
     """The fields of `model` given on the command line (flags left unset are absent, not None)."""
     return {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """--backend: the engine that runs the network (dogclf.backends.select.choose_backend)."""
+    from dogclf.backends.select import CHOICES
+
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=CHOICES,
+        help="engine for the network: auto (the model's gated export when its engine is installed, else eager), "
+        "eager, compile (torch.compile), openvino, onnx, or an export by name (default auto)",
+    )

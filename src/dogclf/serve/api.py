@@ -54,6 +54,7 @@ class ClassifierAPI:
         max_request_pixels: int = REQUEST_MAX_PIXELS,
         min_confidence: float = 0.0,
         raw_scores: bool = False,
+        backend: str = "auto",
     ) -> None:
         for name, value in (
             ("max_pixels", max_pixels),
@@ -73,6 +74,7 @@ class ClassifierAPI:
         self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
         self.max_request_pixels = max_request_pixels
         self.min_confidence, self.raw_scores = min_confidence, raw_scores
+        self.backend = backend
         self._engine: InferenceEngine | None = None
 
     @property
@@ -100,15 +102,14 @@ class ClassifierAPI:
         from dogclf.inference import InferenceEngine
 
         artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
-        engine = InferenceEngine(artifact, self.runtime, max_pixels=self.max_pixels, raw_scores=self.raw_scores)
+        engine = InferenceEngine(
+            artifact, self.runtime, max_pixels=self.max_pixels, raw_scores=self.raw_scores, backend=self.backend
+        )
         size = artifact.preprocess.image_size
         engine.logits(torch.zeros(1, 3, size, size))
         self._engine = engine
         log.info(
-            "serving %s (%s classes) with %s",
-            artifact.metadata.version,
-            len(artifact.class_names),
-            self.runtime.describe(),
+            "serving %s (%s classes) on %s", artifact.metadata.version, len(artifact.class_names), engine.describe()
         )
 
     def decode(self, body: bytes | str, content_type: str | None, deadline: float | None = None) -> list[torch.Tensor]:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dogclf.backends.select import BackendChoice
+
 # Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
 SERVE_MAX_PIXELS = 25_000_000
 # Each decoded 224 px image is ~600 KB of floats; a 6 MB body of tiny images must not become gigabytes.
@@ -40,6 +42,11 @@ class ServeConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Compute device.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32."
+    )
+    backend: BackendChoice = Field(
+        "auto",
+        description="Engine running the network: auto picks the model's gated export (int8 first) when its "
+        "engine is installed, else eager torch; or eager, compile, openvino, onnx, or an export by name.",
     )
     max_body_bytes: int = Field(SAGEMAKER_MAX_BODY, ge=1, description="Largest request body (413 beyond).")
     max_pixels: int = Field(SERVE_MAX_PIXELS, ge=1, description="Largest decoded image, width x height.")

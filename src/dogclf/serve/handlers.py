@@ -1,7 +1,8 @@
 """SageMaker PyTorch serving handlers (model_fn, input_fn, predict_fn, output_fn) over ClassifierAPI.
 
 Settings come from the endpoint's environment:
-DOGCLF_DEVICE, DOGCLF_PRECISION, DOGCLF_TOPK, DOGCLF_MAX_PIXELS, DOGCLF_MAX_IMAGES, DOGCLF_MIN_CONFIDENCE,
+DOGCLF_BACKEND (dogclf.backends.select; auto serves a shipped export), DOGCLF_DEVICE, DOGCLF_PRECISION,
+DOGCLF_TOPK, DOGCLF_MAX_PIXELS, DOGCLF_MAX_IMAGES, DOGCLF_MIN_CONFIDENCE,
 DOGCLF_RAW_SCORES (1/true: ignore the fitted temperature).
 """
 
@@ -67,6 +68,7 @@ def model_fn(model_dir: str) -> ClassifierAPI:
         max_images=int(os.environ.get("DOGCLF_MAX_IMAGES", MAX_IMAGES)),
         min_confidence=float(os.environ.get("DOGCLF_MIN_CONFIDENCE", 0.0)),
         raw_scores=os.environ.get("DOGCLF_RAW_SCORES", "").strip().lower() in ("1", "true", "yes"),
+        backend=os.environ.get("DOGCLF_BACKEND", "auto"),
     )
     api.setup()
     _state["api"] = api

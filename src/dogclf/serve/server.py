@@ -109,6 +109,7 @@ class EndpointState:
             max_request_pixels=cfg.max_request_pixels,
             min_confidence=cfg.min_confidence,
             raw_scores=cfg.raw_scores,
+            backend=cfg.backend,
         )
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
         self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)

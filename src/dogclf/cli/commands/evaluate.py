@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dogclf.cli.options import add_backend_option
+
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
@@ -55,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         raw_scores=args.raw_scores,
+        backend=args.backend,
     )
     doc = result.to_dict()
     plot = Path(args.plot) if args.plot else default_plot_path(args.model, args.split)
@@ -78,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    add_backend_option(p)
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (top1, top5, loss, calibration, confusion...)"
     )

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dogclf.cli.options import add_backend_option
+
 if TYPE_CHECKING:
     from dogclf.serve.client import FileResult
 
@@ -24,7 +26,7 @@ def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> li
     from dogclf.serve.client import FileResult
 
     runtime = resolve_runtime(RuntimeConfig(device="auto", precision=args.precision))
-    engine = InferenceEngine(load_artifact(model), runtime, raw_scores=args.raw_scores)
+    engine = InferenceEngine(load_artifact(model), runtime, raw_scores=args.raw_scores, backend=args.backend)
     batch_size = args.batch_size
     results: list[FileResult] = []
     for start in range(0, len(files), batch_size):
@@ -158,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="write predictions to a .csv or .jsonl file")
     p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision")
+    add_backend_option(p)
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
     p.add_argument(
         "--min-confidence",
