@@ -92,3 +92,27 @@ def test_entry_that_does_not_match_its_key_is_rebuilt(tiny_data, tmp_path, caplo
 def test_cache_applies_only_when_the_trainer_would_see_fixed_features(tiny_data, overrides, expected):
     reason = unavailable_reason(_frozen(tiny_data, **overrides))
     assert (reason is None) if expected is None else (expected in reason)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cached_features_are_the_trainers_backbone_outputs(tiny_data, tmp_path, precision):
+    """The folded serving path gives the unfolded backbone's features: to fp32 rounding, or bf16's top-1-safe error."""
+    from dogclf.data.dataset import ImageDataset
+    from dogclf.data.preprocess import Preprocess, eval_transform
+    from dogclf.tune.features import feature_extractor
+
+    cfg = _frozen(tiny_data, **{"runtime.precision": precision})
+    cached = _get(FeatureCache(tmp_path / "cache"), cfg)
+    layout, _, _ = load_dataset(cfg)
+    pre = Preprocess.for_size(cfg.data.image_size, cfg.data.resize_size)
+    images = ImageDataset(layout.splits["valid"], eval_transform(pre), pre.decode_options())
+    batch = torch.stack([images[i][0] for i in range(len(images))])
+    fp32 = resolve_runtime(cfg.runtime.model_copy(update={"precision": "fp32"}))
+    with torch.inference_mode():
+        expected = feature_extractor(cfg, len(layout.class_folders), fp32)(batch)
+    got = cached.splits["valid"].features.float()
+    assert got.dtype == torch.float32 and cached.splits["valid"].features.dtype == (
+        torch.bfloat16 if precision == "bf16" else torch.float32
+    )
+    tolerance = 1e-4 if precision == "fp32" else 3e-2  # bf16 keeps 8 bits of mantissa: ~0.4% per value
+    assert torch.allclose(got, expected, rtol=tolerance, atol=tolerance * float(expected.abs().max()))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dogclf")
 
-FORMAT = 1
+FORMAT = 2  # 2: features come from the folded inference model (dogclf.backends.eager)
 SPLITS = ("train", "valid")  # the test split is never needed to tune
 
 
@@ -212,15 +212,21 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
 
 
 def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) -> dict[str, SplitFeatures]:
-    """Run the frozen backbone once over the train and valid images with the eval transform."""
+    """Run the frozen backbone once over the train and valid images with the eval transform.
+
+    The backbone runs on the serving path (batch norms folded, bf16 weights cast once), and features are
+    stored in the runtime's reduced precision when it has one.
+    """
     import time
 
     import torch
 
+    from dogclf.backends.eager import EagerBackend
     from dogclf.data.dataset import ImageDataset, default_workers, make_loader
     from dogclf.data.preprocess import Preprocess, eval_transform
 
-    model = feature_extractor(cfg, len(layout.class_folders), runtime)
+    backbone = EagerBackend(feature_extractor(cfg, len(layout.class_folders), runtime), runtime)
+    dtype = runtime.autocast_dtype or torch.float32
     pre = Preprocess.for_size(cfg.data.image_size, cfg.data.resize_size)
     transform, decode = eval_transform(pre), pre.decode_options(cfg.data.max_image_pixels)
     batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
@@ -231,8 +237,7 @@ def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) ->
             loader = make_loader(ImageDataset(layout.splits[split], transform, decode), batch, False, workers, 0)
             feats, labels = [], []
             for images, targets in loader:
-                with runtime.autocast():
-                    feats.append(model(runtime.to_input(images)).cpu())
+                feats.append(backbone.logits(images).to(dtype))
                 labels.append(targets)
             out[split] = SplitFeatures(torch.cat(feats), torch.cat(labels))
     n = sum(len(f.labels) for f in out.values())
