@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from dogclf.config import RuntimeConfig
 from dogclf.backends.eager import inference_model
+from dogclf.config import RuntimeConfig
 from dogclf.models.factory import create_model
 from dogclf.runtime import resolve_runtime
 
