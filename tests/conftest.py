@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,37 @@ def tiny_run(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(tiny_data, **{"optim.epochs": 3}), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def exported_model(tiny_run, tiny_data, tmp_path_factory) -> Path:
+    """A copy of tiny_run's model folder with exports: openvino-int8 (calibrated on tiny_data's train split and
+    gated on its test split), onnx-fp32 (parity-checked on it) and openvino-fp32 (no check)."""
+    from dogclf.export import export_model
+
+    model = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(tiny_run / "model", model)
+    with pytest.MonkeyPatch.context() as mp:  # OpenVINO's compiled-model cache, away from the user's
+        mp.setenv("DOGCLF_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+        export_model(model, "openvino", int8=True, calibration_data=tiny_data)
+        export_model(model, "onnx", eval_data=tiny_data)
+        export_model(model, "openvino")
+    return model
+
+
+def blank_dataset(root: Path, classes: int = 3, per_class: int = 4) -> Path:
+    """The model's classes, but every image a flat grey: calibration data that does not represent the inputs."""
+    from PIL import Image
+
+    from dogclf.data.synthetic import breed_folder
+
+    for split in ("train", "valid"):
+        for label in range(classes):
+            folder = root / split / breed_folder(label)
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (32, 32), (128, 128, 128)).save(folder / f"grey_{i}.png")
+    return root
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):

@@ -20,6 +20,7 @@ _EXPORTS = {
     "list_models": "dogclf.models",
     "train": "dogclf.workflow",
     "evaluate": "dogclf.evaluation",
+    "export_model": "dogclf.export",
     "predict": "dogclf.prediction",
     "load_artifact": "dogclf.artifact",
     "make_dataset": "dogclf.data.synthetic",
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from dogclf.data.synthetic import make_dataset
     from dogclf.errors import DogclfError
     from dogclf.evaluation import evaluate
+    from dogclf.export import export_model
     from dogclf.models import create_model, list_models
     from dogclf.prediction import predict
     from dogclf.workflow import train

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dogclf.errors import ArtifactError
 
@@ -19,6 +19,8 @@ EXPORTS_DIR = "exports"
 EXPORT_FILE = "export.json"
 ExportFormat = Literal["onnx", "openvino"]
 FORMATS: tuple[str, ...] = ("onnx", "openvino")
+# The only files an export folder holds (beside export.json): what the writers make and packaging ships.
+MODEL_FILES = ("model.xml", "model.bin", "model.onnx")
 
 
 class AccuracyCheck(BaseModel):
@@ -32,11 +34,13 @@ class AccuracyCheck(BaseModel):
     top1: float
     drop_points: float = Field(description="(top1_reference - top1) * 100; positive means worse.")
     agreement: float = Field(description="Share of images whose top-1 class equals the reference's.")
-    ece: float | None = None
+    ece: float | None = Field(None, description="Expected calibration error at the artifact's temperature.")
     ece_reference: float | None = None
+    max_logit_diff: float | None = Field(None, description="Largest |logit - reference logit| over the split.")
+    precision: str = Field("fp32", description="The runtime precision the export ran at (the engine's hint).")
     max_drop_points: float
-    passed: bool
-    forced: bool = False
+    passed: bool = Field(description="drop_points <= max_drop_points.")
+    forced: bool = Field(False, description="Kept by --force although it failed the gate; `auto` never picks it.")
 
 
 class ExportMetadata(BaseModel):
@@ -55,6 +59,14 @@ class ExportMetadata(BaseModel):
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     versions: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("files")
+    @classmethod
+    def _known_files(cls, files: list[str]) -> list[str]:
+        """Only the known model file names, so export.json cannot point outside its folder."""
+        if not files or any(f not in MODEL_FILES for f in files):
+            raise ValueError(f"files must be among {', '.join(MODEL_FILES)}, got {files}")
+        return files
+
     @property
     def name(self) -> str:
         """The export's folder name, e.g. openvino-int8."""
@@ -62,10 +74,10 @@ class ExportMetadata(BaseModel):
 
     @property
     def trusted(self) -> bool:
-        """Whether `auto` may pick it: fp32 needs nothing, int8 must have passed its accuracy gate unforced."""
-        if self.precision != "int8":
-            return True
-        return self.accuracy is not None and self.accuracy.passed and not self.accuracy.forced
+        """Whether `auto` may pick it: int8 must have passed its accuracy gate, and no export may have failed one."""
+        if self.accuracy is None:
+            return self.precision != "int8"
+        return self.accuracy.passed and not self.accuracy.forced
 
 
 def export_name(fmt: str, precision: str) -> str:
@@ -104,7 +116,8 @@ def list_exports(model_dir: Path) -> dict[str, ExportMetadata]:
     root = Path(model_dir) / EXPORTS_DIR
     found: dict[str, ExportMetadata] = {}
     if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / EXPORT_FILE).is_file()):
+        # Hidden folders are exports being written or replaced by `dogclf export`, never served.
+        for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".") and (p / EXPORT_FILE).is_file()):
             try:
                 found[folder.name] = read_export(folder)
             except ArtifactError:

@@ -6,15 +6,21 @@ import logging
 
 from dogclf.artifact import Artifact
 from dogclf.backends.base import Backend
-from dogclf.backends.select import choose_backend
+from dogclf.backends.select import Choice, check_installed, choose_backend
 from dogclf.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def load_backend(artifact: Artifact, backend: str, runtime: Runtime) -> Backend:
-    """The network of `artifact` on the engine `backend` names (see choose_backend), ready to run."""
-    choice = choose_backend(artifact.path, backend, cpu=runtime.device.type == "cpu")
+def load_backend(artifact: Artifact, backend: str | Choice, runtime: Runtime) -> Backend:
+    """The network of `artifact` on the engine `backend` names (see choose_backend), ready to run.
+
+    A `Choice` is used as given: `dogclf export` evaluates an export it has not published yet that way.
+    """
+    if isinstance(backend, Choice):
+        choice = check_installed(backend)
+    else:
+        choice = choose_backend(artifact.path, backend, cpu=runtime.device.type == "cpu")
     if choice.engine == "eager":
         from dogclf.backends.eager import EagerBackend
 

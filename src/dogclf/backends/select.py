@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from dogclf.backends.exports import FORMATS, ExportMetadata, export_name, list_exports, weights_digest
+from dogclf.backends.exports import EXPORTS_DIR, FORMATS, ExportMetadata, export_name, list_exports, weights_digest
 from dogclf.errors import ArtifactError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,30 +72,33 @@ def choose_backend(
         if backend not in ("auto", "eager", "compile"):
             raise ConfigError(f"backend {backend} runs on the CPU only; use eager or compile on this device")
         return Choice("eager" if backend == "auto" else backend)
-    exports = _fresh(model_dir, list_exports(model_dir)) if model_dir is not None else {}
+    found = list_exports(model_dir) if model_dir is not None else {}
+    exports = _fresh(model_dir, found) if model_dir is not None else {}
     if backend in EXPORT_CHOICES:
         if backend not in exports:
             fmt, precision = backend.split("-")
-            flag = " --int8" if precision == "int8" else ""
-            raise ArtifactError(
-                f"{model_dir} has no current {backend} export; run: dogclf export MODEL --format {fmt}{flag}"
-            )
-        return _checked(Choice(exports[backend].format, model_dir / "exports" / backend, exports[backend]), installed)
+            why = "was exported from other weights (model.pth changed since)" if backend in found else "does not exist"
+            flag = " --int8 --calibration-data DIR" if precision == "int8" else ""
+            raise ArtifactError(f"{model_dir}/exports/{backend} {why}; run: dogclf export MODEL --format {fmt}{flag}")
+        folder = model_dir / EXPORTS_DIR / backend
+        return check_installed(Choice(exports[backend].format, folder, exports[backend]), installed)
     if backend in ("eager", "compile"):
         return Choice(backend)
     candidates = [n for n in AUTO_ORDER if n in exports and exports[n].trusted]
     if backend != "auto":
         candidates = [n for n in candidates if exports[n].format == backend]
         best = candidates[0] if candidates else None
-        return _checked(Choice(backend, *((model_dir / "exports" / best, exports[best]) if best else ())), installed)
+        return check_installed(
+            Choice(backend, *((model_dir / EXPORTS_DIR / best, exports[best]) if best else ())), installed
+        )
     for name in candidates:
         if installed(exports[name].format):
-            return Choice(exports[name].format, model_dir / "exports" / name, exports[name])
+            return Choice(exports[name].format, model_dir / EXPORTS_DIR / name, exports[name])
         log.warning("export %s found but %s is not installed; serving with eager torch", name, exports[name].format)
     return Choice("eager")
 
 
-def _checked(choice: Choice, installed: Callable[[str], bool]) -> Choice:
+def check_installed(choice: Choice, installed: Callable[[str], bool] = engine_installed) -> Choice:
     """An explicitly asked engine must be installed: name the extra that brings it."""
     if not installed(choice.engine):
         from dogclf.extras import MissingExtraError

@@ -14,21 +14,28 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from dogclf.artifact import METADATA_FILE, WEIGHTS_FILE, read_metadata, resolve_artifact_dir
+from dogclf.backends.base import EXTRAS
+from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES
+from dogclf.backends.select import EXPORT_CHOICES, choose_backend
 from dogclf.entrypoints import script_path
-from dogclf.errors import ArtifactError
+from dogclf.errors import ArtifactError, ConfigError
 from dogclf.fsutil import atomic_write
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
 
 
-def requirements_text(wheel: Path | None = None) -> str:
-    """code/requirements.txt: the bundled wheel by its in-container path, else the exact dogclf release."""
+def requirements_text(wheel: Path | None = None, extra: str | None = None) -> str:
+    """code/requirements.txt: the bundled wheel by its in-container path, else the exact dogclf release.
+
+    `extra` (e.g. openvino, for a shipped export) is installed with it: `dogclf[openvino]==VERSION`.
+    """
     from dogclf import __version__
 
+    extras = f"[{extra}]" if extra else ""
     if wheel is not None:
-        return f"{CONTAINER_MODEL_DIR}/code/{wheel.name}\n"
-    return f"dogclf=={__version__}\n"
+        return f"{CONTAINER_MODEL_DIR}/code/{wheel.name}{extras}\n"
+    return f"dogclf{extras}=={__version__}\n"
 
 
 def _source_date() -> int:
@@ -49,18 +56,40 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | Path, mtime: int) -> Non
         tar.addfile(info, io.BytesIO(data))
 
 
-def package_model(source: str | Path, output: str | Path, wheel: str | Path | None = None) -> Path:
-    """Write model.pth, metadata.json, code/inference.py and code/requirements.txt (+ wheel) to `output`."""
+def _export_entries(model_dir: Path, name: str) -> tuple[dict[str, Path], str]:
+    """The archive entries of a current, trusted export (exports/NAME/...) and the extra its engine needs."""
+    if name not in EXPORT_CHOICES:
+        raise ConfigError(f"--export {name!r} is not an export name; choose one of {', '.join(EXPORT_CHOICES)}")
+    choice = choose_backend(model_dir, name, installed=lambda engine: True)  # refuses missing or stale exports
+    assert choice.folder is not None and choice.export is not None  # an export name always resolves to one
+    if not choice.export.trusted:
+        raise ArtifactError(
+            f"{choice.folder} failed its accuracy gate (kept with --force), so a server would not use it; "
+            "export it again without --force, or package another export"
+        )
+    files = (*choice.export.files, EXPORT_FILE)
+    return {f"{EXPORTS_DIR}/{name}/{f}": choice.folder / f for f in files}, EXTRAS[choice.export.format]
+
+
+def package_model(
+    source: str | Path, output: str | Path, wheel: str | Path | None = None, export: str | None = None
+) -> Path:
+    """Write model.pth, metadata.json, code/inference.py and code/requirements.txt (+ wheel) to `output`.
+
+    `export` (e.g. openvino-int8) ships MODEL/exports/NAME/ too, and requirements.txt installs its engine.
+    """
     model_dir = resolve_artifact_dir(source)
     read_metadata(model_dir)
     wheel_path = Path(wheel) if wheel else None
     if wheel_path is not None and (wheel_path.suffix != ".whl" or not wheel_path.is_file()):
         raise ArtifactError(f"--wheel must be an existing .whl file, got {wheel_path}")
+    shipped, extra = _export_entries(model_dir, export) if export else ({}, None)
     entries: dict[str, bytes | Path] = {
         WEIGHTS_FILE: model_dir / WEIGHTS_FILE,
         METADATA_FILE: model_dir / METADATA_FILE,
         "code/inference.py": script_path("inference.py"),  # the package's own file, also in wheel installs
-        "code/requirements.txt": requirements_text(wheel_path).encode("utf-8"),
+        "code/requirements.txt": requirements_text(wheel_path, extra).encode("utf-8"),
+        **shipped,
     }
     if wheel_path is not None:
         entries[f"code/{wheel_path.name}"] = wheel_path
@@ -76,7 +105,8 @@ def package_model(source: str | Path, output: str | Path, wheel: str | Path | No
     return atomic_write(output, write)
 
 
-# The members of the SageMaker PyTorch layout; anything else in an archive is never written.
+# The members of the SageMaker PyTorch layout (plus a wheel in code/ and exports, see _in_layout); anything
+# else in an archive is never written.
 LAYOUT_FILES = (WEIGHTS_FILE, METADATA_FILE, "code/inference.py", "code/requirements.txt")
 CACHE_ENV = "DOGCLF_MODEL_CACHE"
 
@@ -98,9 +128,19 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath:
 
 
 def _in_layout(name: PurePosixPath) -> bool:
-    """Whether a file belongs to the model.tar.gz layout (model, metadata, inference code, bundled wheel)."""
-    path = name.as_posix()
-    return path in LAYOUT_FILES or (len(name.parts) == 2 and name.parts[0] == "code" and path.endswith(".whl"))
+    """Whether a file belongs to the model.tar.gz layout (model, metadata, inference code, bundled wheel, exports).
+
+    Exports are exports/NAME/FILE with NAME a known export (e.g. openvino-int8) and FILE one of its known files.
+    """
+    path, parts = name.as_posix(), name.parts
+    if path in LAYOUT_FILES or (len(parts) == 2 and parts[0] == "code" and path.endswith(".whl")):
+        return True
+    return (
+        len(parts) == 3
+        and parts[0] == EXPORTS_DIR
+        and parts[1] in EXPORT_CHOICES
+        and parts[2] in (*MODEL_FILES, EXPORT_FILE)
+    )
 
 
 def _check_space(archive: Path, dest: Path, total: int) -> None:

@@ -1,0 +1,98 @@
+"""`dogclf export` wall time per format and precision, and the throughput of every backend on the result.
+
+Each export runs as the user runs it (a `dogclf export` process, calibration and accuracy gate included); the
+throughput is images/s of `backend.logits` on one batch, after warm-up, with the process's torch threads.
+Without --model a random-weight model is trained for one step on a synthetic dataset (accuracy then means
+nothing, the timings do).
+
+    python benchmarks/bench_export.py                                   # resnet50, 224 px, batch 16
+    python benchmarks/bench_export.py --arch tiny_cnn --size 32 --seconds 1
+    python benchmarks/bench_export.py --model RUN --data DATASET
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dogclf.artifact import load_artifact
+from dogclf.backends.load import load_backend
+from dogclf.config import RuntimeConfig, build_config
+from dogclf.data.synthetic import make_dataset
+from dogclf.runtime import resolve_runtime
+
+EXPORTS = [("openvino", False), ("openvino", True), ("onnx", False), ("onnx", True)]
+
+
+def make_model(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
+    """A synthetic dataset (60 train / 20 test images per class) and a model trained one step on it."""
+    from dogclf.training import train
+
+    data = make_dataset(root / "data", classes=5, per_class=60, size=args.size + args.size // 7, eval_per_class=20)
+    cfg = build_config(overrides={
+        "data.root": str(data), "data.image_size": args.size, "data.batch_size": 8, "data.num_workers": 0,
+        "model.arch": args.arch, "model.weights": None, "model.freeze": "full", "optim.epochs": 1,
+        "optim.max_steps_per_epoch": 1, "runtime.progress": False,
+    })  # fmt: skip
+    train(cfg, root / "run")
+    return root / "run", data
+
+
+def export(model: Path, data: Path, fmt: str, int8: bool) -> str:
+    """Run `dogclf export` and return one summary row."""
+    cmd = [sys.executable, "-m", "dogclf.cli.main", "-q", "export", str(model), "--format", fmt]
+    cmd += ["--calibration-data", str(data)] + (["--int8", "--force"] if int8 else [])
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        return f"{fmt}-{'int8' if int8 else 'fp32'}: failed ({done.stderr.strip()[-200:]})"
+    top1 = next((line.split()[1:3] for line in done.stdout.splitlines() if line.strip().startswith("top-1")), "")
+    agreement = next((line.split()[-1] for line in done.stdout.splitlines() if "agreement" in line), "")
+    return f"{fmt}-{'int8' if int8 else 'fp32'}: {seconds:.1f} s, top-1 eager/export {top1}, agreement {agreement}"
+
+
+def throughput(model: Path, backend: str, precision: str, batch: int, seconds: float) -> float:
+    """Images/s of the backend's forward pass on one batch, after two warm-up calls."""
+    artifact = load_artifact(model)
+    engine = load_backend(artifact, backend, resolve_runtime(RuntimeConfig(device="cpu", precision=precision)))
+    size = artifact.preprocess.image_size
+    images = torch.randn(batch, 3, size, size)
+    engine.logits(images)
+    engine.logits(images)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        engine.logits(images)
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="run or model folder (default: a random-weight model)")
+    parser.add_argument("--data", type=Path, help="dataset of the model (calibration and gate)")
+    parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per backend")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, data = (args.model, args.data) if args.model else make_model(Path(tmp), args)
+        print(f"torch threads: {torch.get_num_threads()}")
+        for fmt, int8 in EXPORTS:
+            print(export(model, data, fmt, int8), flush=True)
+        runs = [("eager", "fp32"), ("eager", "bf16"), ("openvino-fp32", "fp32"), ("openvino-fp32", "bf16")]
+        runs += [("openvino-int8", "bf16"), ("onnx-fp32", "fp32"), ("onnx-int8", "fp32")]
+        for backend, precision in runs:
+            rate = throughput(model, backend, precision, args.batch, args.seconds)
+            print(f"{backend:>14} {precision:>5}: {rate:7.1f} img/s (batch {args.batch})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
