@@ -1,14 +1,16 @@
-"""Serving throughput and latency: the local endpoint at concurrency 1/8/32 vs the raw model, in one run.
+"""Serving throughput and latency per backend: the local endpoint vs the raw model, in one run.
 
 Builds a random-init ResNet50 artifact (133 classes, 224 px), writes real JPEGs (500x375, like dogImages),
-then measures, on this machine:
-  raw bf16      the model alone on preprocessed batches (bf16 autocast + channels_last), images/s
-  fp32 handler  the SageMaker handlers in process, fp32, one request at a time (decode + forward + encode)
-  server cN     `dogclf serve` in a subprocess, N concurrent HTTP clients, one JPEG per request
-Targets: server c8 >= 75% of raw bf16 and >= 2x the fp32 handler.
+exports it (OpenVINO / ONNX, fp32 and int8; int8 forced past the accuracy gate, since random weights have no
+accuracy to keep: bench_export.py measures accuracy on a trained model), then measures, on this machine:
+  raw B P       backend B at precision P alone on preprocessed batches, images/s
+  fp32 handler  the SageMaker handlers in process, eager fp32, one request at a time (decode + forward + encode)
+  server B cN   `dogclf serve --backend B` in a subprocess, N concurrent HTTP clients, one JPEG per request
+Every server level is compared with the raw eager bf16 model measured right around it (same background load).
+Targets: eager server c8 >= 75% of raw eager bf16; the fastest backend's server c8 >= 3x raw eager bf16.
 
-    python benchmarks/bench_serve.py                 # ~200 requests per level
-    python benchmarks/bench_serve.py --requests 24   # quick check
+    python benchmarks/bench_serve.py                                 # ~200 requests per level
+    python benchmarks/bench_serve.py --requests 24 --backends eager  # quick check
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def make_jpegs(workdir: Path, count: int) -> list[bytes]:
 class RawModel:
     """The model alone on one preprocessed batch: the ceiling any server on this machine can reach."""
 
-    def __init__(self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int) -> None:
+    def __init__(self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int, backend: str = "eager") -> None:
         import torch
 
         from dogclf.artifact import load_artifact
@@ -73,7 +75,7 @@ class RawModel:
         from dogclf.runtime import resolve_runtime
 
         runtime = resolve_runtime(RuntimeConfig(device="cpu", precision=precision))
-        self.engine = InferenceEngine(load_artifact(model_dir), runtime)
+        self.engine = InferenceEngine(load_artifact(model_dir), runtime, backend=backend)
         self.x = torch.stack([self.engine.preprocess(j) for j in jpegs[:batch]])
         for _ in range(2):
             self.engine.logits(self.x)
@@ -90,6 +92,7 @@ class RawModel:
 def handler_throughput(model_dir: Path, jpegs: list[bytes], n: int) -> tuple[float, list[float]]:
     """The SageMaker handlers, fp32, one request at a time (what an unbatched endpoint does)."""
     os.environ["DOGCLF_PRECISION"] = "fp32"
+    os.environ["DOGCLF_BACKEND"] = "eager"
     from dogclf.serve import handlers
 
     model = handlers.model_fn(str(model_dir))
@@ -180,6 +183,82 @@ def batch_totals(url: str) -> tuple[float, float]:
     return found["dogclf_batch_size_sum"], found["dogclf_batch_size_count"]
 
 
+def make_exports(workdir: Path, model_dir: Path, jpegs: list[bytes], backends: list[str]) -> None:
+    """The exports the asked backends need, calibrated on the bench JPEGs (an ImageFolder of the model's classes)."""
+    from dogclf.artifact import read_metadata
+    from dogclf.backends.select import EXPORT_CHOICES
+    from dogclf.export import export_model
+
+    data = workdir / "calibration"
+    for i, folder in enumerate(read_metadata(model_dir).class_folders):
+        for split in ("train", "test"):
+            (data / split / folder).mkdir(parents=True)
+            (data / split / folder / "img.jpg").write_bytes(jpegs[i % len(jpegs)])
+    for name in dict.fromkeys(b for b in backends if b in EXPORT_CHOICES):
+        fmt, precision = name.split("-")
+        result = export_model(model_dir, fmt, int8=precision == "int8", calibration_data=data, force=True)
+        print(f"exported {name} in {result.seconds:.1f} s", flush=True)
+
+
+def serve_levels(model_dir: Path, raw: RawModel, jpegs, backend: str, levels: list[int], args, report) -> None:
+    """`dogclf serve --backend BACKEND` at each concurrency level, each against raw eager bf16 around it."""
+    from dogclf.serve.local import LocalEndpoint
+
+    serve_args = ["--backend", backend, "--max-batch-size", str(args.max_batch_size)]
+    serve_args += ["--max-batch-delay-ms", str(args.max_batch_delay_ms)]
+    for flag in ("workers", "threads"):
+        if getattr(args, flag) is not None:
+            serve_args += [f"--{flag}", str(getattr(args, flag))]
+    with LocalEndpoint(model_dir, *serve_args) as endpoint:
+        print(f"server {backend}: {server_settings(endpoint.log_text())}")
+        for c in levels:
+            images, passes = batch_totals(endpoint.url)
+            throughput, latencies, around, ratio, client_cpu = interleaved(raw, endpoint.url, jpegs, c, args)
+            images_after, passes_after = batch_totals(endpoint.url)
+            mean_batch = (images_after - images) / max(1.0, passes_after - passes)
+            name = f"server_{backend}_c{c}"
+            report(name, f"server {backend}, concurrency {c}", throughput, latencies)
+            report.figures[name] |= {"raw_bf16_around": around, "vs_raw_bf16": ratio, "mean_batch": mean_batch,
+                                     "client_cpu_ms": client_cpu * 1e3}  # fmt: skip
+            print(f"{'':<34} = {ratio:.2f}x raw eager bf16 around it (median of {args.rounds} rounds; "
+                  f"raw {around:.1f} img/s); mean batch {mean_batch:.1f}; "
+                  f"clients' CPU {client_cpu * 1e3:.1f} ms/request", flush=True)  # fmt: skip
+
+
+class Report:
+    """Prints one aligned row per figure and keeps them for --json."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, dict] = {}
+
+    def __call__(self, name: str, label: str, throughput: float, latencies: list[float] | None = None) -> None:
+        self.figures[name] = {"throughput": throughput}
+        line = f"{label:<34} {throughput:7.1f} img/s"
+        if latencies:
+            self.figures[name] |= {"p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99)}
+            line += f"  p50 {pct(latencies, 50):7.1f} ms  p99 {pct(latencies, 99):7.1f} ms"
+        print(line, flush=True)
+
+
+RAW_PRECISIONS = {"onnx": ("fp32",), "onnx-fp32": ("fp32",), "onnx-int8": ("fp32",)}
+
+
+def verdicts(figures: dict[str, dict], backends: list[str], handler: float) -> None:
+    """The targets, judged on the c8 rows."""
+    verdict = {True: "met", False: "MISSED"}
+    eager = figures.get("server_eager_c8")
+    if eager:
+        print(f"eager server c8 = {eager['vs_raw_bf16']:.0%} of raw eager bf16 (target >= 75%: "
+              f"{verdict[eager['vs_raw_bf16'] >= 0.75]}); {eager['throughput'] / handler:.1f}x the fp32 handler "
+              f"(target >= 2x: {verdict[eager['throughput'] >= 2 * handler]})")  # fmt: skip
+    rows = [(figures[f"server_{b}_c8"]["vs_raw_bf16"], b) for b in backends if f"server_{b}_c8" in figures]
+    if rows:
+        best, backend = max(rows)
+        print(
+            f"fastest server c8: {backend}, {best:.2f}x raw eager bf16 around it (target >= 3x: {verdict[best >= 3]})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -189,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
     parser.add_argument("--workers", type=int, help="server model threads (default: the server's)")
     parser.add_argument("--threads", type=int, help="torch threads per server model thread (default: the server's)")
-    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--concurrency", default="1,8,32", help="levels for the first backend")
+    parser.add_argument("--backends", default="eager,openvino-int8,onnx-int8,openvino-fp32",
+                        help="backends to measure (compile adds a long compile)")  # fmt: skip
+    parser.add_argument("--backend-concurrency", default="8", help="levels for the other backends")
     parser.add_argument("--rounds", type=int, default=3, help="raw/server alternations per concurrency level")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -197,66 +279,33 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dogclf.runtime import cpu_supports_bf16
-    from dogclf.serve.local import LocalEndpoint
 
-    levels = [int(c) for c in args.concurrency.split(",")]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         workdir = Path(tmp)
         model_dir = build_model(workdir, args.image_size)
         jpegs = make_jpegs(workdir, 32)
         mean_kib = statistics.mean(map(len, jpegs)) / 1024
-        threads = torch.get_num_threads()
-        print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} threads, "
+        print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"native bf16: {cpu_supports_bf16()}; JPEGs 500x375, mean {mean_kib:.0f} KiB")  # fmt: skip
-        figures: dict[str, dict | float] = {}
-
-        def report(name: str, label: str, throughput: float, latencies: list[float] | None = None) -> None:
-            figures[name] = {"throughput": throughput}
-            line = f"{label:<28} {throughput:7.1f} img/s"
-            if latencies:
-                figures[name] |= {"p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99)}
-                line += f"  p50 {pct(latencies, 50):7.1f} ms  p99 {pct(latencies, 99):7.1f} ms"
-            print(line, flush=True)
-
-        batch = args.max_batch_size
+        make_exports(workdir, model_dir, jpegs, backends)
+        report, batch = Report(), args.max_batch_size
         raw = RawModel(model_dir, jpegs, "bf16", batch)
-        report("raw_bf16", f"raw bf16 model, batch {batch}", raw.throughput(args.requests))
-        report("raw_fp32", f"raw fp32 model, batch {batch}",
-               RawModel(model_dir, jpegs, "fp32", batch).throughput(args.requests // 2))  # fmt: skip
+        report("raw_eager_bf16", f"raw eager bf16, batch {batch}", raw.throughput(args.requests))
+        for backend in ["eager", *[b for b in backends if b != "eager"]]:
+            for precision in RAW_PRECISIONS.get(backend, ("fp32", "bf16")):
+                if (backend, precision) != ("eager", "bf16"):
+                    other = RawModel(model_dir, jpegs, precision, batch, backend)
+                    report(f"raw_{backend}_{precision}", f"raw {backend} {precision}, batch {batch}",
+                           other.throughput(args.requests // 2))  # fmt: skip
         handler, latencies = handler_throughput(model_dir, jpegs, max(16, args.requests // 4))
-        report("fp32_handler", "fp32 handler, 1 at a time", handler, latencies)
-
-        # Load from other processes drifts: each level is compared with raw bf16 measured right around it.
-        serve_args = ["--max-batch-size", str(batch), "--max-batch-delay-ms", str(args.max_batch_delay_ms)]
-        for flag in ("workers", "threads"):
-            if getattr(args, flag) is not None:
-                serve_args += [f"--{flag}", str(getattr(args, flag))]
-        with LocalEndpoint(model_dir, *serve_args) as endpoint:
-            print(f"server: {server_settings(endpoint.log_text())}")
-            for c in levels:
-                images, passes = batch_totals(endpoint.url)
-                throughput, latencies, around, ratio, client_cpu = interleaved(raw, endpoint.url, jpegs, c, args)
-                images_after, passes_after = batch_totals(endpoint.url)
-                mean_batch = (images_after - images) / max(1.0, passes_after - passes)
-                report(f"server_c{c}", f"server, concurrency {c}", throughput, latencies)
-                figures[f"server_c{c}"] |= {
-                    "raw_bf16_around": around,
-                    "vs_raw_bf16": ratio,
-                    "mean_batch": mean_batch,
-                    "client_cpu_ms": client_cpu * 1e3,
-                }
-                print(f"{'':<28} = {ratio:.0%} of raw bf16 around it (median of {args.rounds} rounds; "
-                      f"raw {around:.1f} img/s); mean batch {mean_batch:.1f}; "
-                      f"clients' CPU {client_cpu * 1e3:.1f} ms/request")  # fmt: skip
-        if 8 in levels:
-            c8 = figures["server_c8"]
-            verdict = {True: "met", False: "MISSED"}
-            vs_raw, vs_handler = verdict[c8["vs_raw_bf16"] >= 0.75], verdict[c8["throughput"] >= 2 * handler]
-            times = c8["throughput"] / handler
-            print(f"server c8 = {c8['vs_raw_bf16']:.0%} of raw bf16 (target >= 75%: {vs_raw}); "
-                  f"{times:.1f}x the fp32 handler (target >= 2x: {vs_handler})")  # fmt: skip
+        report("fp32_handler", "eager fp32 handler, 1 at a time", handler, latencies)
+        for i, backend in enumerate(backends):
+            levels = args.concurrency if i == 0 else args.backend_concurrency
+            serve_levels(model_dir, raw, jpegs, backend, [int(c) for c in levels.split(",")], args, report)
+        verdicts(report.figures, backends, handler)
         if args.json:
-            Path(args.json).write_text(json.dumps(figures, indent=2))
+            Path(args.json).write_text(json.dumps(report.figures, indent=2))
     return 0
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dogclf.artifact import Artifact, load_artifact
+from dogclf.backends.select import Choice
 from dogclf.runtime import Runtime, resolve_runtime
 from dogclf.training.running import RunningMetrics
 
@@ -141,7 +142,7 @@ def evaluate(
     workers: int | None = None,
     precision: str = "auto",
     raw_scores: bool = False,
-    backend: str = "auto",
+    backend: str | Choice = "auto",
 ) -> EvalResult:
     """Evaluate a saved model on one split of an ImageFolder dataset, with the artifact's preprocessing.
 

@@ -66,11 +66,12 @@ class InferenceEngine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         raw_scores: bool = False,
         backend: str = "auto",
+        streams: int = 1,
     ) -> None:
         self.artifact = artifact
         self.temperature = temperature_of(artifact, raw_scores)
         self.runtime = runtime or resolve_runtime(RuntimeConfig(device="cpu"))
-        self.backend = load_backend(artifact, backend, self.runtime)
+        self.backend = load_backend(artifact, backend, self.runtime, streams)
         self.transform = eval_transform(artifact.preprocess)
         self.decode_options = artifact.preprocess.decode_options(max_pixels)
 

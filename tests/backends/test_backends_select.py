@@ -97,7 +97,7 @@ def test_missing_engine_asked_by_name_names_the_extra(model_dir):
 
 def test_missing_export_asked_by_name_says_how_to_make_it(model_dir):
     with pytest.raises(
-        ArtifactError, match="no current openvino-int8 export.*dogclf export MODEL --format openvino --int8"
+        ArtifactError, match="exports/openvino-int8 does not exist; run: dogclf export MODEL --format openvino --int8"
     ):
         choose_backend(model_dir, "openvino-int8", _everything)
 
@@ -106,7 +106,7 @@ def test_stale_export_is_skipped_by_auto_and_refused_by_name(model_dir, caplog):
     add_export(model_dir, "openvino", "fp32", digest="0" * 64)
     assert choose_backend(model_dir, "auto", _everything).engine == "eager"
     assert "exported from other weights" in caplog.text
-    with pytest.raises(ArtifactError, match="no current openvino-fp32"):
+    with pytest.raises(ArtifactError, match="exports/openvino-fp32 was exported from other weights"):
         choose_backend(model_dir, "openvino-fp32", _everything)
 
 

@@ -12,10 +12,11 @@ from dogclf.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def load_backend(artifact: Artifact, backend: str | Choice, runtime: Runtime) -> Backend:
+def load_backend(artifact: Artifact, backend: str | Choice, runtime: Runtime, streams: int = 1) -> Backend:
     """The network of `artifact` on the engine `backend` names (see choose_backend), ready to run.
 
     A `Choice` is used as given: `dogclf export` evaluates an export it has not published yet that way.
+    `streams`: how many threads will run batches at once (engines that schedule them themselves use it).
     """
     if isinstance(backend, Choice):
         choice = check_installed(backend)
@@ -32,7 +33,7 @@ def load_backend(artifact: Artifact, backend: str | Choice, runtime: Runtime) ->
     if choice.engine == "openvino":
         from dogclf.backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend.load(artifact, choice, runtime)
+        return OpenVINOBackend.load(artifact, choice, runtime, streams)
     from dogclf.backends.onnx import OnnxBackend
 
     return OnnxBackend.load(artifact, choice, runtime)

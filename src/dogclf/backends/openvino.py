@@ -63,15 +63,19 @@ class OpenVINOBackend:
 
     name = "openvino"
 
-    def __init__(self, compiled: Any, precision: str, source: str, hint: str, threads: int) -> None:
+    def __init__(self, compiled: Any, precision: str, source: str, hint: str, threads: int, streams: int = 1) -> None:
         self.compiled = compiled
         self.precision = precision
-        self.source, self.hint, self.threads = source, hint, threads
+        self.source, self.hint, self.threads, self.streams = source, hint, threads, streams
         self._local = threading.local()
 
     @classmethod
-    def load(cls, artifact: Artifact, choice: Choice, runtime: Runtime) -> OpenVINOBackend:
-        """Compile the export `choice` names (or the artifact's model, converted here) for this runtime."""
+    def load(cls, artifact: Artifact, choice: Choice, runtime: Runtime, streams: int = 1) -> OpenVINOBackend:
+        """Compile the export `choice` names (or the artifact's model, converted here) for this runtime.
+
+        `streams` is how many threads will call `logits` at once (the server's model threads): OpenVINO then
+        runs that many inferences in parallel, splitting the threads between them, instead of queueing them.
+        """
         ov = require_openvino()
         start = time.perf_counter()
         core = ov.Core()
@@ -83,11 +87,12 @@ class OpenVINOBackend:
             model = convert_torch(artifact.model, artifact.preprocess.image_size)
             source, int8 = "converted in memory", False
         hint, threads = HINTS.get(runtime.precision, "f32"), torch.get_num_threads()
-        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
+        config |= {"NUM_STREAMS": streams} if streams > 1 else {"PERFORMANCE_HINT": "LATENCY"}
         compiled = core.compile_model(model, "CPU", config)
         log.info("openvino: %s compiled in %.1f s", source, time.perf_counter() - start)
         # int8 weights and activations; the hint sets the precision of what NNCF left unquantized.
-        return cls(compiled, "int8" if int8 else runtime.precision, source, hint, threads)
+        return cls(compiled, "int8" if int8 else runtime.precision, source, hint, threads, streams)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """NCHW float32 batch -> float32 logits on the CPU."""
@@ -100,4 +105,7 @@ class OpenVINOBackend:
 
     def describe(self) -> str:
         """Engine, model source, precision hint and threads, for logs."""
-        return f"openvino CPU ({self.source}), precision={self.precision} hint={self.hint} threads={self.threads}"
+        return (
+            f"openvino CPU ({self.source}), precision={self.precision} hint={self.hint} threads={self.threads} "
+            f"streams={self.streams}"
+        )

@@ -75,6 +75,7 @@ class ClassifierAPI:
         self.max_request_pixels = max_request_pixels
         self.min_confidence, self.raw_scores = min_confidence, raw_scores
         self.backend = backend
+        self.streams = 1  # threads that will call predict() at once; the server sets its model-thread count
         self._engine: InferenceEngine | None = None
 
     @property
@@ -103,7 +104,12 @@ class ClassifierAPI:
 
         artifact = self.model if isinstance(self.model, Artifact) else load_artifact(self.model)
         engine = InferenceEngine(
-            artifact, self.runtime, max_pixels=self.max_pixels, raw_scores=self.raw_scores, backend=self.backend
+            artifact,
+            self.runtime,
+            max_pixels=self.max_pixels,
+            raw_scores=self.raw_scores,
+            backend=self.backend,
+            streams=self.streams,
         )
         size = artifact.preprocess.image_size
         engine.logits(torch.zeros(1, 3, size, size))

@@ -113,6 +113,7 @@ class EndpointState:
         )
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
         self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)
+        self.api.streams = self.workers
         self.decode_threads = cfg.decode_threads or min(4, cpus)
         self.load_error: str | None = None
         self.metrics = prom.ServerMetrics(queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready)

@@ -35,8 +35,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _package(args: argparse.Namespace) -> int:
     from dogclf.serve.package import package_model
 
-    out = package_model(args.run, args.output, wheel=args.wheel)
-    print(f"packaged {args.run} -> {out} ({out.stat().st_size} bytes)")
+    out = package_model(args.run, args.output, wheel=args.wheel, export=args.export)
+    shipped = f", with export {args.export}" if args.export else ""
+    print(f"packaged {args.run} -> {out} ({out.stat().st_size} bytes{shipped})")
     return 0
 
 
@@ -62,4 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or model folder")
     p.add_argument("-o", "--output", default="model.tar.gz", help="archive to write (default model.tar.gz)")
     p.add_argument("--wheel", help="bundle this dogclf wheel in code/ and install it instead of dogclf==VERSION")
+    from dogclf.backends.select import EXPORT_CHOICES
+
+    p.add_argument(
+        "--export",
+        choices=EXPORT_CHOICES,
+        help="ship MODEL/exports/NAME (made by `dogclf export`) and install its engine's extra; "
+        "the endpoint's auto backend then serves it",
+    )
     p.set_defaults(func=_package)

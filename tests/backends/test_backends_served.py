@@ -1,0 +1,39 @@
+"""Per backend: what `dogclf serve --backend X` answers equals offline prediction on the same backend."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import torch
+
+from dogclf.artifact import load_artifact
+from dogclf.config import RuntimeConfig
+from dogclf.inference import InferenceEngine
+from dogclf.prediction import collect_images
+from dogclf.runtime import resolve_runtime
+from dogclf.serve.local import LocalEndpoint
+
+
+@pytest.mark.parametrize("backend", ["eager", "compile", "openvino", "onnx"])
+def test_served_probabilities_equal_offline_on_the_same_backend(tiny_run, tiny_data, backend):
+    images = collect_images([tiny_data / "test"])
+    runtime = resolve_runtime(RuntimeConfig(device="cpu", precision="fp32"))
+    engine = InferenceEngine(load_artifact(tiny_run), runtime, backend=backend)
+    expected = engine.topk(engine.logits(torch.stack([engine.preprocess(p) for p in images])), 3)
+    args = ("--backend", backend, "--precision", "fp32", "--workers", "1", "--threads", "1")
+    with LocalEndpoint(tiny_run, *args) as endpoint:
+        served = [
+            requests.post(
+                f"{endpoint.url}/invocations",
+                data=path.read_bytes(),
+                params={"topk": 3},
+                headers={"Content-Type": "image/jpeg"},
+                timeout=60,
+            ).json()["predictions"][0]
+            for path in images
+        ]
+        log = endpoint.log_text()
+    assert f"on {engine.describe().split(',')[0]}" in log  # the server says which engine it runs
+    for answer, exp in zip(served, expected, strict=True):
+        assert [c["index"] for c in answer] == exp.indices
+        assert [c["probability"] for c in answer] == pytest.approx(exp.probabilities, abs=2e-6)
