@@ -191,7 +191,7 @@ def make_exports(workdir: Path, model_dir: Path, jpegs: list[bytes], backends: l
 
     data = workdir / "calibration"
     for i, folder in enumerate(read_metadata(model_dir).class_folders):
-        for split in ("train", "test"):
+        for split in ("train", "valid", "test"):
             (data / split / folder).mkdir(parents=True)
             (data / split / folder / "img.jpg").write_bytes(jpegs[i % len(jpegs)])
     for name in dict.fromkeys(b for b in backends if b in EXPORT_CHOICES):
