@@ -27,10 +27,12 @@ from dogclf.models import create_model
 from dogclf.training import Callback, Trainer
 
 
-def make_photos(root: Path, classes: int, per_class: int, size: tuple[int, int]) -> Path:
-    """Photo-sized JPEGs (noise + gradients) in train/valid class folders."""
+def make_photos(
+    root: Path, classes: int, per_class: int, size: tuple[int, int], eval_splits: dict[str, int] | None = None
+) -> Path:
+    """Photo-sized JPEGs (noise + gradients) in train and `eval_splits` ({split: per class}) class folders."""
     rng = np.random.default_rng(0)
-    for split, n in (("train", per_class), ("valid", 2)):
+    for split, n in (("train", per_class), *(eval_splits or {"valid": 2}).items()):
         for c in range(classes):
             folder = root / split / f"{c + 1:03d}.Breed_{c}"
             folder.mkdir(parents=True)

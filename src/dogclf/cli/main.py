@@ -10,7 +10,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from dogclf import __version__
+from dogclf import __version__, timings
+from dogclf.cli import process
 from dogclf.errors import DogclfError
 
 
@@ -30,7 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse argv and run the chosen command; returns the process exit code."""
+    """Parse argv and run the chosen command; returns the process exit code.
+
+    Without `argv` (the console script, `python -m dogclf.cli.main`) main owns the process: commands load
+    their heavy modules with the garbage collector paused, and the heap is frozen for the exit (cli.process).
+    """
+    timings.mark("cli_start")
+    if argv is None:
+        process.take_ownership()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -40,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        timings.mark("command_done")
         return code
     except BrokenPipeError:
         # The reader (e.g. `| head`) is gone: point stdout at devnull so the exit flush cannot fail again.
@@ -51,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dogclf: interrupted", file=sys.stderr)
         return 130
+    finally:
+        process.before_exit()
 
 
 if __name__ == "__main__":

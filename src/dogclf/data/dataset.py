@@ -60,6 +60,15 @@ def default_workers(requested: int | None) -> int:
     return 0 if cpus < 2 else min(4, cpus)
 
 
+def loader_workers(requested: int, size: int, batch_size: int) -> int:
+    """Workers worth starting for one pass over `size` samples: at most one per batch, none for a single batch.
+
+    A single batch is decoded by one process either way; the main process does it without starting workers.
+    """
+    batches = -(-size // batch_size)
+    return 0 if batches <= 1 else min(requested, batches)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,

@@ -7,7 +7,9 @@ from dogclf.models.factory import (
     backbone_parameters,
     create_model,
     head_parameters,
+    set_head,
     set_trainable,
+    static_backbone,
     train_mode,
 )
 
@@ -19,6 +21,8 @@ __all__ = [
     "head_parameters",
     "list_models",
     "register_model",
+    "set_head",
     "set_trainable",
+    "static_backbone",
     "train_mode",
 ]

@@ -21,14 +21,18 @@ def get_head(model: nn.Module, path: str) -> nn.Linear:
     return model.get_submodule(path)
 
 
+def set_head(model: nn.Module, path: str, module: nn.Module) -> None:
+    """Put `module` where the head at dotted `path` is (nn.Identity() leaves the backbone's features)."""
+    parent_path, _, attr = path.rpartition(".")
+    setattr(model.get_submodule(parent_path) if parent_path else model, attr, module)
+
+
 def _replace_head(model: nn.Module, path: str, num_classes: int, dropout: float) -> None:
     old = get_head(model, path)
     new: nn.Module = nn.Linear(old.in_features, num_classes)
     if dropout > 0:
         new = nn.Sequential(nn.Dropout(dropout), new)
-    parent_path, _, attr = path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    setattr(parent, attr, new)
+    set_head(model, path, new)
 
 
 def _imagenet_state(arch: str) -> dict[str, torch.Tensor]:
@@ -120,3 +124,27 @@ def train_mode(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, _BatchNorm) and module.weight is not None and not module.weight.requires_grad:
             module.eval()
+
+
+def static_backbone(model: nn.Module, arch: str) -> bool:
+    """True when `model`'s backbone is frozen and gives the same output in the trainer's train mode as in eval mode.
+
+    That is: no trainable backbone parameter, and outside the head no batch norm that updates its statistics and no
+    active dropout or stochastic depth. The modules' train/eval modes are left as they were.
+    """
+    from torch.nn.modules.dropout import _DropoutNd
+    from torchvision.ops import StochasticDepth
+
+    modes = {module: module.training for module in model.modules()}
+    train_mode(model)
+    head = get_spec(arch).head
+    moving = [
+        name
+        for name, module in model.named_modules()
+        if module.training
+        and not (name == head or name.startswith(head + "."))
+        and (isinstance(module, _BatchNorm) or (isinstance(module, _DropoutNd | StochasticDepth) and module.p > 0))
+    ]
+    for module, training in modes.items():
+        module.training = training
+    return not moving and not any(p.requires_grad for p in backbone_parameters(model, arch))

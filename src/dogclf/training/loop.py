@@ -14,9 +14,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dogclf import timings
 from dogclf.artifact import ArtifactMetadata, runtime_versions, save_artifact
 from dogclf.config import RunConfig, config_to_yaml, read_config_file
-from dogclf.data.dataset import ImageDataset, default_workers, make_loader, train_batches
+from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader, train_batches
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
 from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
@@ -29,6 +30,13 @@ from dogclf.training.balance import balanced_sampler, class_weights
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
+from dogclf.training.forward import (
+    FrozenBackboneForward,
+    evaluation_model,
+    frozen_backbone_forward,
+    frozen_backbone_reason,
+    has_hooks,
+)
 from dogclf.training.metrics import format_metric_line
 from dogclf.training.optim import make_optimization
 from dogclf.training.result import TrainResult
@@ -74,6 +82,9 @@ class Trainer:
         self.global_step = 0
         self.epoch = 0
         self.best = BestEpoch.from_config(cfg.optim)
+        self.fast_reason: str | None = "not decided before training"  # why the fast forward is not used
+        self.fast_forward: FrozenBackboneForward | None = None
+        self.best_valid: tuple[int, EvalResult] | None = None  # (epoch, its valid result) of this process
 
     # ----------------------------------------------------------------- setup
     def _prepare_run_dir(self) -> None:
@@ -227,8 +238,10 @@ class Trainer:
         if d.balance == "sampler":
             sampler = balanced_sampler([s.label for s in self.train_set.samples], self.num_classes, seed)
         pin = self.runtime.device.type == "cuda"
-        _, drop = train_batches(-(-len(self.train_set) // self.dist.world_size), d.batch_size)
-        return make_loader(self.train_set, d.batch_size, True, self.workers, seed, pin, sampler, drop_last=drop)
+        per_rank = -(-len(self.train_set) // self.dist.world_size)
+        _, drop = train_batches(per_rank, d.batch_size)
+        workers = loader_workers(self.workers, per_rank, d.batch_size)
+        return make_loader(self.train_set, d.batch_size, True, workers, seed, pin, sampler, drop_last=drop)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         train_mode(self.model)
@@ -238,6 +251,8 @@ class Trainer:
         t_prev, self._epoch_lrs = time.perf_counter(), []
         for i, (images, targets) in enumerate(batches):
             t_data = time.perf_counter()
+            if i == 0 and epoch == self.start_epoch:
+                timings.mark("first_step")
             self._epoch_lrs.append(self.optim.optimizer.param_groups[0]["lr"])  # the lr this step uses
             step = train_step(self.train_model, images, targets, self.optim, self.runtime)
             y = step["targets"]
@@ -257,18 +272,34 @@ class Trainer:
             result["objective"] = distributed.reduce_metrics(objective).result()["loss"]
         return result
 
-    def evaluate_split(self, split: str) -> EvalResult:
-        """Evaluate the current model on 'valid' or 'test'."""
+    def evaluate_split(self, split: str, model: nn.Module | None = None) -> EvalResult:
+        """Evaluate `model` (default: what trains, in eval mode) on 'valid' or 'test'."""
         self._notify("on_phase_start", split)
         bs = self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size
-        loader = make_loader(self.eval_sets[split], bs, False, self.workers, 0)
-        return evaluate_loader(self.model, loader, self.runtime, self.num_classes, self.layout.classes)
+        dataset = self.eval_sets[split]
+        loader = make_loader(dataset, bs, False, loader_workers(self.workers, len(dataset), bs), 0)
+        if model is None:
+            model = self.fast_forward if self.fast_forward is not None else self.model
+        return evaluate_loader(model, loader, self.runtime, self.num_classes, self.layout.classes)
+
+    def _fast_forward_reason(self) -> str | None:
+        """Why the frozen-backbone forward does not train this run (None: it does)."""
+        return frozen_backbone_reason(self.model, self.cfg, self.dist.enabled)
+
+    def _training_model(self) -> nn.Module:
+        """What trains this epoch: the frozen-backbone forward (built on first use), else the model for DDP."""
+        if self.fast_reason is not None:
+            # Rebuilt each epoch: DDP syncs only the parameters trainable when built (staged unfreezing).
+            return distributed.wrap(self.model, self.runtime.device)
+        if self.fast_forward is None:
+            self.fast_forward = frozen_backbone_forward(self.model, self.cfg.model.arch, self.runtime)
+        return self.fast_forward
 
     def _emit(self, epoch: int, phase: str, values: dict[str, float], extra: dict | None = None) -> None:
         if self.is_main:
             print(format_metric_line(epoch, phase, {**values, **(extra or {})}), flush=True)
 
-    def _end_epoch(self, epoch: int, train: dict, valid: dict, seconds: float) -> None:
+    def _end_epoch(self, epoch: int, train: dict, valid: dict, seconds: float, result: EvalResult) -> None:
         # Mean head lr over the epoch's steps (param_groups holds the lr of the step after the epoch).
         lrs = self._epoch_lrs or [self.optim.optimizer.param_groups[0]["lr"]]
         lr = sum(lrs) / len(lrs)
@@ -277,6 +308,8 @@ class Trainer:
         self._emit(epoch + 1, "valid", valid)
         if self.best.update(epoch + 1, valid) and self.is_main and not self.metrics_only:
             save_checkpoint(self.paths.best_weights, self.model.state_dict())
+            if self.fast_forward is not None:  # the final evaluation runs the same model: it reuses this pass
+                self.best_valid = (epoch + 1, result)
         self.history.append(record)
         self._notify("on_epoch_end", record)
         if self.best.exhausted:
@@ -313,6 +346,7 @@ class Trainer:
         if self.is_main:
             self._prepare_run_dir()
         self._build()
+        timings.mark("setup_done")
         try:
             return self._fit()
         finally:
@@ -334,6 +368,8 @@ class Trainer:
         )
         self.ctx = self._context()
         self._notify("on_train_start")
+        self.fast_reason = self._fast_forward_reason()  # callbacks have attached their hooks by now
+        log.debug("frozen-backbone forward: %s", self.fast_reason or "yes")
         for epoch in range(self.start_epoch, self.cfg.optim.epochs):
             self.should_stop = distributed.any_rank(self.should_stop)
             if self.should_stop:
@@ -341,13 +377,15 @@ class Trainer:
             self.epoch = epoch + 1
             if self.cfg.model.freeze == "staged":
                 set_trainable(self.model, self.cfg.model.arch, backbone=epoch >= self.cfg.optim.head_epochs)
-            # Rebuilt each epoch: DDP syncs only the parameters trainable when built (staged unfreezing).
-            self.train_model = distributed.wrap(self.model, self.runtime.device)
+            # Before the loader's workers start: built while they decode, the fast forward competes for the CPUs.
+            self.train_model = self._training_model()
             seed_everything(epoch_seed(self.cfg.runtime.seed, epoch))
             started = time.perf_counter()
             train = self._train_epoch(epoch)
-            valid = distributed.from_main(self.evaluate_split("valid").metrics())
-            self._end_epoch(epoch, train, valid, time.perf_counter() - started)
+            result = self.evaluate_split("valid")
+            valid = distributed.from_main(result.metrics())
+            self._end_epoch(epoch, train, valid, time.perf_counter() - started, result)
+        timings.mark("epochs_done")
         return self._finish()
 
     # ----------------------------------------------------------------- end
@@ -361,9 +399,9 @@ class Trainer:
             result = TrainResult(paths.root, paths.model, self.history, self.best.best_epoch, valid, None)
             self._notify("on_train_end", result)
             return result
-        if self.paths.best_weights.exists():
-            self.model.load_state_dict(load_checkpoint(self.paths.best_weights))
-        results = {split: self.evaluate_split(split) for split in self.eval_sets}
+        timings.mark("final_eval_start")
+        results = self._final_results()
+        timings.mark("final_eval_done")
         self._calibrate(results)
         test = results["test"].metrics() if "test" in results else None
         if test is not None:
@@ -373,8 +411,28 @@ class Trainer:
             self.paths.root, self.paths.model, self.history, self.best.best_epoch, valid, test, self.bad_images
         )
         self._write_outputs(results)
+        timings.mark("outputs_written")
         self._notify("on_train_end", result)
+        timings.mark("train_end")
         return result
+
+    def _final_results(self) -> dict[str, EvalResult]:
+        """Every eval split under the best weights, through the model as served (batch norms folded, weights cast).
+
+        The frozen-backbone forward is that model already: the best epoch's valid pass through it is reused.
+        When hooks watch the model (the debug hook), the model itself runs, so that they see the passes.
+        """
+        if self.paths.best_weights.exists():
+            self.model.load_state_dict(load_checkpoint(self.paths.best_weights))
+        kept = self.best_valid[1] if self.best_valid and self.best_valid[0] == self.best.best_epoch else None
+        if self.fast_reason is None:
+            model = self._training_model()  # the frozen-backbone forward
+        else:
+            model = self.model if has_hooks(self.model) else evaluation_model(self.model, self.runtime)
+        return {
+            split: kept if split == "valid" and kept is not None else self.evaluate_split(split, model)
+            for split in self.eval_sets
+        }
 
     # -- temperature scaling: issue 11 item 4
     def _calibrate(self, results: dict[str, EvalResult]) -> None:

@@ -67,22 +67,16 @@ def unavailable_reason(cfg: RunConfig) -> str | None:
 def backbone_is_static(arch: str) -> bool:
     """True when the frozen backbone gives the same output in the trainer's train mode as in eval mode."""
     import torch
-    from torch.nn.modules.batchnorm import _BatchNorm
-    from torch.nn.modules.dropout import _DropoutNd
-    from torchvision.ops import StochasticDepth
 
-    from dogclf.models import create_model, get_spec, train_mode
+    from dogclf.models import create_model, static_backbone
 
-    with torch.device("meta"):  # structure only: no weights allocated, no RNG consumed
-        model = create_model(arch, 2, None, "backbone")
-    train_mode(model)
-    head = get_spec(arch).head
-    for name, module in model.named_modules():
-        if name == head or name.startswith(head + ".") or not module.training:
-            continue
-        if isinstance(module, _BatchNorm) or (isinstance(module, _DropoutNd | StochasticDepth) and module.p > 0):
-            return False
-    return True
+    try:
+        with torch.device("meta"):  # structure only: no weights allocated, no RNG consumed
+            model = create_model(arch, 2, None, "backbone")
+    except NotImplementedError:  # an architecture that computes its layout from tensors (regnet) needs real ones
+        with torch.random.fork_rng(devices=[]):
+            model = create_model(arch, 2, None, "backbone")
+    return static_backbone(model, arch)
 
 
 def _weights_identity(cfg: RunConfig) -> str:
@@ -201,13 +195,12 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
     """The trainer's model for `cfg` (same seed, same weights) with its classifier replaced by Identity."""
     from torch import nn
 
-    from dogclf.models import create_model, get_spec
+    from dogclf.models import create_model, get_spec, set_head
     from dogclf.runtime import seed_everything
 
     seed_everything(cfg.runtime.seed)  # a random-init backbone must equal the one the trainer builds
     model = create_model(cfg.model.arch, num_classes, cfg.model.weights, "backbone", cfg.model.dropout)
-    parent_path, _, attr = get_spec(cfg.model.arch).head.rpartition(".")
-    setattr(model.get_submodule(parent_path) if parent_path else model, attr, nn.Identity())
+    set_head(model, get_spec(cfg.model.arch).head, nn.Identity())
     return runtime.prepare_model(model).eval()
 
 

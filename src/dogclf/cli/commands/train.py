@@ -50,9 +50,12 @@ def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunC
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dogclf.cli import process
     from dogclf.training import train
 
-    result = train(build_run_config(args), args.output, resume=args.resume)
+    cfg = build_run_config(args)
+    process.preload(["dogclf.training.loop"])  # torch, torchvision and the loop, once the config is valid
+    result = train(cfg, args.output, resume=args.resume)
     print(f"run: {result.run_dir}")
     print(f"model: {result.artifact_dir}")
     print(f"plots: {result.run_dir / 'plots'}")
