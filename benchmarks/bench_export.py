@@ -38,7 +38,7 @@ def make_model(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     data = make_dataset(root / "data", classes=10, per_class=40, size=args.size + args.size // 7, eval_per_class=30)
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": args.size, "data.batch_size": 16, "data.num_workers": 0,
-        "model.arch": args.arch, "model.weights": None, "model.freeze": "full", "optim.epochs": args.epochs,
+        "model.arch": args.arch, "model.weights": None, "model.freeze": "backbone", "optim.epochs": args.epochs,
         "optim.lr": 0.01, "runtime.progress": False,
     })  # fmt: skip
     train(cfg, root / "run")

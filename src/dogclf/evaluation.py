@@ -150,7 +150,7 @@ def evaluate(
     torch). The result carries the artifact's temperature (1 with `raw_scores`) for its calibration report.
     """
     from dogclf.config import RuntimeConfig
-    from dogclf.data.dataset import ImageDataset, default_workers, make_loader
+    from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader
     from dogclf.data.discovery import discover
     from dogclf.data.preprocess import eval_transform
     from dogclf.errors import DatasetError
@@ -171,7 +171,8 @@ def evaluate(
     engine = load_backend(art, backend, runtime)
     pre = art.preprocess
     dataset = ImageDataset(layout.splits[split], eval_transform(pre), pre.decode_options())
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=default_workers(workers), seed=0)
+    workers = loader_workers(default_workers(workers), len(dataset), batch_size)
+    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, seed=0)
     result = evaluate_forward(engine.logits, loader, art.metadata.num_classes, art.class_names)
     result.temperature = temperature_of(art, raw_scores)
     return result
