@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 import torch
@@ -12,6 +14,7 @@ from dogclf.inference import InferenceEngine
 from dogclf.prediction import collect_images
 from dogclf.runtime import resolve_runtime
 from dogclf.serve.local import LocalEndpoint
+from dogclf.system import cpu_count
 
 
 @pytest.mark.parametrize("backend", ["eager", "compile", "openvino", "onnx"])
@@ -20,7 +23,7 @@ def test_served_probabilities_equal_offline_on_the_same_backend(tiny_run, tiny_d
     runtime = resolve_runtime(RuntimeConfig(device="cpu", precision="fp32"))
     engine = InferenceEngine(load_artifact(tiny_run), runtime, backend=backend)
     expected = engine.topk(engine.logits(torch.stack([engine.preprocess(p) for p in images])), 3)
-    args = ("--backend", backend, "--precision", "fp32", "--workers", "1", "--threads", "1")
+    args = ("--backend", backend, "--precision", "fp32", "--threads", "1")
     with LocalEndpoint(tiny_run, *args) as endpoint:
         served = [
             requests.post(
@@ -34,6 +37,9 @@ def test_served_probabilities_equal_offline_on_the_same_backend(tiny_run, tiny_d
         ]
         log = endpoint.log_text()
     assert f"on {engine.describe().split(',')[0]}" in log  # the server says which engine it runs
+    line = next(line for line in log.splitlines() if '"event": "listening"' in line)
+    workers = json.loads(line[line.index("{") :])["workers"]
+    assert workers == (1 if backend == "openvino" else min(4, cpu_count()))  # OpenVINO: its own thread pool
     for answer, exp in zip(served, expected, strict=True):
         assert [c["index"] for c in answer] == exp.indices
         assert [c["probability"] for c in answer] == pytest.approx(exp.probabilities, abs=2e-6)

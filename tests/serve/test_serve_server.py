@@ -47,6 +47,19 @@ def test_thread_plan_shares_the_cores_and_explicit_settings_win(cfg, device, cpu
     assert cfg.thread_plan(device, cpus) == plan
 
 
+@pytest.mark.parametrize(
+    ("cfg", "engine", "plan"),
+    [
+        (ServeConfig(), "openvino", (1, 8)),  # its own thread pool: one feeder thread, all cores
+        (ServeConfig(), "onnx", (4, 2)),
+        (ServeConfig(), "compile", (4, 2)),
+        (ServeConfig(workers=2), "openvino", (2, 4)),
+    ],
+)
+def test_thread_plan_gives_openvino_one_model_thread_with_every_core(cfg, engine, plan):
+    assert cfg.thread_plan("cpu", 8, engine) == plan
+
+
 def test_model_threads_get_their_torch_threads_and_decode_threads_one(tiny_run):
     """OpenMP thread counts are per calling thread: the server must set them on the threads that run torch."""
     app = create_app(tiny_run, ServeConfig(precision="fp32", workers=2, threads=3, decode_threads=2))

@@ -16,6 +16,8 @@ MAX_IMAGES = 32
 REQUEST_MAX_PIXELS = 100_000_000
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's real-time payload limit
+# Engines that run a batch on their own thread pool: one model thread feeds them (ServeConfig.thread_plan).
+OWN_THREAD_POOL = frozenset({"openvino"})
 
 
 class ServeConfig(BaseModel):
@@ -72,15 +74,17 @@ class ServeConfig(BaseModel):
         16 * 1024, ge=1024, description="Largest request line plus headers (400 and closed beyond)."
     )
 
-    def thread_plan(self, device: str, cpus: int) -> tuple[int, int]:
-        """(model threads, torch threads each) for a device type and CPU count; explicit settings win.
+    def thread_plan(self, device: str, cpus: int, engine: str = "eager") -> tuple[int, int]:
+        """(model threads, torch threads each) for a device type, CPU count and engine; explicit settings win.
 
         On a CPU the default is up to 4 model threads sharing the cores: independent forward passes scale
         better than one pass split across all cores (OpenMP barriers stall whenever decoding or HTTP work
-        preempts one of its threads). Use `workers=1` for the lowest latency of a lone request. On an
-        accelerator one model thread feeds the device.
+        preempts one of its threads). OpenVINO schedules its own thread pool: one model thread with every
+        core fills bigger batches (measured in bench_serve). Use `workers=1` for the lowest latency of a lone
+        request. On an accelerator one model thread feeds the device.
         """
         cpus = max(1, cpus)
-        workers = self.workers or (min(4, cpus) if device == "cpu" else 1)
+        shared = device == "cpu" and engine not in OWN_THREAD_POOL
+        workers = self.workers or (min(4, cpus) if shared else 1)
         threads = self.threads or max(1, cpus // workers)
         return workers, threads

@@ -92,6 +92,21 @@ def torch_threads(count: int) -> Callable[[], None]:
     return init
 
 
+def _planned_engine(model: str | Path, backend: str, device: str) -> str:
+    """The engine the model will run on, for the thread plan; eager when that cannot be told yet.
+
+    A model that cannot be resolved here fails in setup(), which reports it through /ping and the log.
+    """
+    from dogclf.artifact import resolve_artifact_dir
+    from dogclf.backends.select import choose_backend
+    from dogclf.errors import DogclfError
+
+    try:
+        return choose_backend(resolve_artifact_dir(model), backend, cpu=device == "cpu").engine
+    except DogclfError:
+        return "eager"
+
+
 class EndpointState:
     """What the routes share: settings, the serving API, the batcher, the decode pool and the metrics."""
 
@@ -111,8 +126,10 @@ class EndpointState:
             raw_scores=cfg.raw_scores,
             backend=cfg.backend,
         )
+        device = self.api.runtime.device.type
+        engine = _planned_engine(model, cfg.backend, device)
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)
-        self.workers, self.threads = cfg.thread_plan(self.api.runtime.device.type, cpus)
+        self.workers, self.threads = cfg.thread_plan(device, cpus, engine)
         self.api.streams = self.workers
         self.decode_threads = cfg.decode_threads or min(4, cpus)
         self.load_error: str | None = None
