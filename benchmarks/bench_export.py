@@ -2,11 +2,14 @@
 
 Each export runs as the user runs it (a `dogclf export` process, calibration and accuracy gate included); the
 throughput is images/s of `backend.logits` on one batch, after warm-up, with the process's torch threads.
-Without --model, a head is trained for --epochs on a frozen random-init backbone over a synthetic dataset
-(10 classes, 30 test images each): a model with real accuracy to lose, though not a pretrained one. The
+Without --model, a random-init model is trained for --epochs on a synthetic dataset (10 classes, 30 test
+images each): a model with real accuracy to lose, though not a pretrained one. `--freeze backbone` trains a
+head on random features (fast, but a random ResNet50's untrained batch norms give huge activations, harsh on
+bf16 and int8); `--freeze nothing` trains the whole network, so activations are those of a trained model. The
 precision rows compare eager bf16 and OpenVINO bf16 with eager fp32 on the test split (top-1 agreement).
 
     python benchmarks/bench_export.py                                   # resnet50, 224 px, batch 16
+    python benchmarks/bench_export.py --arch resnet18 --size 112 --freeze nothing --epochs 6 --lr 0.003
     python benchmarks/bench_export.py --arch tiny_cnn --size 32 --seconds 1
     python benchmarks/bench_export.py --model RUN --data DATASET
 """
@@ -38,8 +41,8 @@ def make_model(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     data = make_dataset(root / "data", classes=10, per_class=40, size=args.size + args.size // 7, eval_per_class=30)
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": args.size, "data.batch_size": 16, "data.num_workers": 0,
-        "model.arch": args.arch, "model.weights": None, "model.freeze": "backbone", "optim.epochs": args.epochs,
-        "optim.lr": 0.01, "runtime.progress": False,
+        "model.arch": args.arch, "model.weights": None, "model.freeze": args.freeze, "optim.epochs": args.epochs,
+        "optim.lr": args.lr, "runtime.progress": False,
     })  # fmt: skip
     train(cfg, root / "run")
     return root / "run", data
@@ -94,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per backend")
-    parser.add_argument("--epochs", type=int, default=3, help="head training epochs of the synthetic model")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs of the synthetic model")
+    parser.add_argument("--freeze", default="backbone", choices=["backbone", "nothing"],
+                        help="backbone: train the head on random features; nothing: train the whole network "
+                        "(batch-norm statistics learned, activations as in a trained model)")  # fmt: skip
+    parser.add_argument("--lr", type=float, default=0.01)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         model, data = (args.model, args.data) if args.model else make_model(Path(tmp), args)
