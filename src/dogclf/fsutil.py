@@ -29,3 +29,14 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Atomically write UTF-8 text."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

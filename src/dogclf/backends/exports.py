@@ -6,7 +6,6 @@ server can pick a gated export without re-measuring, and a stale export (the wei
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -88,12 +87,9 @@ def export_name(fmt: str, precision: str) -> str:
 def weights_digest(model_dir: Path) -> str:
     """sha256 of MODEL_DIR/model.pth, to tie an export to the weights it came from."""
     from dogclf.artifact import WEIGHTS_FILE
+    from dogclf.fsutil import file_sha256
 
-    digest = hashlib.sha256()
-    with (model_dir / WEIGHTS_FILE).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(model_dir / WEIGHTS_FILE)
 
 
 def read_export(folder: Path) -> ExportMetadata:

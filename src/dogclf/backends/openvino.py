@@ -51,7 +51,7 @@ def convert_torch(model: torch.nn.Module, image_size: int) -> openvino.Model:
 
 def compiled_cache() -> Path:
     """OpenVINO's compiled-model cache: a folder of the user's private dogclf cache (DOGCLF_MODEL_CACHE)."""
-    from dogclf.serve.package import cache_root
+    from dogclf.cache import cache_root
 
     folder = cache_root() / CACHE_FOLDER
     folder.mkdir(mode=0o700, exist_ok=True)

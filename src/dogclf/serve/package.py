@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import os
 import shutil
@@ -17,9 +16,10 @@ from dogclf.artifact import METADATA_FILE, WEIGHTS_FILE, read_metadata, resolve_
 from dogclf.backends.base import EXTRAS
 from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES
 from dogclf.backends.select import EXPORT_CHOICES, choose_backend
+from dogclf.cache import CACHE_ENV, cache_root  # noqa: F401 (re-exported: where archives are extracted)
 from dogclf.entrypoints import script_path
 from dogclf.errors import ArtifactError, ConfigError
-from dogclf.fsutil import atomic_write
+from dogclf.fsutil import atomic_write, file_sha256
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
@@ -108,7 +108,6 @@ def package_model(
 # The members of the SageMaker PyTorch layout (plus a wheel in code/ and exports, see _in_layout); anything
 # else in an archive is never written.
 LAYOUT_FILES = (WEIGHTS_FILE, METADATA_FILE, "code/inference.py", "code/requirements.txt")
-CACHE_ENV = "DOGCLF_MODEL_CACHE"
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath:
@@ -177,25 +176,6 @@ def extract_model(archive: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def cache_root() -> Path:
-    """Where archives are extracted: $DOGCLF_MODEL_CACHE, else TMPDIR/dogclf-models-UID (private to the user)."""
-    override = os.environ.get(CACHE_ENV)
-    root = Path(override) if override else Path(tempfile.gettempdir()) / f"dogclf-models-{os.getuid()}"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = root.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise ArtifactError(f"{root} is not a private folder of this user; remove it or set {CACHE_ENV}")
-    return root
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _remove_stale_partials(root: Path) -> None:
     """Remove half-written extractions whose process (the pid in the name) is gone."""
     for partial in root.glob(".partial-*"):
@@ -219,7 +199,7 @@ def extract_cached(archive: str | Path, root: Path | None = None) -> Path:
     archive = Path(archive)
     root = root or cache_root()
     try:
-        key = _sha256(archive)[:32]
+        key = file_sha256(archive)[:32]
     except FileNotFoundError:
         raise ArtifactError(f"model archive not found: {archive}") from None
     final = root / key

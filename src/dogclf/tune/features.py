@@ -92,11 +92,9 @@ def _weights_identity(cfg: RunConfig) -> str:
     path = Path(weights)
     if not path.is_file():
         return f"file {path} (missing)"
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"file sha256={digest.hexdigest()}"
+    from dogclf.fsutil import file_sha256
+
+    return f"file sha256={file_sha256(path)}"
 
 
 def cache_key(cfg: RunConfig, fingerprint: str, runtime: Runtime) -> dict[str, Any]:
