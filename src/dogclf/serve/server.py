@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import ipaddress
 import json
 import logging
@@ -62,13 +63,38 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(error_body(status, message), status_code=status, media_type="application/json", headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) anything over `limit` bytes without buffering it all."""
+class BodyTimeout(RequestError):
+    """The request body did not arrive in time (a trickled body); the connection is closed after the answer."""
+
+    status = 408
+
+
+CLOSE = {"Connection": "close"}
+
+
+async def read_body(request: Request, limit: int, timeout_s: float, min_rate: int) -> bytes:
+    """Read the body, refusing (413) anything over `limit` bytes without buffering it all.
+
+    The body must arrive within `timeout_s` of the head, plus one second per `min_rate` bytes received
+    (a minimum rate after a grace period); beyond, BodyTimeout (408).
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    start = time.monotonic()
+    stream = request.stream()
+    while True:
+        remaining = start + timeout_s + size / min_rate - time.monotonic()
+        try:
+            chunk = await asyncio.wait_for(anext(stream), max(remaining, 0.0))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise BodyTimeout(
+                f"request body too slow: {size} bytes in {time.monotonic() - start:.1f} s; the body must arrive "
+                f"within {timeout_s:g} s plus 1 s per {min_rate} bytes (body_timeout_s, body_min_rate)"
+            ) from None
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
@@ -176,7 +202,7 @@ async def invocations(request: Request) -> Response:
     except asyncio.TimeoutError:
         return error_response(504, f"request did not finish within {state.cfg.timeout_s:g} s")
     except RequestError as exc:
-        return error_response(exc.status, str(exc))
+        return error_response(exc.status, str(exc), CLOSE if isinstance(exc, BodyTimeout) else None)
     except ClientDisconnect:
         log.info("client disconnected before sending the whole body")
         return error_response(CLIENT_CLOSED, "client closed the connection")
@@ -194,7 +220,7 @@ async def _invoke(state: EndpointState, request: Request, deadline: float) -> Re
     fmt = response_format(
         headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER.lower())
     )
-    body = await read_body(request, state.cfg.max_body_bytes)
+    body = await read_body(request, state.cfg.max_body_bytes, state.cfg.body_timeout_s, state.cfg.body_min_rate)
     decode = state.api.decode
     images = await asyncio.get_running_loop().run_in_executor(state.decode_pool, decode, body, content_type, deadline)
     request.state.images = len(images)
@@ -277,6 +303,45 @@ class AccessLog:
             access_log.info(json.dumps(entry))
 
 
+def head_size(scope: Scope) -> int:
+    """Bytes of the request line and headers as sent, less the optional whitespace h11 drops."""
+    target = len(scope["raw_path"]) + (len(scope["query_string"]) + 1 if scope["query_string"] else 0)
+    line = len(scope["method"]) + 1 + target + len(" HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+
+
+def head_refusal(scope: Scope, max_head_bytes: int) -> tuple[int, str] | None:
+    """(status, message) for a request head to refuse before any route sees it, else None."""
+    names = {name for name, _ in scope["headers"]}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return 400, "request has both Content-Length and Transfer-Encoding headers; send only one"
+    size = head_size(scope)
+    if size > max_head_bytes:
+        return 431, f"request head of {size} bytes exceeds the limit of {max_head_bytes} bytes (max_header_bytes)"
+    return None
+
+
+class HeadGuard:
+    """ASGI middleware: refuse an oversized head (431) or ambiguous framing (400), then close the connection.
+
+    h11 bounds a head only while it is incomplete, so a large head sent in one write is measured here. A
+    request with both Content-Length and Transfer-Encoding may smuggle a second one in its body, so it is
+    refused and its connection closed (RFC 9112, section 6.1).
+    """
+
+    def __init__(self, app: ASGIApp, max_head_bytes: int) -> None:
+        self.app, self.max_head_bytes = app, max_head_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a refused HTTP request here; pass everything else to the app."""
+        refusal = head_refusal(scope, self.max_head_bytes) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("refused a request head: %s", refusal[1])
+        await error_response(*refusal, headers=CLOSE)(scope, receive, send)
+
+
 def _route_template(path: str) -> str:
     """Collapse endpoint names so metric labels stay bounded."""
     parts = path.split("/")
@@ -313,6 +378,7 @@ def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.endpoint = state
+    app.add_middleware(HeadGuard, max_head_bytes=cfg.max_header_bytes)
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app
 
@@ -330,11 +396,31 @@ def _load(state: EndpointState, app: Starlette) -> None:
             server.should_exit = True
 
 
-def guarded_h11(head_timeout_s: float) -> type[asyncio.Protocol]:
+def write_unparsable_answer(conn: Any, transport: asyncio.Transport, max_head_bytes: int) -> None:
+    """Answer a request h11 could not parse in JSON, then close: 431 when its head outgrew the limit, else 400."""
+    import h11
+
+    status, message = 400, "invalid HTTP request"
+    if len(conn.trailing_data[0]) > max_head_bytes:
+        status, message = 431, f"request head exceeds the limit of {max_head_bytes} bytes (max_header_bytes)"
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    reason = http.HTTPStatus(status).phrase.encode()
+    for event in (
+        h11.Response(status_code=status, headers=headers, reason=reason),
+        h11.Data(data=error_body(status, message)),
+        h11.EndOfMessage(),
+    ):
+        transport.write(conn.send(event) or b"")
+    transport.close()
+
+
+def guarded_h11(head_timeout_s: float, max_head_bytes: int) -> type[asyncio.Protocol]:
     """The h11 protocol of uvicorn plus a deadline for each request head, which uvicorn lacks (slowloris guard).
 
     The clock starts when the connection opens and again when a response completes; if no new request head
     has arrived when it runs out (nothing sent, or a head trickled in a byte at a time), the connection closes.
+    A request h11 cannot parse is answered in JSON like every other error: 431 when the unparsed head has
+    outgrown `max_head_bytes`, else 400.
     """
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -353,6 +439,9 @@ def guarded_h11(head_timeout_s: float) -> type[asyncio.Protocol]:
             if self._head_timer is not None:
                 self._head_timer.cancel()
             super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            write_unparsable_answer(self.conn, self.transport, max_head_bytes)
 
         def _arm(self) -> None:
             if self._head_timer is not None:
@@ -403,7 +492,7 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
-        http=guarded_h11(cfg.header_timeout_s),
+        http=guarded_h11(cfg.header_timeout_s, cfg.max_header_bytes),
         timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
         h11_max_incomplete_event_size=cfg.max_header_bytes,
