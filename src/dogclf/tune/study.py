@@ -382,6 +382,10 @@ def tune(
         if value < 1:
             raise ConfigError(f"{name} must be >= 1 (got {value})")
     validate_space(cfg, space)
+    if cfg.tracking.mlflow_enabled():
+        from dogclf.tracking.mlflow_runs import check_store
+
+        check_store(cfg.tracking)  # before the trials, not when the study is logged after them
     layout, _, fingerprint = load_dataset(cfg)  # the data is checked before anything is written
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
