@@ -77,10 +77,10 @@ def local_data(args: argparse.Namespace) -> Path:
 
 def upload(conn: sm.Connection, data: Path) -> str:
     """Sync the folder to s3://bucket/prefix/data/<name>; unchanged files are skipped on a rerun."""
-    from dogclf.sagemaker.s3 import make_client, upload_folder
+    from dogclf.sagemaker.s3 import upload_folder
 
     uri = conn.s3_uri("data", data.resolve().name)
-    result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
+    result = upload_folder(data, uri, client=conn.s3_client())
     print(f"  {uri}: {len(result.transferred)} uploaded, {len(result.skipped)} unchanged")
     return uri
 

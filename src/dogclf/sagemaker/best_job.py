@@ -37,7 +37,7 @@ def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dic
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         return {}
     bucket, key = parse_s3_uri(uri)
-    body = conn.session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = conn.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
         if member is None:

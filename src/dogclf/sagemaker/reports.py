@@ -20,10 +20,10 @@ def _rule_output(conn: Connection, job_name: str) -> tuple[str, dict[str, str]]:
 
 def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) -> list[Path]:
     """Download the ProfilerReport rule output of a training job (HTML, notebook, JSON) into `dest`."""
-    from dogclf.sagemaker.s3 import download_folder, make_client
+    from dogclf.sagemaker.s3 import download_folder
 
     rule_output, statuses = _rule_output(conn, job_name)
-    s3 = make_client(conn.endpoint_url, conn.region)
+    s3 = conn.s3_client()
     bucket, prefix = parse_s3_uri(rule_output)
     with aws_errors(f"listing {rule_output}"):
         listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/")
@@ -43,11 +43,11 @@ def download_rule_reports(conn: Connection, job_name: str, dest: str | Path) -> 
 
     Each rule writes under `<output path>/<job>/rule-output/<rule name>/`, kept as `dest/<rule name>/`.
     """
-    from dogclf.sagemaker.s3 import NoObjectsError, download_folder, make_client
+    from dogclf.sagemaker.s3 import NoObjectsError, download_folder
 
     rule_output, statuses = _rule_output(conn, job_name)
     try:
-        result = download_folder(rule_output, dest, client=make_client(conn.endpoint_url, conn.region))
+        result = download_folder(rule_output, dest, client=conn.s3_client())
     except NoObjectsError:
         raise SageMakerError(
             f"no rule output under {rule_output}/ yet (rule statuses: {statuses or 'none reported'}); "

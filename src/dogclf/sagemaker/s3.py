@@ -45,13 +45,14 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key.strip("/")
 
 
-def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint."""
+def make_client(endpoint_url: str | None = None, region: str | None = None, session: Any = None) -> Any:
+    """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint; of `session` when given."""
     import boto3
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
-    return boto3.session.Session(region_name=region).client("s3", endpoint_url=endpoint_url, config=config)
+    session = session or boto3.session.Session(region_name=region)
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def file_sha256(path: Path) -> str:

@@ -25,10 +25,10 @@ def _data_uri(conn, data: str) -> str:
     """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
     if data.startswith("s3://"):
         return data
-    from dogclf.sagemaker import make_client, upload_folder
+    from dogclf.sagemaker import upload_folder
 
     uri = conn.s3_uri("data", Path(data).resolve().name)
-    result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
+    result = upload_folder(data, uri, client=conn.s3_client())
     print(f"data: {uri} ({len(result.transferred)} uploaded, {len(result.skipped)} unchanged)")
     return uri
 
