@@ -100,8 +100,6 @@ class Connection:
 
     def s3_client(self) -> Any:
         """An S3 client of the session (so requests to the default bucket carry the expected owner)."""
-        from dogclf.sagemaker.s3 import make_client
-
         return make_client(self.endpoint_url, self.region, session=self.session.boto_session)
 
 
@@ -114,6 +112,16 @@ def _sdk_config() -> dict[str, Any]:
     modules = sdk_config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
     modules["TelemetryOptOut"] = True
     return sdk_config
+
+
+def make_client(endpoint_url: str | None = None, region: str | None = None, session: Any = None) -> Any:
+    """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint; of `session` when given."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
+    session = session or boto3.session.Session(region_name=region)
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 PUBLIC_ACCESS_BLOCK = {
