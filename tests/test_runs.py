@@ -113,6 +113,16 @@ VALID = '"valid": {"loss": 1.0, "top1": 0.5}}\n'
         ("metrics.jsonl", '{"epoch": "1", ' + VALID, "{run}/metrics.jsonl:1: a record with `valid` needs"),
         ("metrics.jsonl", '{"epoch": 1, "valid": [1]}\n', "{run}/metrics.jsonl:1: `valid` must be an object"),
         ("metrics.jsonl", '{"epoch": 1, "valid": {"loss": "x"}}\n', "{run}/metrics.jsonl:1: `valid` must be"),
+        (
+            "summary.json",
+            '{"metrics": {"valid_top1": "=1+1"}}',
+            "{run}/summary.json: metrics.valid_top1 is a str, not a number",
+        ),
+        (
+            "summary.json",
+            '{"best_epoch": ' + "[" * 900 + "]" * 900 + "}",
+            "{run}/summary.json: best_epoch is a list, not a number",
+        ),
     ],
     ids=[
         "billion-laughs",
@@ -129,7 +139,9 @@ VALID = '"valid": {"loss": 1.0, "top1": 0.5}}\n'
         "valid-str-epoch",
         "valid-list",
         "valid-str-loss",
-    ],  # fmt: skip
+        "metric-str",
+        "metric-deep-list",
+    ],
 )
 def test_hostile_run_files_are_one_line_errors_and_leave_the_outputs_alone(tiny_run, tmp_path, name, content, message):
     run = _copy(tiny_run, tmp_path / "run")

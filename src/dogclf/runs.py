@@ -103,6 +103,11 @@ def load_run(root: str | Path, name: str | None = None) -> RunRecord:
         raise ConfigError(f"{paths.summary}: expected a mapping, got {type(summary).__name__}; the file is corrupt")
     flat_summary = flatten(summary)
     metrics = {column: flat_summary.get(field) for column, field in METRICS}
+    for column, field in METRICS:
+        if not _is_number(metrics[column]):
+            raise ConfigError(
+                f"{paths.summary}: {field} is a {type(metrics[column]).__name__}, not a number; the file is corrupt"
+            )
     return RunRecord(name or paths.root.name, paths.root, flatten(config), metrics, _json_lines(paths.metrics))
 
 
