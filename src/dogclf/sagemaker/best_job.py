@@ -31,7 +31,7 @@ class BestParams:
 
 def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The full config shipped in the job's source tarball (dogclf-config.yaml), {} when absent."""
-    import yaml
+    from dogclf.safe_yaml import load_yaml
 
     uri = hyperparameters.get("sagemaker_submit_directory")
     if not isinstance(uri, str) or not uri.startswith("s3://"):
@@ -42,7 +42,7 @@ def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dic
         member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
         if member is None:
             return {}
-        return yaml.safe_load(tar.extractfile(member).read()) or {}  # type: ignore[union-attr]
+        return load_yaml(tar.extractfile(member).read().decode("utf-8")) or {}  # type: ignore[union-attr]
 
 
 def _decode(value: str) -> Any:
