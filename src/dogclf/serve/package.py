@@ -17,9 +17,10 @@ from dogclf.backends.base import EXTRAS
 from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES
 from dogclf.backends.select import EXPORT_CHOICES, choose_backend
 from dogclf.cache import CACHE_ENV, cache_root  # noqa: F401 (re-exported: where archives are extracted)
-from dogclf.entrypoints import script_path
+from dogclf.entry_scripts import script_path
 from dogclf.errors import ArtifactError, ConfigError
 from dogclf.fsutil import atomic_write, file_sha256
+from dogclf.version import __version__
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
@@ -30,8 +31,6 @@ def requirements_text(wheel: Path | None = None, extra: str | None = None) -> st
 
     `extra` (e.g. openvino, for a shipped export) is installed with it: `dogclf[openvino]==VERSION`.
     """
-    from dogclf import __version__
-
     extras = f"[{extra}]" if extra else ""
     if wheel is not None:
         return f"{CONTAINER_MODEL_DIR}/code/{wheel.name}{extras}\n"

@@ -24,6 +24,7 @@ from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
+from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
@@ -42,7 +43,6 @@ from dogclf.training.optim import make_optimization
 from dogclf.training.result import TrainResult
 from dogclf.training.resume import config_differences
 from dogclf.training.rundir import RunPaths
-from dogclf.training.running import RunningMetrics
 from dogclf.training.step import epoch_seed, train_step
 
 __all__ = ["Trainer", "TrainResult"]
