@@ -11,45 +11,31 @@ from typing import TYPE_CHECKING
 from dogclf.cli.options import add_backend_option
 
 if TYPE_CHECKING:
-    from dogclf.serve.client import FileResult
+    from dogclf.prediction_format import FileResult
 
 
 def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> list[FileResult]:
     """Predict in batches with the artifact's own preprocessing; undecodable files become error rows."""
-    import torch
+    from dogclf.prediction import predict_files
 
-    from dogclf.artifact import load_artifact
-    from dogclf.config import RuntimeConfig
-    from dogclf.data.images import ImageDecodeError
-    from dogclf.inference import InferenceEngine
-    from dogclf.runtime import resolve_runtime
-    from dogclf.serve.client import FileResult
-
-    runtime = resolve_runtime(RuntimeConfig(device="auto", precision=args.precision))
-    engine = InferenceEngine(load_artifact(model), runtime, raw_scores=args.raw_scores, backend=args.backend)
-    batch_size = args.batch_size
-    results: list[FileResult] = []
-    for start in range(0, len(files), batch_size):
-        good, tensors = [], []
-        for path in files[start : start + batch_size]:
-            try:
-                tensors.append(engine.preprocess(path))
-                good.append(path)
-            except ImageDecodeError as exc:
-                results.append(FileResult(path, None, str(exc).removeprefix(f"{path}: ")))
-        if tensors:
-            predictions = engine.topk(engine.logits(torch.stack(tensors)), args.topk, args.min_confidence)
-            results.extend(FileResult(path, pred) for path, pred in zip(good, predictions, strict=True))
-        bar.update(len(files[start : start + batch_size]))
-    order = {path: i for i, path in enumerate(files)}
-    return sorted(results, key=lambda r: order[r.path])
+    return predict_files(
+        model,
+        files,
+        args.topk,
+        args.batch_size,
+        args.min_confidence,
+        args.raw_scores,
+        args.backend,
+        args.precision,
+        progress=bar.update,
+    )
 
 
 def _with_threshold(result: FileResult, min_confidence: float) -> FileResult:
     """An endpoint's answer, also marked unknown when below this client's --min-confidence."""
     from dataclasses import replace
 
-    from dogclf.inference import is_unknown
+    from dogclf.prediction_format import is_unknown
 
     p = result.prediction
     if p is None or p.unknown or not is_unknown(p.probabilities[0], min_confidence):
@@ -62,10 +48,7 @@ def _jsonl(results: list[FileResult]) -> str:
     for r in results:
         doc: dict = {"path": str(r.path)}
         if r.prediction is not None:
-            p = r.prediction
-            rows = zip(p.labels, p.probabilities, p.indices, strict=True)
-            doc["label"], doc["unknown"] = p.answer, p.unknown
-            doc["predictions"] = [{"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows]
+            doc.update(r.prediction.to_dict())
         else:
             doc["error"] = r.error
         lines.append(json.dumps(doc))
