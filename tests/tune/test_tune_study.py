@@ -172,3 +172,18 @@ def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path):
         with ThreadPoolExecutor(4) as pool:
             storages = list(pool.map(lambda _: open_together(), range(4)))
         assert len({id(s) for s in storages}) == 4 and all(s.get_all_studies() == [] for s in storages)
+
+
+def test_a_finite_space_runs_each_point_once_and_stops_when_all_are_taken(tiny_data, tmp_path, caplog):
+    space = SearchSpace(parameters={"lr": Categorical(values=[0.01, 0.1, 0.3])})
+    out = tmp_path / "tune"
+    with caplog.at_level("INFO", logger="dogclf"):
+        result = tune(_frozen(tiny_data), space, out, n_trials=5)
+    trials = _trials(out)
+    trained = [t for t in trials if "skipped" not in t.user_attrs]
+    assert sorted(t.params["lr"] for t in trained) == [0.01, 0.1, 0.3]  # every point once, none twice
+    assert all(t.state.name == "COMPLETE" for t in trained) and result.finished_trials == 3
+    skipped = [t for t in trials if "skipped" in t.user_attrs]
+    assert all(t.state.name == "FAIL" and t.params in [o.params for o in trained] for t in skipped)
+    assert "every point of the search space is finished or running: this worker stops" in caplog.text
+    assert result.workers == {trained[0].user_attrs["worker"]: 3}
