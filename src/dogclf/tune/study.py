@@ -317,10 +317,12 @@ def _jobs(base: _Job, remaining: int, jobs: int, started_at: int) -> list[_Job]:
 
     count = min(jobs, remaining)
     threads = (base.threads or max(1, cpu_count() // count)) if count > 1 else base.threads
+    # A study in its own folder samples the same points wherever the folder is; shared, each machine its own.
+    shared = base.storage != default_storage(Path(base.output))
     out = []
     for i in range(count):
         worker = worker_identity(Path(base.output), i if count > 1 else None)
-        seed = worker_seed(base.seed, base.study_name, worker, started_at)
+        seed = worker_seed(base.seed, base.study_name, worker if shared else f"#{i}", started_at)
         out.append(dataclasses.replace(base, worker=worker, seed=seed, threads=threads))
     return out
 
