@@ -14,7 +14,7 @@ import optuna
 import yaml
 
 from conftest import run_cli
-from dogclf.tune.study import default_storage, open_storage
+from dogclf.tune.storage import default_storage, open_storage
 
 TINY = [
     "--arch",

@@ -14,7 +14,7 @@ from dogclf.cli.main import main as cli_main
 from dogclf.config import build_config
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.tune import Categorical, Continuous, SearchSpace, tune
-from dogclf.tune.study import default_storage
+from dogclf.tune.storage import default_storage
 
 
 def _frozen(data, **overrides):
@@ -160,7 +160,7 @@ def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from dogclf.tune.study import default_storage, open_storage
+    from dogclf.tune.storage import default_storage, open_storage
 
     for attempt in range(3):
         url = default_storage(tmp_path / f"db{attempt}")

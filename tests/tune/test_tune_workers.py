@@ -25,7 +25,7 @@ import yaml
 from conftest import run_cli, tiny_config
 from dogclf.cli.main import main as cli_main
 from dogclf.tune import SearchSpace, tune
-from dogclf.tune.study import open_storage
+from dogclf.tune.storage import open_storage
 from dogclf.tune.workers import counts
 
 TINY = [

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
 from dogclf.tune.results import TuneResult, masked_url
 from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
+from dogclf.tune.storage import default_storage, open_storage
 from dogclf.tune.workers import HEARTBEAT
 
 if TYPE_CHECKING:
@@ -53,60 +52,6 @@ class _Job:
     log_level: int = logging.INFO
     worker: str = ""
     heartbeat: int = HEARTBEAT
-
-
-def default_storage(output: Path) -> str:
-    """SQLite file in the tune folder."""
-    return f"sqlite:///{(output / 'study.db').resolve()}"
-
-
-def open_storage(url: str, heartbeat: int = HEARTBEAT, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats: a trial whose worker died is failed and queued again, its reports kept.
-
-    Workers that open a new database at the same moment race to create its tables; the losers see
-    "table already exists" or a duplicate schema version and simply open it again.
-    """
-    import optuna
-    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
-
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-
-    def open_once() -> optuna.storages.RDBStorage:
-        with warnings.catch_warnings():  # heartbeats are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1, inherit_intermediate_values=True)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=heartbeat,
-                grace_period=4 * heartbeat,
-                heartbeat_stale_trial_callback=retry,
-            )
-
-    for attempt in range(attempts):
-        try:
-            return open_once()
-        except ImportError as exc:  # optuna re-raises the driver's ModuleNotFoundError as an ImportError
-            raise _missing_driver(url, exc) from None
-        except ArgumentError as exc:
-            raise DogclfError(f"--storage {url.split(':', 1)[0]}:...: not a database URL: {exc}") from None
-        except (IntegrityError, OperationalError, ProgrammingError) as exc:
-            if attempt == attempts - 1:
-                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-                raise DogclfError(f"cannot open --storage {masked_url(url)}: {reason}") from None
-            time.sleep(0.05 * (attempt + 1))
-    raise DogclfError(f"cannot open --storage {masked_url(url)}")  # attempts < 1
-
-
-def _missing_driver(url: str, exc: ImportError) -> DogclfError:
-    """The one-line error for a storage URL whose database driver is not installed."""
-    from dogclf.extras import MissingExtraError
-
-    missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
-    name = missing.name or str(missing)
-    backend = url.split(":", 1)[0]
-    fix = "pip install 'dogclf[postgres]'" if backend == "postgresql" else f"pip install {name}"
-    return MissingExtraError(f"--storage {backend}://... needs the driver {name}, which is not installed: {fix}")
 
 
 def make_sampler(space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
@@ -370,9 +315,16 @@ def _prepare_cache(cfg: RunConfig, cache: Path | None, jobs: int, layout: Datase
 
 
 def _base_job(
-    cfg: RunConfig, space: SearchSpace, output: Path, url: str, study_name: str, pruner: str, cache: Path | None
+    cfg: RunConfig,
+    space: SearchSpace,
+    output: Path,
+    url: str,
+    study_name: str,
+    pruner: str,
+    cache: Path | None,
+    heartbeat: int,
 ) -> _Job:
-    """The job every worker starts from (its trial count and seed are set per worker)."""
+    """The job every worker starts from (its worker identity and seed are set per worker)."""
     return _Job(
         cfg.model_dump(mode="json"),
         space.model_dump(mode="json"),
@@ -385,6 +337,7 @@ def _base_job(
         str(cache) if cache else None,
         cfg.runtime.threads,
         logging.getLogger().getEffectiveLevel(),
+        heartbeat=heartbeat,
     )
 
 
@@ -422,6 +375,7 @@ def tune(
         if value < 1:
             raise ConfigError(f"{name} must be >= 1 (got {value})")
     validate_space(cfg, space)
+    _check_tracking(cfg)
     layout, _, fingerprint = load_dataset(cfg)  # the data is checked before anything is written
     shared = open_storage(storage, heartbeat) if storage else None  # a bad URL or driver fails before any write
     verbosity = optuna.logging.get_verbosity()
@@ -435,8 +389,7 @@ def tune(
                 log.info("%d trial(s) were interrupted by the last run; their parameters run again first", n)
             cache = Path(cache_dir or output / "feature_cache") if feature_cache else None
             _prepare_cache(cfg, cache, jobs, layout, fingerprint)
-            base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache)
-            base = dataclasses.replace(base, heartbeat=heartbeat)
+            base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache, heartbeat)
             _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
             result = write_results(study, cfg, space, output, url, _finished(study), _differences(cfg, space, final))
             if cfg.tracking.mlflow_enabled():  # the study as a parent run, each trial a child run
@@ -450,26 +403,12 @@ def tune(
     return result
 
 
-def study_status(output: Path | None, storage: str | None, study_name: str) -> str:
-    """`dogclf tune --status`: the study read from its storage (nothing is created or changed)."""
-    import optuna
-    from sqlalchemy.engine import make_url
+def _check_tracking(cfg: RunConfig) -> None:
+    """Refuse an MLflow store MLflow would refuse before the trials, not when the study is logged after them."""
+    if cfg.tracking.mlflow_enabled():
+        from dogclf.tracking.mlflow_runs import check_store
 
-    from dogclf.tune.results import format_status
-
-    if storage is None:
-        if output is None:
-            raise ConfigError("--status needs --output (a tune folder) or --storage (the study's database URL)")
-        storage = default_storage(Path(output))
-    if storage.startswith("sqlite") and not Path(make_url(storage).database or "").is_file():
-        raise DogclfError(f"no study database at {masked_url(storage)}")
-    rdb = open_storage(storage)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=rdb)
-    except KeyError:
-        names = [s.study_name for s in rdb.get_all_studies()]
-        raise DogclfError(f"no study {study_name!r} in {masked_url(storage)}; studies there: {names}") from None
-    return format_status(study)
+        check_store(cfg.tracking)
 
 
 def _differences(cfg: RunConfig, space: SearchSpace, final: RunConfig | None) -> dict[str, list[Any]]:

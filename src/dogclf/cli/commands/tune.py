@@ -16,7 +16,8 @@ def _run(args: argparse.Namespace) -> int:
     from dogclf.errors import ConfigError
     from dogclf.tune.results import format_differences, format_table
     from dogclf.tune.space import resolve_space
-    from dogclf.tune.study import study_status, tune
+    from dogclf.tune.storage import study_status
+    from dogclf.tune.study import tune
 
     if args.status:
         print(study_status(args.output, args.storage, args.study_name))
