@@ -108,8 +108,10 @@ def _recover(directory: Path) -> None:
         _fsync(directory.parent)
 
 
-def save_artifact(directory: str | Path, model: nn.Module, metadata: ArtifactMetadata) -> Path:
-    """Write model.pth + metadata.json into `directory` atomically and durably.
+def save_artifact(
+    directory: str | Path, model: nn.Module, metadata: ArtifactMetadata, extra: dict[str, str] | None = None
+) -> Path:
+    """Write model.pth + metadata.json (+ `extra` text files by name) into `directory` atomically and durably.
 
     The new folder is written and fsynced beside the old one; then old -> .NAME.old, new -> NAME, so at
     every instant a complete artifact exists (load_artifact restores the backup after a kill in between).
@@ -126,6 +128,8 @@ def save_artifact(directory: str | Path, model: nn.Module, metadata: ArtifactMet
             f.flush()
             os.fsync(f.fileno())
         atomic_write_text(tmp / METADATA_FILE, metadata.model_dump_json(indent=2))
+        for name, text in (extra or {}).items():
+            atomic_write_text(tmp / name, text)
         _fsync(tmp)
         if directory.exists():
             os.replace(directory, backup)

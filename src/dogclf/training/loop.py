@@ -20,6 +20,7 @@ from dogclf.config import RunConfig, config_to_yaml, read_config_file
 from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader, train_batches
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
+from dogclf.data.splits import SPLITS_FILE, SplitRecord
 from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
@@ -469,7 +470,8 @@ class Trainer:
             run_name=self.cfg.name or self.paths.root.name,
             versions=runtime_versions(),
         )
-        save_artifact(self.paths.model, self.model, meta)
+        record = SplitRecord.of(self.layout)
+        save_artifact(self.paths.model, self.model, meta, {SPLITS_FILE: record.to_json()})
         if self.bad_images:
             atomic_write_text(self.paths.bad_images, "".join(f"{b.path}\t{b.reason}\n" for b in self.bad_images))
         if self.history:

@@ -23,9 +23,11 @@ def default_plot_path(model: str, split: str) -> Path:
 
 
 def _print_text(result, split: str, report: dict | None) -> None:
+    low, high = result.counted()["top1_interval"]
+    print(f"data: {result.data}")
     print(
-        f"{split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} top5={_fmt(result.top5)} "
-        f"balanced_accuracy={result.balanced_accuracy:.4f} macro_f1={result.macro_f1:.4f}"
+        f"{split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} (95% interval {low:.3f}-{high:.3f}) "
+        f"top5={_fmt(result.top5)} balanced_accuracy={result.balanced_accuracy:.4f} macro_f1={result.macro_f1:.4f}"
     )
     if report is not None:
         before, after = report["before"], report["after"]
