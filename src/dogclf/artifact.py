@@ -38,6 +38,7 @@ class ArtifactMetadata(BaseModel):
     preprocess: Preprocess
     metrics: dict[str, float] = Field(default_factory=dict)
     temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted on the valid split (1: none).")
+    temperature_note: str | None = Field(None, description="How the temperature was decided (fitted, or why not).")
     dataset_fingerprint: str | None = None
     run_name: str | None = None
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -32,6 +32,7 @@ class EvalResult:
     targets: torch.Tensor | None = field(default=None, repr=False)
     temperature: float = 1.0
     data: str = ""
+    in_sample: bool = False
 
     @property
     def balanced_accuracy(self) -> float:
@@ -55,7 +56,7 @@ class EvalResult:
             return None
         from dogclf.calibration import calibration_report
 
-        return calibration_report(self.logits, self.targets, self.temperature)
+        return calibration_report(self.logits, self.targets, self.temperature, self.in_sample)
 
     @property
     def per_class_accuracy(self) -> dict[str, float | None]:
@@ -192,4 +193,6 @@ def evaluate(
     result = evaluate_forward(engine.logits, loader, art.metadata.num_classes, art.class_names)
     result.temperature = temperature_of(art, raw_scores)
     result.data = resolved.describe(split)
+    # The temperature was fitted on the run's valid images: their calibration figures are in-sample.
+    result.in_sample = split == "valid" and resolved.source != "external" and result.temperature != 1.0
     return result

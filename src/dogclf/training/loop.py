@@ -86,6 +86,8 @@ class Trainer:
         self.fast_reason: str | None = "not decided before training"  # why the fast forward is not used
         self.fast_forward: FrozenBackboneForward | None = None
         self.best_valid: tuple[int, EvalResult] | None = None  # (epoch, its valid result) of this process
+        self.temperature_note: str | None = None
+        self.unstable_epochs: list[str] = []
 
     # ----------------------------------------------------------------- setup
     def _prepare_run_dir(self) -> None:
@@ -408,14 +410,31 @@ class Trainer:
         if test is not None:
             self._emit(self.best.best_epoch, "test", test)
         valid = results["valid"].metrics()
+        self.unstable_epochs = self._unstable()
         result = TrainResult(
-            self.paths.root, self.paths.model, self.history, self.best.best_epoch, valid, test, self.bad_images
+            self.paths.root,
+            self.paths.model,
+            self.history,
+            self.best.best_epoch,
+            valid,
+            test,
+            self.bad_images,
+            self.unstable_epochs,
         )
         self._write_outputs(results)
         timings.mark("outputs_written")
         self._notify("on_train_end", result)
         timings.mark("train_end")
         return result
+
+    def _unstable(self) -> list[str]:
+        """Epochs whose valid loss jumped several-fold (logged as warnings; see dogclf.training.stability)."""
+        from dogclf.training.stability import loss_jumps
+
+        jumps = loss_jumps([h["valid"]["loss"] for h in self.history], self.num_classes)
+        for jump in jumps:
+            log.warning("unstable training: %s (a learning-rate warmup or a lower lr steadies it)", jump)
+        return jumps
 
     def _final_results(self) -> dict[str, EvalResult]:
         """Every eval split under the best weights, through the model as served (batch norms folded, weights cast).
@@ -441,13 +460,11 @@ class Trainer:
         valid = results["valid"]
         if not self.cfg.model.calibrate or valid.logits is None:
             return
-        from dogclf.calibration import fit_temperature, separable
+        from dogclf.calibration import decide_temperature
 
-        temperature = fit_temperature(valid.logits, valid.targets)
-        if separable(valid.logits, valid.targets):
-            log.info("temperature kept at 1: every valid image is classified correctly, so none is identifiable")
-        else:
-            log.info("temperature fitted on valid: %.4f", temperature)
+        temperature, self.temperature_note = decide_temperature(valid.logits, valid.targets)
+        log.info("%s", self.temperature_note)
+        valid.in_sample = temperature != 1.0
         for r in results.values():
             r.temperature = temperature
 
@@ -466,6 +483,7 @@ class Trainer:
             preprocess=self.preprocess,
             metrics=metrics,
             temperature=results["valid"].temperature,
+            temperature_note=self.temperature_note,
             dataset_fingerprint=self.fingerprint,
             run_name=self.cfg.name or self.paths.root.name,
             versions=runtime_versions(),
@@ -485,6 +503,8 @@ class Trainer:
             "best_epoch": self.best.best_epoch,
             "epochs_run": len(self.history),
             "metrics": metrics,
+            "temperature_note": self.temperature_note,
+            "unstable_epochs": self.unstable_epochs,
             "evaluation": {s: r.to_dict() for s, r in results.items()},
             "runtime": self.runtime.describe(),
             "bad_images": [{"path": str(b.path), "reason": b.reason} for b in self.bad_images],

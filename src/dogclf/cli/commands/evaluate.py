@@ -31,9 +31,13 @@ def _print_text(result, split: str, report: dict | None) -> None:
     )
     if report is not None:
         before, after = report["before"], report["after"]
-        print(f"calibration (temperature {report['temperature']:.4g}):")
-        print(f"  before: nll={before['nll']:.4f} ece={before['ece']:.4f}")
-        print(f"  after:  nll={after['nll']:.4f} ece={after['ece']:.4f}")
+        where = "; in-sample: the temperature was fitted on these images" if report["in_sample"] else ""
+        print(f"calibration (temperature {report['temperature']:.4g}, n={report['n']}{where}):")
+        for name, row in (("before", before), ("after", after)):
+            low, high = row["ece_interval"]
+            print(f"  {name + ':':<7} nll={row['nll']:.4f} ece={row['ece']:.4f} (95% interval {low:.4f}-{high:.4f})")
+        if report["warning"]:
+            print(f"  warning: {report['warning']}")
         print("selective prediction (most confident share kept):")
         for row in report["selective"]:
             kept = f"accuracy {_fmt(row['accuracy'])} at confidence >= {_fmt(row['threshold'])}"
