@@ -44,6 +44,7 @@ from dogclf.training.result import TrainResult
 from dogclf.training.resume import config_differences
 from dogclf.training.rundir import RunPaths
 from dogclf.training.running import RunningMetrics
+from dogclf.training.stability import warn_jumps
 from dogclf.training.step import epoch_seed, train_step
 
 __all__ = ["Trainer", "TrainResult"]
@@ -410,31 +411,14 @@ class Trainer:
         if test is not None:
             self._emit(self.best.best_epoch, "test", test)
         valid = results["valid"].metrics()
-        self.unstable_epochs = self._unstable()
-        result = TrainResult(
-            self.paths.root,
-            self.paths.model,
-            self.history,
-            self.best.best_epoch,
-            valid,
-            test,
-            self.bad_images,
-            self.unstable_epochs,
-        )
+        self.unstable_epochs = warn_jumps([h["valid"]["loss"] for h in self.history], self.num_classes)
+        paths, best, bad = self.paths, self.best.best_epoch, self.bad_images
+        result = TrainResult(paths.root, paths.model, self.history, best, valid, test, bad, self.unstable_epochs)
         self._write_outputs(results)
         timings.mark("outputs_written")
         self._notify("on_train_end", result)
         timings.mark("train_end")
         return result
-
-    def _unstable(self) -> list[str]:
-        """Epochs whose valid loss jumped several-fold (logged as warnings; see dogclf.training.stability)."""
-        from dogclf.training.stability import loss_jumps
-
-        jumps = loss_jumps([h["valid"]["loss"] for h in self.history], self.num_classes)
-        for jump in jumps:
-            log.warning("unstable training: %s (a learning-rate warmup or a lower lr steadies it)", jump)
-        return jumps
 
     def _final_results(self) -> dict[str, EvalResult]:
         """Every eval split under the best weights, through the model as served (batch norms folded, weights cast).

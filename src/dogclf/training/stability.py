@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
+
+log = logging.getLogger("dogclf")
 
 JUMP_FACTOR = 3.0
 # A jump must also be worth something: a tenth of a uniform guess's loss (ln classes), so 0.003 -> 0.01 is not one.
@@ -21,4 +24,12 @@ def loss_jumps(losses: list[float], num_classes: int) -> list[str]:
             jumps.append(
                 f"epoch {epoch + 1} valid loss {after:.4g} is {after / before:.1f}x epoch {epoch}'s {before:.4g}"
             )
+    return jumps
+
+
+def warn_jumps(losses: list[float], num_classes: int) -> list[str]:
+    """loss_jumps, each logged as a warning."""
+    jumps = loss_jumps(losses, num_classes)
+    for jump in jumps:
+        log.warning("unstable training: %s (a longer lr warmup or a lower lr steadies it)", jump)
     return jumps
