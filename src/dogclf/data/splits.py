@@ -8,6 +8,7 @@ record is an external test set.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -77,8 +78,6 @@ class SplitRecord:
 
     def digest(self, split: str) -> str:
         """One digest of the split's files and contents: equal digests mean the same images."""
-        import hashlib
-
         entries = sorted(self.files.get(split, {}).items())
         return hashlib.sha256("\n".join(f"{p}\t{d}" for p, d in entries).encode()).hexdigest()[:16]
 
@@ -117,7 +116,10 @@ def resolve_data(data: str | Path, record: SplitRecord | None, external_all: boo
     if record is None:
         log.warning("the model has no %s: %s is split with the default seed and fractions", SPLITS_FILE, data)
         return ResolvedData(discover(data), "unrecorded")
-    layout = discover(data, **record.rule) if record.rule else discover(data)  # type: ignore[arg-type]
+    rule = record.rule or {}
+    layout = discover(
+        data, float(rule.get("valid_fraction", 0.1)), float(rule.get("test_fraction", 0.1)), int(rule.get("seed", 0))
+    )
     digests = file_digests(layout)
     known = {rel: (split, d) for split, files in record.files.items() for rel, d in files.items()}
     seen = {d for files in record.files.values() for d in files.values()}
