@@ -13,7 +13,7 @@ from conftest import run_cli, tiny_config
 from dogclf.data.discovery import discover
 from dogclf.data.splits import SPLITS_FILE, SplitRecord, resolve_data
 from dogclf.data.synthetic import make_dataset
-from dogclf.errors import DatasetError
+from dogclf.errors import ArtifactError, ConfigError, DatasetError
 from dogclf.evaluation import evaluate
 from dogclf.training import train
 
@@ -146,3 +146,15 @@ def test_evaluate_json_carries_the_sample_size_interval_and_data(seed1_run):
     record = SplitRecord.read(run / "model")
     assert record is not None and doc["n"] == len(record.files["test"]) and "recorded test split" in doc["data"]
     assert 0 <= low <= doc["top1"] <= high <= 1 and high - low > 0.2  # 20-odd images: a wide interval
+
+
+def test_a_corrupt_or_linked_split_record_is_refused_in_one_line(seed1_run, tmp_path):
+    _, run = seed1_run
+    model = shutil.copytree(run / "model", tmp_path / "model")
+    (model / SPLITS_FILE).write_text("{not json")
+    with pytest.raises(ArtifactError, match=f"cannot read {model / SPLITS_FILE}"):
+        SplitRecord.read(model)
+    (model / SPLITS_FILE).unlink()
+    (model / SPLITS_FILE).symlink_to(run / "model" / SPLITS_FILE)
+    with pytest.raises(ConfigError, match="split record"):
+        SplitRecord.read(model)

@@ -18,12 +18,13 @@ from typing import Literal
 
 from dogclf.data.discovery import DatasetLayout, Sample, discover
 from dogclf.errors import ArtifactError, DatasetError
-from dogclf.fsutil import file_sha256
+from dogclf.fsutil import file_sha256, read_bounded
 from dogclf.system import cpu_count
 
 log = logging.getLogger("dogclf")
 
 SPLITS_FILE = "splits.json"
+MAX_SPLITS_BYTES = 64 * 2**20  # about 500,000 files
 HELD_OUT = ("valid", "test")
 Source = Literal["run", "external", "unrecorded"]
 _SHOWN = 5
@@ -67,13 +68,14 @@ class SplitRecord:
     def read(cls, directory: Path) -> SplitRecord | None:
         """DIRECTORY/splits.json, or None when the model was saved without one."""
         path = directory / SPLITS_FILE
-        if not path.is_file():
+        if not path.is_file() and not path.is_symlink():
             return None
+        text = read_bounded(path, MAX_SPLITS_BYTES, "a split record", follow_links=False)
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(text.decode("utf-8"))
             files = {str(k): {str(p): str(d) for p, d in v.items()} for k, v in doc["files"].items()}
             return cls(files, doc.get("rule"))
-        except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
             raise ArtifactError(f"cannot read {path}: {exc}") from None
 
     def digest(self, split: str) -> str:
