@@ -72,9 +72,10 @@ def run_one(run: RealRun, data: Path, out: Path) -> dict[str, str]:
     """Train one run with the hook on; {rule: status} of every rule."""
     from dogclf.debug.engine import evaluate_rules
 
-    cfg = tiny_config(data, **{**BASE, **DEBUG, **run.overrides})
-    trainer = Trainer if run.lr is None else forced_lr(run.lr)
-    trainer(cfg, out, callbacks=config_callbacks(cfg)).fit()
+    if not (out / "debug").is_dir():  # a finished run is reused (bench_rules.py --keep)
+        cfg = tiny_config(data, **{**BASE, **DEBUG, **run.overrides})
+        trainer = Trainer if run.lr is None else forced_lr(run.lr)
+        trainer(cfg, out, callbacks=config_callbacks(cfg)).fit()
     return {r.rule: r.status for r in evaluate_rules(out)}
 
 

@@ -115,24 +115,32 @@ SCENARIOS = [
         seeds=(0,),
     ),
     # 10 epochs of 15 steps: enough losses for the stall test to tell no progress from batch noise
-    Scenario("lr-zero", frozenset({"LossNotDecreasing"}), overrides={"optim.epochs": 10}, trainer=forced_lr(0.0)),
+    # a model that learns nothing mispredicts whole classes: ClassImbalance's misprediction check may say so
+    Scenario(
+        "lr-zero",
+        frozenset({"LossNotDecreasing"}),
+        frozenset({"ClassImbalance"}),
+        overrides={"optim.epochs": 10},
+        trainer=forced_lr(0.0),
+    ),
     Scenario(
         "diverging",
         frozenset({"LossNotDecreasing"}),
-        AFTER_DIVERGENCE | {"Overfit", "Overtraining"},
+        AFTER_DIVERGENCE | {"Overfit", "Overtraining", "ClassImbalance"},
         overrides={"optim.epochs": 5},  # a rise counts once sustained over 4 windows of 10 steps
         trainer=forced_lr(10.0),
     ),
     Scenario(
         "nan",
         frozenset({"ExplodingTensor", "LossNotDecreasing"}),
-        AFTER_DIVERGENCE,
+        AFTER_DIVERGENCE | {"ClassImbalance"},
         overrides={"optim.epochs": 3, "optim.optimizer": "sgd", "optim.scheduler": "none"},
         trainer=forced_lr(1e3),
     ),
     Scenario(
         "overfit",
         frozenset({"Overfit"}),
+        frozenset({"Overtraining"}),  # valid rising while train falls is overtraining too
         data="small",
         overrides={"optim.epochs": 12, "data.augment": False, "optim.lr": 0.05, "data.batch_size": 6},
     ),

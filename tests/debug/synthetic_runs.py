@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dogclf.debug.config import CLASS_COUNTS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
-from dogclf.debug.hook import TRAIN_LOSS_TENSOR, VALID_LOSS_TENSOR, configure, create_hook
+from dogclf.debug.config import CLASS_COUNTS_TENSOR, TRAIN_LOSS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
+from dogclf.debug.hook import VALID_LOSS_TENSOR, configure, create_hook
 
 
 @dataclass

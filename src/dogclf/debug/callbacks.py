@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dogclf.debug.config import VALID_CONFUSION_TENSOR, DebugConfig
-from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, TRAIN_LOSS_TENSOR, VALID_LOSS_TENSOR
+from dogclf.debug.config import TRAIN_LOSS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
+from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
 

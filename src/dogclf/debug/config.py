@@ -46,6 +46,7 @@ LABELS_TENSOR = "CrossEntropyLoss_input_1"
 PREDICTIONS_TENSOR = "CrossEntropyLoss_input_0"
 CLASS_COUNTS_TENSOR = "dataset/class_counts"
 VALID_CONFUSION_TENSOR = "valid_confusion"  # saved as valid_confusion_output_0 with each validation
+TRAIN_LOSS_TENSOR = "train_loss"  # the epoch's plain-CE train loss, saved next to the valid loss (EVAL mode)
 
 # Parameters dogclf gives a rule on top of AWS's defaults, pointing it at dogclf's tensors; the same locally
 # (dogclf.debug.engine) and on SageMaker (built-in and custom rules).

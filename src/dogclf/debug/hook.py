@@ -21,7 +21,6 @@ log = logging.getLogger("dogclf")
 
 SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
 VALID_LOSS_TENSOR = "valid_loss"  # saved as valid_loss_output_0, which the losses collection matches
-TRAIN_LOSS_TENSOR = "train_loss"  # the epoch's plain-CE train loss, saved next to the valid loss (EVAL mode)
 
 
 def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG) -> Any | None:

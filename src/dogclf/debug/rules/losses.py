@@ -13,11 +13,12 @@ class LossNotDecreasing(_LossRule):
 
     Decisions are taken at each `num_steps`-step window's end, on means, against the run's own per-step noise
     (the robust SD of step-to-step differences). Diverged: the last `sustain` windows all above the first
-    window's mean by `increase_threshold_percent` %, with confidence `z`, so a short bump that recovers never
-    decides. Stalled: the latest block (a third of the steps so far, at least `patience` windows) is not
-    `diff_percent` % per `num_steps` steps below the block before, with confidence `z`, while the loss is above
-    `progress_percent` % of the first window's (lower is converging); a block too short for its noise to show
-    such a drop decides nothing. Never decided: NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL
+    window's mean (or the first loss, when the rise began inside that window) by `increase_threshold_percent`
+    %, with confidence `z`, so a short bump that recovers never decides. Stalled: the latest block (a third of
+    the steps so far, at least `patience` windows) is not `diff_percent` % per `num_steps` steps below the
+    block before, with confidence `z`, while the loss is above `progress_percent` % of that reference (lower is
+    converging); a block too short for its noise to show such a drop or a clear one decides nothing. Never
+    decided: NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL
     with two full windows is checked.
     """
 
@@ -78,7 +79,9 @@ class LossNotDecreasing(_LossRule):
             return self.fire(f"loss is {values[-1]} at step {self._series[i][0]}")
         if (i + 1) % self.num_steps:
             return False
-        ref, sd = float(values[: self.num_steps].mean()), noise_sd(values)
+        sd = noise_sd(values)
+        # The first window's mean, unless the loss rose inside it: then the first loss (before any update).
+        ref = min(float(values[: self.num_steps].mean()), float(values[0]) + self.z * sd)
         return self._diverged(values, ref, sd) or self._stalled(values, ref, sd)
 
     def _diverged(self, values: np.ndarray, ref: float, sd: float) -> bool:
@@ -105,6 +108,9 @@ class LossNotDecreasing(_LossRule):
             return False  # converging: far below where it started
         need = before * self.diff_percent / 100 * b / self.num_steps  # the least drop that counts as progress
         margin = self.z * sd * np.sqrt(2 / b)
+        if before - recent - margin > need:
+            self.decided = True
+            return False  # clear progress
         if margin > need:
             return False  # the noise could hide a drop of `need`: no decision yet
         self.decided = True
