@@ -315,6 +315,7 @@ class Trainer:
             if self.fast_forward is not None:  # the final evaluation runs the same model: it reuses this pass
                 self.best_valid = (epoch + 1, result)
         self.history.append(record)
+        self.ctx.valid_confusion = result.confusion
         self._notify("on_epoch_end", record)
         if self.best.exhausted:
             log.info("early stopping: no better %s for %d epochs", self.best.monitor, self.best.patience)
