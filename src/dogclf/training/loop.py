@@ -182,7 +182,7 @@ class Trainer:
             raise ModelError(
                 f"cannot resume from {self.paths.last_checkpoint}: it does not fit this run's model/optimizer ({first})"
             ) from None
-        self.start_epoch = ckpt["epoch"]
+        self.start_epoch = self.epoch = ckpt["epoch"]
         self.global_step = ckpt["global_step"]
         self.history = ckpt["history"]
         self.best.best_value, self.best.best_epoch = ckpt["best_value"], ckpt["best_epoch"]
