@@ -66,12 +66,14 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         paths: RunPaths | None = None,
         metrics_only: bool = False,
+        evaluate_test: bool = True,
     ) -> None:
         self.cfg = cfg
         self.paths = paths or RunPaths(Path(output))
         self.resume = resume
         # Tuning trials: metrics.jsonl only; no checkpoints, artifact, plots, and never the test split.
         self.metrics_only = metrics_only
+        self.evaluate_test = evaluate_test and not metrics_only  # False: the test split is never read
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.dist = distributed.info_from_env()
@@ -132,7 +134,9 @@ class Trainer:
         )
         eval_tf = eval_transform(self.preprocess)
         self.eval_sets = {
-            s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v
+            s: ImageDataset(v, eval_tf, decode)
+            for s, v in self.layout.splits.items()
+            if s != "train" and v and (s != "test" or self.evaluate_test)
         }
         arch, freeze = cfg.model.arch, cfg.model.freeze
         initially = "nothing" if freeze == "nothing" else "backbone"
