@@ -133,3 +133,22 @@ def test_sagemaker_doc_states_prices_regions_and_collections_as_the_code_has_the
     assert all(f"{r}" in rules for r in china)
     defaults = DebugConfig.model_fields["collections"].default
     assert "default " + ", ".join(f"`{c}`" for c in defaults) in rules
+
+
+OLD_FREEZE = re.compile(r"""freeze["'`]?\s*(?:[:=]\s*|\s+)["'`]?(?:head|full)\b""")
+FREEZE_TEXTS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("*.py")]
+    + [*(ROOT / "benchmarks").glob("*.py")]
+)
+
+
+def test_the_old_freeze_pattern_finds_old_names_only():
+    for old in ("--freeze head", 'freeze="full"', '"model.freeze": "head"', "model.freeze=full", "freeze: full"):
+        assert OLD_FREEZE.search(old), old
+    for current in ("--freeze backbone", 'freeze="nothing"', '"model.freeze": "staged"', "freeze the head"):
+        assert not OLD_FREEZE.search(current), current
+
+
+@pytest.mark.parametrize("path", FREEZE_TEXTS, ids=[p.name for p in FREEZE_TEXTS])
+def test_docs_and_examples_use_current_freeze_names(path):
+    assert OLD_FREEZE.findall(path.read_text(encoding="utf-8")) == []
