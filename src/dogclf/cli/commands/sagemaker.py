@@ -58,19 +58,23 @@ def _estimator_options(args: argparse.Namespace, mode: str):
 
 def _train(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, submit
+    from dogclf.sagemaker.names import job_name
 
     cfg = build_run_config(args)
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "train"))
-    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait)
+    name = job_name(args.job_name, "dogclf", "training")
+    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"training job: {name}")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, make_tuner, submit
+    from dogclf.sagemaker.names import job_name
     from dogclf.sagemaker.tuners import job_space
 
+    name = job_name(args.job_name, "dogclf-tune", "tuning")
     cfg = build_run_config(args)
     space = job_space(args.space, cfg)
     updates = {
@@ -86,7 +90,7 @@ def _tune(args: argparse.Namespace) -> int:
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "hpo"))
     tuner = make_tuner(estimator, space, warm_start_from=args.warm_start or ())
-    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait)
+    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"tuning job: {name}")
     return 0
 
@@ -213,6 +217,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-monitor-ms", type=int, default=500, help="system metrics interval")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
+    p.add_argument("--job-name", help="the job's name (default: dogclf[-tune]-YYMMDD-HHMMSS-<random>, unique)")
     add_train_options(p)
     _common(p)
 
@@ -294,7 +299,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--instance-type", default="ml.m5.large")
     t.add_argument("--instance-count", type=int, default=1)
     t.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    t.add_argument("--job-name")
+    t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
     _common(t)
