@@ -42,6 +42,7 @@ def test_two_tunes_in_one_minute_get_two_names_and_job_name_is_used(aws_env, con
     assert names[0] != names[1] and names[2] == "my-tune-1"
     client = conn.session.sagemaker_client
     for name in names:
-        assert client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)["HyperParameterTuningJobName"]
+        desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        assert desc["HyperParameterTuningJobName"] == name
     r = _tune(aws_env, "--job-name", "my_tune")
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("dogclf: error: --job-name 'my_tune'")
