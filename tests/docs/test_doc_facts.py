@@ -63,7 +63,18 @@ def test_builtin_debugger_rules_are_named():
 def test_metric_line_and_regex_are_the_code_s():
     from dogclf.training.metrics import format_metric_line, metric_definitions, metric_regex
 
-    assert format_metric_line(3, "valid", {"loss": 0.4123, "top1": 0.912, "top5": 0.99, "n": 835}) in SAGEMAKER_MD
+    lines = [
+        format_metric_line(3, "train", {"loss": 0.3981, "top1": 0.925, "top5": 0.992, "n": 6680, "lr": 0.000812}),
+        format_metric_line(
+            3,
+            "valid",
+            {"loss": 0.4123, "top1": 0.912, "top5": 0.99, "balanced_accuracy": 0.905, "macro_f1": 0.901, "n": 835},
+        ),  # fmt: skip
+        format_metric_line(
+            1, "valid", {"loss": 0.605, "top1": 0.8, "top5": None, "balanced_accuracy": 0.8, "macro_f1": 0.79, "n": 40}
+        ),  # fmt: skip
+    ]
+    assert all(f"\n{line}\n" in SAGEMAKER_MD for line in lines), lines
     assert metric_regex("valid", "loss") in SAGEMAKER_MD
     assert all(f"`{d['Name']}`" in SAGEMAKER_MD for d in metric_definitions())
 
