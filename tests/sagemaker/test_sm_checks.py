@@ -55,6 +55,10 @@ def test_symlinked_data_is_uploaded_under_the_links_name(aws_env, conn, tiny_dat
                 *_common(aws_env))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert f"data: s3://{BUCKET}/dogclf/data/dogImages (" in r.stdout
+    # dogclf's own lines only: no SDK or botocore INFO chatter (endpoint resolution, credentials, SDK config)
+    assert [line.split(": ")[0] for line in r.stdout.splitlines()] == ["data", "training job"], r.stdout
+    for noise in ("Found endpoint for", "Found credentials", "sagemaker.config INFO"):
+        assert noise not in r.stderr, r.stderr
 
 
 def test_serverless_memory_is_checked_before_anything_is_created(aws_env, conn):  # noqa: F811
