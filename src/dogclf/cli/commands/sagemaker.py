@@ -283,6 +283,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_best_params)
 
+    _register_deploy(sm)
+
+    t = sm.add_parser("delete-endpoint", help="delete an endpoint, its config and its model")
+    t.add_argument("endpoint_name")
+    t.add_argument("--keep-model", action="store_true")
+    _common(t)
+    t.set_defaults(func=_delete_endpoint)
+
+    _register_batch(sm)
+
+    t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
+    t.add_argument("job", help="training job name")
+    t.add_argument("--output", "-o", default="profiler-report", help="folder to write (default profiler-report)")
+    _common(t)
+    t.set_defaults(func=_profiler_report)
+
+
+def _register_deploy(sm: argparse._SubParsersAction) -> None:
+    """Add `deploy`."""
     t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
     t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
     t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
@@ -302,20 +321,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(t)
     t.set_defaults(func=_deploy)
-
-    t = sm.add_parser("delete-endpoint", help="delete an endpoint, its config and its model")
-    t.add_argument("endpoint_name")
-    t.add_argument("--keep-model", action="store_true")
-    _common(t)
-    t.set_defaults(func=_delete_endpoint)
-
-    _register_batch(sm)
-
-    t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
-    t.add_argument("job", help="training job name")
-    t.add_argument("--output", "-o", default="profiler-report", help="folder to write (default profiler-report)")
-    _common(t)
-    t.set_defaults(func=_profiler_report)
 
 
 def _register_batch(sm: argparse._SubParsersAction) -> None:
