@@ -7,10 +7,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dogclf.debug.config import DebugConfig
+from dogclf.debug.config import TRAIN_LOSS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
 from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
+from dogclf.training.metrics import format_rule_line
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -76,13 +77,18 @@ class DebugHookCallback(Callback):
             log.info("debug hook: gradients of newly unfrozen parameters are now saved")
 
     def on_epoch_end(self, ctx: TrainContext, record: dict[str, Any]) -> None:
-        """Save the validation loss, then run the live rules, which may stop training."""
+        """Save the valid loss, the epoch's plain-CE train loss and the valid confusion; run the live rules."""
         if self.hook is None:
             return
         import torch
 
-        # The evaluation loop computes its loss functionally: save the epoch's validation loss explicitly.
+        # The evaluation loop computes its loss functionally: save the epoch's validation loss explicitly, with
+        # the train loss of the same kind (plain CE, whatever the training objective) for the Overfit rule.
         self.hook.record_tensor_value(VALID_LOSS_TENSOR, torch.tensor(float(record["valid"]["loss"])))
+        self.hook.record_tensor_value(TRAIN_LOSS_TENSOR, torch.tensor(float(record["train"]["loss"])))
+        if ctx.valid_confusion:
+            confusion = torch.tensor(ctx.valid_confusion, dtype=torch.float32)
+            self.hook.record_tensor_value(VALID_CONFUSION_TENSOR, confusion)
         self.hook._close_writers()  # the epoch's tensors are on disk before its checkpoint is
         if self.local:
             from dogclf.debug.resume import record_epoch
@@ -97,6 +103,8 @@ class DebugHookCallback(Callback):
 
         results = evaluate_rules(Path(self.hook.out_dir), self.cfg.rule_parameters)
         atomic_write_text(self.folder / LIVE_RULES_FILE, json.dumps([r.to_dict() for r in results], indent=2))
+        for r in results:
+            print(format_rule_line(r.rule, r.status, r.step), flush=True)
         fired = [r for r in results if r.triggered and r.rule in self.cfg.live_stop_on]
         for r in fired:
             log.warning("rule %s fired at step %s: %s; stopping training. %s", r.rule, r.step, r.finding, r.advice)

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dogclf.config import read_config_file
 from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.verdicts import ERROR, ISSUES, NOT_EVALUATED, OK, RuleResult
@@ -28,7 +27,7 @@ def _run_debug_section(run_dir: str | Path) -> dict[str, Any]:
     config = Path(run_dir) / "config.yaml"
     if not config.is_file():
         return {}
-    return dict((yaml.safe_load(config.read_text()) or {}).get("debug") or {})
+    return dict(read_config_file(config, follow_links=False).get("debug") or {})
 
 
 def run_rule_parameters(run_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -93,7 +92,7 @@ def evaluate_rules(
 
 
 def _evaluate(name: str, params: dict[str, Any], trial, steps: list[int], saved: list[str]) -> RuleResult:
-    """One rule's row: IssuesFound/NoIssuesFound, NotEvaluated when its inputs are missing, Error on a crash."""
+    """One rule's row: IssuesFound/NoIssuesFound, NotEvaluated when its inputs or data fall short, Error on a crash."""
     from smdebug.exceptions import RuleEvaluationConditionMet
     from smdebug.rules import invoke_rule
 
@@ -108,6 +107,9 @@ def _evaluate(name: str, params: dict[str, Any], trial, steps: list[int], saved:
             row.status, row.finding = NOT_EVALUATED, not_evaluated_finding(name, params, missing, saved)
         else:
             invoke_rule(rule, start_step=steps[0], end_step=steps[-1] + 1, raise_eval_cond=True)
+            too_little = rule.insufficient()
+            if too_little:
+                row.status, row.finding = NOT_EVALUATED, f"not evaluated: too little data: {too_little}"
     except RuleEvaluationConditionMet as met:
         row.status, row.step, row.finding = ISSUES, met.step, rule.finding
     except Exception as exc:  # a rule's failure is its row's verdict, not the command's

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dogclf.debug.config import TRAIN_LOSS_TENSOR
 from dogclf.debug.engine import evaluate_rules, load_trial, tensors_dir
 from dogclf.fsutil import atomic_write_text
 from dogclf.report_html import figure_to_data_uri, img, page, table
@@ -26,7 +27,8 @@ def _loss_figure(trial) -> Any:
     fig, ax = subplots(figsize=(9, 3.6))
     for name in trial.tensor_names(collection="losses"):
         t = trial.tensor(name)
-        for mode, label, style in ((ModeKeys.TRAIN, "train", "-"), (ModeKeys.EVAL, "valid", "o-")):
+        evaluated = "train, per epoch" if name.startswith(TRAIN_LOSS_TENSOR) else "valid"
+        for mode, label, style in ((ModeKeys.TRAIN, "train", "-"), (ModeKeys.EVAL, evaluated, "o-")):
             steps = t.steps(mode=mode)
             if steps:
                 xs = [trial.global_step(mode, s) for s in steps]
@@ -99,11 +101,14 @@ def rules_table(results: list[RuleResult]) -> str:
 
 
 def write_report(
-    run_dir: str | Path, output: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    results: list[RuleResult] | None = None,
 ) -> Path:
-    """Evaluate the rules and write the HTML report (default RUN_DIR/debug/report.html); returns its path."""
+    """Write the HTML report (default RUN_DIR/debug/report.html) of `results`, or of the rules evaluated now."""
     folder = tensors_dir(run_dir)
-    results = evaluate_rules(run_dir, overrides)
+    results = evaluate_rules(run_dir, overrides) if results is None else results
     trial = load_trial(folder)
     out = Path(output) if output else folder / "report.html"
     figures = [
@@ -115,7 +120,7 @@ def write_report(
     skipped = sum(r.status == NOT_EVALUATED for r in results)
     sections = [("Rules", rules_table(results))]
     sections += [(title, img(figure_to_data_uri(fig), alt)) for title, fig, alt in figures]
-    counts = f"{issues} rule(s) found issues, {skipped} not evaluated (collections not saved)"
+    counts = f"{issues} rule(s) found issues, {skipped} not evaluated (collections not saved, or too little data)"
     subtitle = f"{Path(run_dir).resolve()} - {counts}, {len(trial.steps())} saved steps"
     atomic_write_text(out, page("dogclf debug report", sections, subtitle))
     return out
