@@ -137,11 +137,8 @@ class Trainer:
             self.layout.splits["train"], train_transform(self.preprocess, cfg.data.augment), decode
         )
         eval_tf = eval_transform(self.preprocess)
-        self.eval_sets = {
-            s: ImageDataset(v, eval_tf, decode)
-            for s, v in self.layout.splits.items()
-            if s != "train" and v and (s != "test" or self.evaluate_test)
-        }
+        kept = [s for s, v in self.layout.splits.items() if s != "train" and v and (s != "test" or self.evaluate_test)]
+        self.eval_sets = {s: ImageDataset(self.layout.splits[s], eval_tf, decode) for s in kept}
         arch, freeze = cfg.model.arch, cfg.model.freeze
         initially = "nothing" if freeze == "nothing" else "backbone"
         model = create_model(arch, self.num_classes, cfg.model.weights, initially, cfg.model.dropout)
