@@ -6,9 +6,10 @@ server can pick a gated export without re-measuring, and a stale export (the wei
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -119,3 +120,52 @@ def list_exports(model_dir: Path) -> dict[str, ExportMetadata]:
             except ArtifactError:
                 continue
     return found
+
+
+def _external_tensors(message: Any) -> Iterator[str]:
+    """Names of the tensors anywhere in an ONNX message (graphs, subgraphs, functions) kept as external data."""
+    from google.protobuf.message import Message
+    from onnx import TensorProto
+
+    if isinstance(message, TensorProto):
+        if message.data_location == TensorProto.EXTERNAL or len(message.external_data):
+            yield message.name or "(unnamed)"
+        return
+    for field, value in message.ListFields():
+        if field.message_type is not None:
+            for item in [value] if isinstance(value, Message) else value:
+                yield from _external_tensors(item)
+
+
+def check_onnx_model(data: bytes, path: Path) -> None:
+    """Refuse ONNX bytes that do not parse or keep any tensor as external data (a file the engine would open)."""
+    from google.protobuf.message import DecodeError
+
+    from dogclf.extras import require
+
+    onnx = require("onnx", "onnx", "checking an ONNX export needs onnx")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not a valid ONNX model ({exc})") from None
+    external = next(_external_tensors(model), None)
+    if external is not None:
+        raise ArtifactError(
+            f"{path}: tensor {external!r} is stored as external data (a file outside the model); "
+            "refusing it: dogclf exports keep every weight inside model.onnx"
+        )
+
+
+def read_onnx(folder: Path, meta: ExportMetadata) -> bytes:
+    """The bytes of an ONNX export's model file, checked by check_onnx_model; give these bytes to the engine."""
+    path = folder / meta.files[0]
+    data = path.read_bytes()
+    check_onnx_model(data, path)
+    return data
+
+
+def verify_export(folder: Path, meta: ExportMetadata) -> None:
+    """Check an export's model files before they are served or packaged: ONNX keeps no external data."""
+    if meta.format == "onnx":
+        read_onnx(folder, meta)

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from dogclf.artifact import METADATA_FILE, WEIGHTS_FILE, read_metadata, resolve_artifact_dir
 from dogclf.backends.base import EXTRAS
-from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES
+from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES, verify_export
 from dogclf.backends.select import EXPORT_CHOICES, choose_backend
 from dogclf.cache import CACHE_ENV, cache_root  # noqa: F401 (re-exported: where archives are extracted)
 from dogclf.entrypoints import script_path
@@ -67,6 +67,7 @@ def _export_entries(model_dir: Path, name: str) -> tuple[dict[str, Path], str]:
             f"{choice.folder} failed its accuracy gate (kept with --force), so a server would not use it; "
             "export it again without --force, or package another export"
         )
+    verify_export(choice.folder, choice.export)
     files = (*choice.export.files, EXPORT_FILE)
     return {f"{EXPORTS_DIR}/{name}/{f}": choice.folder / f for f in files}, EXTRAS[choice.export.format]
 
