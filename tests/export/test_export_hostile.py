@@ -149,6 +149,27 @@ def test_serve_never_returns_a_file_named_by_external_data(leaking_model, secret
     assert "Traceback" not in result.stderr
 
 
+def test_auto_serving_never_returns_the_bytes_of_a_file_named_by_external_data(leaking_model, tmp_path):
+    import io
+
+    import numpy as np
+
+    tarball = _tarball(leaking_model, tmp_path / "model.tar.gz")
+    with LocalEndpoint(tarball, "--backend", "auto", "--threads", "1", "--workers", "1") as ep:
+        r = requests.post(
+            f"{ep.url}/invocations",
+            data=_png(),
+            headers={"Content-Type": "image/png", "Accept": "application/x-npy"},
+            timeout=30,
+        )
+        log = ep.log_text()
+    assert r.status_code == 200, r.text
+    logits = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert logits.shape == (1, 3), logits.shape  # eager's three classes, not one logit per byte of the file
+    assert SECRET not in r.content and SECRET not in bytes(np.clip(logits, 0, 255).astype(np.uint8))
+    assert "export onnx-fp32 not used" in log and "stored as external data" in log and "Traceback" not in log
+
+
 def _constant_onnx(path: Path, width: int) -> None:
     """A valid ONNX model giving `width` logits per image (whatever the image)."""
     from onnx import TensorProto, helper
