@@ -61,7 +61,7 @@ def images_folder(args: argparse.Namespace) -> Path:
 def upload(conn: sm.Connection, folder: Path) -> str:
     """Sync the images to s3://bucket/prefix/batch/images/ (unchanged files skipped on a rerun)."""
     uri = conn.s3_uri("batch", "images") + "/"
-    result = sm.upload_folder(folder, uri, client=sm.make_client(conn.endpoint_url, conn.region))
+    result = sm.upload_folder(folder, uri, client=conn.s3_client())
     print(f"  {uri}: {len(result.transferred)} uploaded, {len(result.skipped)} unchanged")
     return uri
 
@@ -85,7 +85,7 @@ def transform(conn: sm.Connection, args: argparse.Namespace, images: str, output
 
 def results(conn: sm.Connection, args: argparse.Namespace, images: str, output: str) -> None:
     """The .out files as one CSV; images without an answer are error rows."""
-    client = sm.make_client(conn.endpoint_url, conn.region)
+    client = conn.s3_client()
     if not any(key.endswith(".out") for key in sm.list_keys(output, client)):
         print(f"[skipped] read the results: no .out objects under {output}, so the job ran nothing", flush=True)
         return

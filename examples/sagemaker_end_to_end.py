@@ -1,17 +1,18 @@
 """The SageMaker path end to end, in plain dogclf API calls.
 
-1. upload an ImageFolder to S3                 5. download the profiler and Debugger rule reports
+1. upload an ImageFolder to S3                 5. download the job's rule verdicts, debug and profiler reports
 2. tuning job over the classic ranges          6. deploy the model to an ml.m5.large endpoint
    (lr 0.001-0.1 log, batch-size [20..75])     7. query the endpoint with a test image
 3. wait, read the best hyperparameters         8. delete the endpoint (also after an error)
-4. training job with them: built-in + dogclf Debugger rules, profiler
+4. training job with them: dogclf's rules, reports and profiler inside the job (no Debugger or Profiler
+   service: Debugger is closed to new customers since 2026-07-30, the Profiler ends on 2027-06-30)
 
 python examples/sagemaker_end_to_end.py --role arn:aws:iam::123456789012:role/SageMakerRole \\
     [--bucket my-bucket] --region us-west-2 [--data path/to/dogImages] [--spot]
 
-This starts paid AWS resources (tuning trials and a training job on --instance-type, rule instances, an
-endpoint); the endpoint is deleted at the end unless --keep-endpoint. With --endpoint-url every AWS client
-talks to that URL instead, e.g. a moto server on 127.0.0.1: every request up to deploy goes through, and the
+This starts paid AWS resources (tuning trials and a training job on --instance-type, an endpoint); the
+endpoint is deleted at the end unless --keep-endpoint. With --endpoint-url every AWS client talks to that URL
+instead, e.g. a moto server on 127.0.0.1: every request up to deploy goes through, and the
 steps that need a job to have really run (its best trial, its model.tar.gz, its reports) are skipped with a
 notice, because the job left no such outputs.
 """
@@ -77,10 +78,10 @@ def local_data(args: argparse.Namespace) -> Path:
 
 def upload(conn: sm.Connection, data: Path) -> str:
     """Sync the folder to s3://bucket/prefix/data/<name>; unchanged files are skipped on a rerun."""
-    from dogclf.sagemaker.s3 import make_client, upload_folder
+    from dogclf.sagemaker.s3 import upload_folder
 
     uri = conn.s3_uri("data", data.resolve().name)
-    result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
+    result = upload_folder(data, uri, client=conn.s3_client())
     print(f"  {uri}: {len(result.transferred)} uploaded, {len(result.skipped)} unchanged")
     return uri
 
@@ -112,10 +113,10 @@ def tune(conn: sm.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, d
 
 
 def train(conn: sm.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, data_uri: str) -> sm.TrainingOutputs:
-    """Training job with Debugger (built-in + dogclf rules) and the profiler; waits for it to end."""
+    """Training job running dogclf's rules (live and at the end) and profiler inside it; waits for it to end."""
     options = sm.EstimatorOptions(role=args.role, mode="train", instance_type=args.instance_type, spot=args.spot)
     name = sm.submit(conn, sm.make_estimator(cfg, conn, options), data_uri)
-    print(f"  training job {name}: rules {', '.join(sm.BUILTIN_RULES)} + dogclf custom rules, profiler on")
+    print(f"  training job {name}: dogclf's rules and profiler inside the job, verdicts as rule:<name> metrics")
     sm.wait_for(conn, "training", name, args.poll_seconds, progress=status_printer(name))
     outputs = sm.training_outputs(conn, name)
     if outputs.status != "Completed":
@@ -124,16 +125,15 @@ def train(conn: sm.Connection, args: argparse.Namespace, cfg: dogclf.RunConfig, 
 
 
 def reports(conn: sm.Connection, args: argparse.Namespace, outputs: sm.TrainingOutputs) -> None:
-    """Wait for the rules (they run on after the job), print their verdicts, download their reports."""
+    """Download the verdicts and both reports from the job's output.tar.gz; print the verdicts."""
     if not outputs.ran:
-        skipped("profiler and Debugger reports", f"no model artifact at {outputs.model_data}, so the job ran nothing")
+        skipped("rule verdicts and reports", f"no model artifact at {outputs.model_data}, so the job ran nothing")
         return
-    rules = sm.wait_for_rules(conn, outputs.job_name, args.poll_seconds)
-    for rule, status in sorted(rules.items()):
-        print(f"  {rule}: {status}")
-    files = sm.download_rule_reports(conn, outputs.job_name, args.output / "rule-output")
-    html = [f for f in files if f.suffix == ".html"]
-    print(f"  {len(files)} report files in {args.output / 'rule-output'}" + (f"; open {html[0]}" if html else ""))
+    got = sm.download_job_reports(conn, outputs.job_name, args.output / "reports")
+    for verdict in got.verdicts.debug + got.verdicts.profiler:
+        print(f"  {verdict.rule}: {verdict.status}")
+    html = [f for f in got.files if f.suffix == ".html"]
+    print(f"  {len(got.files)} files in {args.output / 'reports'}" + (f"; open {html[0]}" if html else ""))
 
 
 def deploy(conn: sm.Connection, args: argparse.Namespace, outputs: sm.TrainingOutputs) -> str:
@@ -210,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         data_uri = upload(conn, data)
         step("2-3. tune, then read the best hyperparameters")
         cfg = tune(conn, args, cfg, data_uri)
-        step("4. train with Debugger rules and the profiler")
+        step("4. train, with the rules and the profiler inside the job")
         outputs = train(conn, args, cfg, data_uri)
-        step("5. profiler and Debugger reports")
+        step("5. rule verdicts and reports")
         reports(conn, args, outputs)
         serve_and_query(conn, args, outputs, data)
     except DogclfError as exc:

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dogclf.debug.config import DebugConfig
 from dogclf.errors import ConfigError
+from dogclf.fsutil import read_bounded
 from dogclf.profile.config import ProfileConfig
+from dogclf.safe_yaml import load_yaml
 from dogclf.tracking.config import TrackingConfig
 
 # Old freeze-mode names read backwards (`head` trained the head, `full` trained everything): kept as aliases.
@@ -161,19 +163,26 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
     return f"invalid {source}: " + "; ".join(parts)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON mapping; errors name the file."""
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KiB
+
+
+def read_config_file(path: str | Path, *, follow_links: bool = True) -> dict[str, Any]:
+    """Read a YAML or JSON mapping of at most MAX_CONFIG_BYTES (aliases within a budget); errors name the file.
+
+    With follow_links False (a run's own config.yaml) a symbolic link is refused rather than followed.
+    """
     path = Path(path)
+    raw = read_bounded(path, MAX_CONFIG_BYTES, "config file", follow_links=follow_links)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: JSON syntax, or an integer past the digit limit
         raise ConfigError(f"config file {path} is not valid YAML/JSON: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is not valid YAML/JSON: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -189,9 +198,11 @@ def _one_line(exc: Exception) -> str:
 def parse_yaml_value(raw: str, what: str) -> Any:
     """One YAML scalar or flow value (1e-3, true, null, [1, 2]); tags that build objects are refused."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
+        return load_yaml(raw)
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{what}: {raw!r} is not a plain YAML value: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: {raw!r:.40} is not a plain YAML value: nested too deeply") from None
 
 
 def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), hashes and bounded reads."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +47,35 @@ def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     with Path(path).open("rb") as f:
         return stream_sha256(f)
+
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
+
+
+def read_bounded(path: str | Path, limit: int, what: str, *, follow_links: bool = True) -> bytes:
+    """A regular file's bytes, at most `limit` of them; else a one-line ConfigError naming `what` and the path.
+
+    With follow_links False a symbolic link is refused (O_NOFOLLOW), so a folder's files cannot point out of it.
+    Devices and pipes are refused without blocking; the size is checked before reading and again while reading.
+    """
+    from dogclf.errors import ConfigError
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise ConfigError(f"{what} {path} is a symbolic link; dogclf does not follow links here") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        data = f.read(limit + 1) if info.st_size <= limit else b""
+    if info.st_size > limit or len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than {_size_text(limit)}, the most dogclf reads of it")
+    return data

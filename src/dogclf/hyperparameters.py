@@ -45,6 +45,12 @@ HYPERPARAMETERS: dict[str, str] = {
     "debug-rules": "debug.live_rules",
     "debug-save-interval": "debug.save_interval",
 }
+NULL = "null"  # a hyperparameter's None (random init for weights, no limit for grad-clip, ...)
+
+
+def decode_value(value: Any) -> Any:
+    """A received hyperparameter value, with the contract's 'null' as None."""
+    return None if value == NULL else value
 
 
 def field_info(dotted: str):
@@ -86,7 +92,7 @@ def overrides_from_namespace(args: argparse.Namespace) -> dict[str, Any]:
     for name, dotted in HYPERPARAMETERS.items():
         value = getattr(args, f"hp_{name.replace('-', '_')}", None)
         if value is not None:
-            out[dotted] = value
+            out[dotted] = decode_value(value)
     return out
 
 
@@ -97,7 +103,5 @@ def to_hyperparameters(overrides: dict[str, Any]) -> dict[str, str]:
     for dotted, value in overrides.items():
         if dotted not in reverse:
             raise ConfigError(f"config field {dotted!r} is not a hyperparameter; valid: {', '.join(sorted(reverse))}")
-        out[reverse[dotted]] = (
-            "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-        )
+        out[reverse[dotted]] = NULL if value is None else str(value).lower() if isinstance(value, bool) else str(value)
     return out

@@ -7,10 +7,12 @@ Torch-free and SDK-free, so both the offline predictor and the Batch Transform r
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from dogclf.csvsafe import csv_text
+
+MAX_TOPK = 100  # the most classes per image dogclf asks for or reads back
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,12 @@ def csv_header(topk: int, answer: bool = False) -> list[str]:
 
 
 def predictions_csv(rows: Iterable[PredictionRow], topk: int, answer: bool = False) -> str:
-    """The CSV text: a header, then one line per row (missing ranks left empty)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_header(topk, answer))
+    """The CSV text: a header, then one line per row (missing ranks left empty, strings formula-escaped)."""
+    lines = []
     for row in rows:
         cells: list[object] = [row.answer] if answer else []
         for label, prob in zip(row.labels[:topk], row.probabilities[:topk], strict=True):
-            cells += [label, f"{prob:.6f}"]
+            cells += [label, float(prob)]
         cells += [""] * (2 * topk + int(answer) - len(cells))
-        writer.writerow([row.path, *cells, row.error or ""])
-    return buffer.getvalue()
+        lines.append([row.path, *cells, row.error or ""])
+    return csv_text(csv_header(topk, answer), lines, float_format=".6f")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dogclf.config import read_config_file
+from dogclf.csvsafe import csv_text
 from dogclf.errors import ConfigError
-from dogclf.fsutil import atomic_write_text
+from dogclf.fsutil import atomic_write_text, read_bounded
 from dogclf.training.resume import flatten
 from dogclf.training.rundir import RunPaths
 
@@ -28,6 +26,7 @@ METRICS = (
     ("best_epoch", "best_epoch"),
     ("epochs_run", "epochs_run"),
 )
+MAX_RUN_FILE_BYTES = 16 << 20  # summary.json and metrics.jsonl of a long run are well under 1 MiB
 
 
 @dataclass(frozen=True)
@@ -42,41 +41,73 @@ class RunRecord:
 
 
 def _read(path: Path, what: str) -> str:
-    if not path.is_file():
+    """A run file as text: bounded, not through a symbolic link, UTF-8."""
+    if not path.is_file() and not path.is_symlink():
         raise ConfigError(f"{path} not found: {what}")
-    return path.read_text(encoding="utf-8")
+    raw = read_bounded(path, MAX_RUN_FILE_BYTES, "run file", follow_links=False)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); the file is corrupt") from None
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc.msg}); the run's file is corrupt") from None
+    except (ValueError, RecursionError):  # an integer past the digit limit; nesting deeper than the stack
+        raise ConfigError(f"{where}: not JSON dogclf can read (a huge number or deep nesting)") from None
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _record(doc: Any, where: str) -> dict[str, Any]:
+    """One metrics.jsonl record: an object; with a `valid` phase, an integer epoch and numeric loss and top1."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a JSON object per line, got {type(doc).__name__}")
+    if "valid" not in doc:
+        return doc
+    epoch, valid = doc.get("epoch"), doc["valid"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise ConfigError(f"{where}: a record with `valid` needs an integer `epoch`, got {epoch!r:.40}")
+    if not isinstance(valid, dict) or not all(_is_number(valid.get(k)) for k in ("loss", "top1")):
+        raise ConfigError(f"{where}: `valid` must be an object whose loss and top1 are numbers")
+    return doc
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
     """metrics.jsonl as records; a bad line is an error naming file and line."""
     records = []
     for number, line in enumerate(_read(path, "the run has no per-epoch metrics").splitlines(), 1):
-        try:
-            record = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON ({exc.msg}); the run's metrics file is corrupt") from None
-        if record is not None:
-            records.append(record)
+        if line.strip():
+            records.append(_record(_json(line, f"{path}:{number}"), f"{path}:{number}"))
     return records
 
 
 def load_run(root: str | Path, name: str | None = None) -> RunRecord:
-    """Read RUN/config.yaml, RUN/summary.json and RUN/metrics.jsonl; missing or corrupt files name themselves."""
+    """Read RUN/config.yaml, RUN/summary.json and RUN/metrics.jsonl; missing or corrupt files name themselves.
+
+    Each file is read up to MAX_RUN_FILE_BYTES and never through a symbolic link; config.yaml as every config.
+    """
     paths = RunPaths(Path(root))
-    config_text = _read(paths.config, f"{root} is not a dogclf run folder (give runs/NAME folders of finished runs)")
-    try:
-        config = yaml.safe_load(config_text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{paths.config}: not valid YAML ({' '.join(str(exc).split())})") from None
-    try:
-        summary = json.loads(_read(paths.summary, "the run did not finish (no summary)"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{paths.summary}: not JSON ({exc.msg}); the run's summary is corrupt") from None
-    for path, doc in ((paths.config, config), (paths.summary, summary)):
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(doc).__name__}; the file is corrupt")
+    if not paths.config.is_file() and not paths.config.is_symlink():
+        raise ConfigError(
+            f"{paths.config} not found: {root} is not a dogclf run folder (give runs/NAME folders of finished runs)"
+        )
+    config = read_config_file(paths.config, follow_links=False)
+    summary = _json(_read(paths.summary, "the run did not finish (no summary)"), str(paths.summary))
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{paths.summary}: expected a mapping, got {type(summary).__name__}; the file is corrupt")
     flat_summary = flatten(summary)
     metrics = {column: flat_summary.get(field) for column, field in METRICS}
+    for column, field in METRICS:
+        if not _is_number(metrics[column]):
+            raise ConfigError(
+                f"{paths.summary}: {field} is a {type(metrics[column]).__name__}, not a number; the file is corrupt"
+            )
     return RunRecord(name or paths.root.name, paths.root, flatten(config), metrics, _json_lines(paths.metrics))
 
 
@@ -113,7 +144,7 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def comparison_table(c: Comparison) -> str:
@@ -130,15 +161,14 @@ def comparison_table(c: Comparison) -> str:
 
 
 def comparison_csv(c: Comparison) -> str:
-    """compare.csv: run, path, the differing config fields, then the metrics."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["run", "path", *c.keys, *[m for m, _ in METRICS]], lineterminator="\n")
-    writer.writeheader()
-    for row in c.rows():
-        writer.writerow(
-            {k: "" if v is None else v if isinstance(v, str | int | float) else json.dumps(v) for k, v in row.items()}
-        )
-    return buffer.getvalue()
+    """compare.csv: run, path, the differing config fields, then the metrics (strings formula-escaped)."""
+    header = ["run", "path", *c.keys, *[m for m, _ in METRICS]]
+    plain = (str, int, float)
+    rows = [
+        ["" if v is None else v if isinstance(v, plain) else json.dumps(v, default=str) for v in row.values()]
+        for row in c.rows()
+    ]
+    return csv_text(header, rows)
 
 
 def plot_comparison(c: Comparison, out: Path) -> Path:
@@ -160,7 +190,9 @@ def plot_comparison(c: Comparison, out: Path) -> Path:
 
 
 def write_comparison(c: Comparison, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write out_dir/compare.csv and out_dir/compare.png."""
+    """Write out_dir/compare.png, then out_dir/compare.csv, each atomically; the CSV text is made first."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(out / "compare.csv", comparison_csv(c)), plot_comparison(c, out / "compare.png")
+    text = comparison_csv(c)
+    png = plot_comparison(c, out / "compare.png")
+    return atomic_write_text(out / "compare.csv", text), png

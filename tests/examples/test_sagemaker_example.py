@@ -63,17 +63,17 @@ def test_sagemaker_example_against_moto(moto_url, tiny_data, tmp_path):  # noqa:
     assert channel == f"s3://{BUCKET}/{prefix.rstrip('/')}"
     assert sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
 
-    # 4. the training job: built-in and dogclf custom rules, profiler, spot
+    # 4. the training job: no Debugger or Profiler service, the rules and profiler inside the job, spot
     (training,) = recorded(moto_url, "CreateTrainingJob")
-    rules = {r["RuleConfigurationName"]: r for r in training["DebugRuleConfigurations"]}
-    assert {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining"} <= set(rules)
-    custom = [r for name, r in rules.items() if name.startswith("dogclf-")]
-    assert custom and all(r["RuleEvaluatorImage"].startswith("759209512951.dkr.ecr.us-west-2") for r in custom)
-    assert training["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == 500
-    assert [r["RuleConfigurationName"] for r in training["ProfilerRuleConfigurations"]] == ["ProfilerReport"]
+    service = ("DebugHookConfig", "DebugRuleConfigurations", "ProfilerRuleConfigurations")
+    assert [f for f in service if f in training] == []
+    assert training.get("ProfilerConfig", {"DisableProfiler": True}) == {"DisableProfiler": True}
+    hps = {k: json.loads(v) for k, v in training["HyperParameters"].items()}
+    assert (hps["debug"], hps["debug-rules"], hps["profile"]) == ("true", "true", "true")
+    metrics = {d["Name"] for d in training["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert {"rule:LossNotDecreasing", "rule:StepOutlier", "valid:loss"} <= metrics
     assert training["EnableManagedSpotTraining"] is True
     described = sm.describe_training_job(TrainingJobName=training["TrainingJobName"])
-    assert {r["RuleConfigurationName"] for r in described["DebugRuleConfigurations"]} == set(rules)
 
     # 6-8. model, endpoint config and endpoint created for the job's model.tar.gz as is, then all deleted
     (model,) = recorded(moto_url, "CreateModel")
@@ -92,9 +92,9 @@ def test_sagemaker_example_against_moto(moto_url, tiny_data, tmp_path):  # noqa:
     notices = [line for line in stdout.splitlines() if line.startswith("[skipped]")]
     assert [n.split(":")[0] for n in notices] == [
         "[skipped] best hyperparameters",
-        "[skipped] profiler and Debugger reports",
+        "[skipped] rule verdicts and reports",
         "[skipped] query the endpoint",
     ], stdout
     assert "FakeTrainingJobName" in notices[0] and "model.tar.gz" in notices[1]
-    assert not (out / "rule-output").exists() and not (out / "best.yaml").exists()
+    assert not (out / "reports").exists() and not (out / "best.yaml").exists()
     assert stdout.rstrip().endswith("done")

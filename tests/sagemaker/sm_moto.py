@@ -34,7 +34,12 @@ def moto_url(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=home,
-        env={**os.environ, "MOTO_RECORDER_FILEPATH": str(home / "recording.jsonl")},
+        # Like AWS, where another account's bucket answers 403 (to ExpectedBucketOwner, or without a grant).
+        env={
+            **os.environ,
+            "MOTO_RECORDER_FILEPATH": str(home / "recording.jsonl"),
+            "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -90,12 +95,17 @@ def start_recording(url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/start-recording", method="POST"))
 
 
-def recorded(url: str, operation: str) -> list[dict]:
-    """JSON bodies of the SageMaker `operation` requests recorded since start_recording."""
+def recording(url: str) -> list[dict]:
+    """Every request recorded since start_recording (method, url, headers, body)."""
     with urllib.request.urlopen(f"{url}/moto-api/recorder/download-recording") as answer:
         lines = answer.read().decode().splitlines()
+    return [json.loads(line) for line in lines if line]
+
+
+def recorded(url: str, operation: str) -> list[dict]:
+    """JSON bodies of the SageMaker `operation` requests recorded since start_recording."""
     found = []
-    for entry in map(json.loads, filter(None, lines)):
+    for entry in recording(url):
         headers = {k.lower(): v for k, v in entry["headers"].items()}
         if headers.get("x-amz-target") == f"SageMaker.{operation}":
             body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]

@@ -28,7 +28,9 @@ def _request(conn, tmp_path, options=None, **overrides):  # noqa: F811
     """The CreateTrainingJob parameters for a tiny config with `overrides`, and the config."""
     seen = capture(conn, "CreateTrainingJob")
     cfg = tiny_config(tmp_path, **{"name": "dbg", **overrides})
-    estimator = sm.make_estimator(cfg, conn, sm.EstimatorOptions(role=ROLE, **(options or {})))
+    estimator = sm.make_estimator(
+        cfg, conn, sm.EstimatorOptions(role=ROLE, **{"sagemaker_debugger": True, **(options or {})})
+    )
     sm.submit(conn, estimator, DATA)
     return seen[-1], cfg
 

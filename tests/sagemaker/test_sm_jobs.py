@@ -36,7 +36,8 @@ def _estimator(conn, tmp_path, **options):  # noqa: F811
     cfg = tiny_config(tmp_path, **{"optim.lr": 0.02, "optim.grad_clip": 5.0, "name": "tiny-run"})
     rules = tmp_path / "my_rules.py"
     rules.write_text(RULES)
-    opts = {"role": ROLE, "spot": True, "max_run_s": 3600, "rules_file": rules, "tags": {"team": "dogs"}}
+    opts = {"role": ROLE, "spot": True, "max_run_s": 3600, "rules_file": rules, "tags": {"team": "dogs"},
+            "sagemaker_debugger": True}  # fmt: skip
     return cfg, sm.make_estimator(cfg, conn, sm.EstimatorOptions(**{**opts, **options}))
 
 

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import random
+import select
 import socket
 import time
 
@@ -19,7 +20,10 @@ from dogclf.serve.package import package_model
 from dogclf.serve.server import METHODS
 
 HEAD_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
+BODY_MIN_RATE = 1024
 MAX_CONNECTIONS = 24
+MAX_HEAD_BYTES = 16 * 1024  # the default of --max-header-bytes
 RSS_GROWTH_LIMIT_KB = 150 * 1024
 
 
@@ -31,7 +35,8 @@ def server(tiny_run, tmp_path_factory):
     server_tmp = tmp / "server-tmp"
     server_tmp.mkdir()
     args = ("--precision", "fp32", "--threads", "1", "--header-timeout-s", str(HEAD_TIMEOUT_S),
-            "--keep-alive-s", "1", "--max-connections", str(MAX_CONNECTIONS))  # fmt: skip
+            "--keep-alive-s", "1", "--max-connections", str(MAX_CONNECTIONS),
+            "--body-timeout-s", str(BODY_TIMEOUT_S), "--body-min-rate", str(BODY_MIN_RATE))  # fmt: skip
     with LocalEndpoint(tarball, *args, env={"TMPDIR": str(server_tmp)}) as ep:
         ep.tmp = server_tmp
         yield ep
@@ -64,6 +69,7 @@ def _pickled_npy() -> bytes:
     return out.getvalue()
 
 
+JSON = "application/json"
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n0 0 moveto 100 100 lineto stroke\nshowpage\n"
 
 
@@ -83,6 +89,8 @@ def _cases() -> list[tuple[str, bytes, str, int, str]]:
         ("wrong type", b"x", "text/csv", 415, "unsupported Content-Type"),
         ("bad base64", b'{"images": ["%%%"]}', "application/json", 400, "not valid base64"),
         ("empty", b"", "image/png", 400, "empty request body"),
+        ("5000-digit number", b'{"images": ["AAAA"], "n": ' + b"7" * 5000 + b"}", JSON, 400, "5000 digits"),
+        ("5000-digit negative", b'{"images": [-' + b"7" * 5000 + b"]}", JSON, 400, "5000 digits"),
     ]
 
 
@@ -93,7 +101,8 @@ def test_hostile_matrix_gets_4xx_or_closed_and_the_server_stays_healthy(server):
     for name, body, content_type, status, words in _cases():
         r = requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=30)
         assert r.status_code == status, (name, r.text)
-        assert r.json()["error"]["status"] == status and words in r.json()["error"]["message"], (name, r.text)
+        message = r.json()["error"]["message"]
+        assert r.json()["error"]["status"] == status and words in message and "\n" not in message, (name, r.text)
     r = requests.post(
         url, data=_png(8, 8), headers={"Content-Type": "image/png", "Accept": "application/json; topk=1000"}
     )
@@ -147,12 +156,8 @@ def _connect(server) -> socket.socket:
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
-    try:
-        while sock.recv(4096):  # the rest of an earlier response, if any
-            pass
-        return True
-    except (ConnectionResetError, TimeoutError):
-        return False
+    """Whether the server closed the connection: EOF, or a reset (a byte sent after its close draws one)."""
+    return _read_to_close(sock, HEAD_TIMEOUT_S + 3)[1]
 
 
 def _idle_and_slow_connections_are_closed(server) -> None:
@@ -211,3 +216,129 @@ def test_pixel_budget_fires_over_the_limit_and_not_under(tiny_run):
     with pytest.raises(Exception, match="over the per-request budget of 768") as err:
         api.decode(four, "application/json")
     assert err.value.status == 413
+
+
+def _post_head(length: int, content_type: str = "image/png") -> bytes:
+    return (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _read_to_close(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """(everything the server sent, whether it closed the connection) within `timeout` seconds."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data, True
+    except TimeoutError:
+        return data, False
+    except ConnectionResetError:
+        return data, True
+
+
+def _error(response: bytes) -> tuple[int, dict]:
+    """(status, JSON error) of one raw HTTP response."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def _trickle(socks: list[socket.socket], seconds: float, ping_url: str | None = None) -> dict[int, bytes]:
+    """Send a body byte on each socket every 0.2 s until each is answered or `seconds` pass; {index: answer}."""
+    answered: dict[int, bytes] = {}
+    deadline = time.monotonic() + seconds
+    while len(answered) < len(socks) and time.monotonic() < deadline:
+        waiting = [sock for i, sock in enumerate(socks) if i not in answered]
+        ready = select.select(waiting, [], [], 0.2)[0]
+        for sock in waiting:
+            if sock in ready:
+                answered[socks.index(sock)] = _read_to_close(sock)[0]
+            else:
+                sock.sendall(b"\0")
+        if ping_url:
+            assert requests.get(ping_url, timeout=5).status_code == 200  # healthy while bodies trickle
+    return answered
+
+
+def test_trickled_bodies_get_408_and_free_the_connections(server):
+    few = [_connect(server) for _ in range(3)]
+    for sock in few:
+        sock.sendall(_post_head(1000) + b"\0")
+    start = time.monotonic()
+    answered = _trickle(few, BODY_TIMEOUT_S + 4, ping_url=f"{server.url}/ping")
+    assert time.monotonic() - start < BODY_TIMEOUT_S + 3 and len(answered) == 3, answered
+    for i, sock in enumerate(few):
+        status, error = _error(answered[i])
+        assert status == 408 and "body_timeout_s" in error["message"] and b"connection: close" in answered[i].lower()
+        assert _read_to_close(sock, 1)[1]  # and the connection is closed
+        sock.close()
+
+    held = [_connect(server) for _ in range(MAX_CONNECTIONS - 1)]  # trickling clients that fill the cap
+    for sock in held:
+        sock.sendall(_post_head(1000) + b"\0")
+    time.sleep(0.2)
+    assert requests.get(f"{server.url}/ping", timeout=5).status_code == 503
+    answered = _trickle(held, BODY_TIMEOUT_S + 4)
+    assert len(answered) == len(held) and {_error(a)[0] for a in answered.values()} == {408}
+    for sock in held:
+        sock.close()
+    time.sleep(0.1)
+    assert requests.get(f"{server.url}/ping", timeout=5).status_code == 200
+
+
+def test_a_slow_body_above_the_minimum_rate_is_served(server):
+    body = json.dumps({"images": [base64.b64encode(_png(16, 16)).decode()]}).encode() + b" " * 3000
+    pieces = [body[i : i + 500] for i in range(0, len(body), 500)]
+    with _connect(server) as sock:
+        sock.sendall(_post_head(len(body), JSON))
+        start = time.monotonic()
+        for piece in pieces:  # 500 bytes every 0.4 s: slower than BODY_TIMEOUT_S in all, above BODY_MIN_RATE
+            time.sleep(0.4)
+            sock.sendall(piece)
+        assert time.monotonic() - start > BODY_TIMEOUT_S * 2
+        sock.settimeout(10)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closed(server):
+    smuggled = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    for method, path in (("POST", "/invocations"), ("GET", "/ping")):
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+        with _connect(server) as sock:
+            sock.sendall(head.encode() + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled)
+            answer, closed = _read_to_close(sock)
+        assert closed and answer.count(b"HTTP/1.1 ") == 1, answer  # no answer to the smuggled request
+        status, error = _error(answer)
+        assert status == 400 and "both Content-Length and Transfer-Encoding" in error["message"], answer
+    assert requests.get(f"{server.url}/ping", timeout=5).status_code == 200
+
+
+def _head(extra: int) -> bytes:
+    return b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * extra + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(("size", "piece"), [(100_000, None), (30_000, None), (100_000, 1000)])
+def test_an_oversized_head_gets_431_in_one_write_or_in_pieces(server, size, piece):
+    head = _head(size)
+    with _connect(server) as sock:
+        if piece is None:
+            sock.sendall(head)
+        else:
+            for i in range(0, len(head), piece):  # until the server answers: a byte after its close draws a reset
+                if select.select([sock], [], [], 0.01)[0]:
+                    break
+                sock.sendall(head[i : i + piece])
+        answer, closed = _read_to_close(sock)
+    status, error = _error(answer)
+    assert status == 431 and "max_header_bytes" in error["message"] and closed, answer[:300]
+
+
+def test_a_head_just_under_the_limit_is_served(server):
+    head = _head(MAX_HEAD_BYTES - 100)
+    assert len(head) <= MAX_HEAD_BYTES
+    with _connect(server) as sock:
+        sock.sendall(head)
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")

@@ -204,7 +204,7 @@ def test_unreadable_archive_is_a_clear_error(tmp_path):
     bad.write_bytes(b"definitely not gzip")
     with pytest.raises(ArtifactError, match="not a readable model.tar.gz"):
         extract_model(bad, tmp_path / "x")
-    with pytest.raises(ArtifactError, match="model archive not found"):
+    with pytest.raises(ArtifactError, match="model.tar.gz not found"):
         extract_model(tmp_path / "missing.tar.gz", tmp_path / "y")
 
 

@@ -21,9 +21,12 @@ def _runs(uri, experiment="dogclf"):
 
 
 def test_training_run_logs_params_metrics_plots_and_model(tiny_data, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the sqlite store keeps artifacts in ./mlruns
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # MLflow's own default puts a sqlite store's artifacts in ./mlruns
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    (tmp_path / "db").mkdir()
     cfg = tiny_config(tiny_data, **{"tracking.mlflow": True, "tracking.mlflow_uri": uri, "name": "tiny-ml"})
     result = train(cfg, tmp_path / "run")
     client, (run,) = _runs(uri)
@@ -40,6 +43,76 @@ def test_training_run_logs_params_metrics_plots_and_model(tiny_data, tmp_path, m
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"model/model.pth", "model/metadata.json"} <= model
     assert {"plots/curves.png", "plots/confusion_valid.png"} <= plots
+    beside = tmp_path / "db" / "mlartifacts"  # artifacts beside the database, nothing in the working folder
+    assert list(cwd.iterdir()) == [] and run.info.artifact_uri.startswith(beside.as_uri())
+    assert (beside / run.info.run_id / "artifacts" / "model" / "model.pth").is_file()
+
+
+def test_an_explicit_artifact_location_holds_the_artifacts(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri, artifacts = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts"
+    overrides = {"tracking.mlflow": True, "tracking.mlflow_uri": uri, "tracking.mlflow_artifacts": str(artifacts)}
+    train(tiny_config(tiny_data, **{**overrides, "optim.epochs": 1, "tracking.experiment": "mine"}), tmp_path / "run")
+    _, (run,) = _runs(uri, "mine")
+    assert (artifacts / run.info.run_id / "artifacts" / "model" / "model.pth").is_file()
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def test_artifact_location_defaults_beside_a_sqlite_database_only(tmp_path):
+    from dogclf.tracking.mlflow_runs import artifact_location
+
+    db = tmp_path / "t" / "m.db"
+    assert artifact_location(TrackingConfig(), f"sqlite:///{db}") == (tmp_path / "t" / "mlartifacts").as_uri()
+    assert artifact_location(TrackingConfig(), f"sqlite:///{db}?timeout=5") == (tmp_path / "t" / "mlartifacts").as_uri()
+    assert artifact_location(TrackingConfig(), "http://localhost:5000") is None  # the server's own location
+    assert artifact_location(TrackingConfig(), "sqlite://") is None  # in memory: MLflow decides
+    assert artifact_location(TrackingConfig(mlflow_artifacts="s3://b/p"), "http://h") == "s3://b/p"
+
+
+TRAIN = ("train", "--arch", "tiny_cnn", "--weights", "none", "--image-size", "32", "--epochs", "1",
+         "--set", "data.num_workers=0", "--tracking", "mlflow")  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_file_store_uri_is_refused_before_training_and_leaves_nothing(tiny_data, tmp_path, scheme):
+    store, run = tmp_path / "store", tmp_path / "run"
+    command = (*TRAIN, "--data", str(tiny_data), "-o", str(run))
+    r = run_cli(*command, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": f"{scheme}{store}"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("dogclf: error: MLFLOW_TRACKING_URI") and "sqlite:///" in line, line
+    assert not run.exists() and not store.exists() and not (tmp_path / "mlruns").exists()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = run_cli(*command, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})  # the same command, the URI fixed
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(_runs(uri)[1]) == 1
+
+
+def test_check_store_refuses_only_a_file_store_mlflow_refuses(tmp_path, monkeypatch):
+    from dogclf.errors import ConfigError
+    from dogclf.tracking.mlflow_runs import check_store
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ConfigError, match="^tracking.mlflow_uri .* is an MLflow file store"):
+        check_store(TrackingConfig(mlflow_uri=str(tmp_path)))
+    for fine in (f"sqlite:///{tmp_path / 'm.db'}", "http://localhost:5000", None):
+        check_store(TrackingConfig(mlflow_uri=fine))
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-in keeps its file store
+    check_store(TrackingConfig(mlflow_uri=str(tmp_path)))
+
+
+def test_tune_refuses_a_file_store_before_any_trial(tiny_data, tmp_path):
+    pytest.importorskip("optuna")
+    from dogclf.errors import ConfigError
+    from dogclf.tune import Continuous, SearchSpace, tune
+
+    cfg = tiny_config(tiny_data, **{"tracking.mlflow": True, "tracking.mlflow_uri": f"file://{tmp_path / 's'}"})
+    space = SearchSpace(parameters={"lr": Continuous(min=0.001, max=0.1, scale="log")}, strategy="random")
+    with pytest.raises(ConfigError, match="file store"):
+        tune(cfg, space, tmp_path / "tune", n_trials=1, feature_cache=False)
+    assert not (tmp_path / "tune").exists() and not (tmp_path / "s").exists()
 
 
 def test_tracking_uri_env_turns_mlflow_on_and_the_cli_flag_too(tiny_data, tmp_path):

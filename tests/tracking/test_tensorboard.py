@@ -10,10 +10,11 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, run_cli, tiny_config
+from dogclf.errors import DogclfError
 from dogclf.sagemaker.environment import TENSORBOARD_DIR, SageMakerEnv
 from dogclf.tracking import callbacks as tracking_callbacks
-from dogclf.tracking.tensorboard import tensorboard_folder
+from dogclf.tracking.tensorboard import check_folder, tensorboard_folder
 from dogclf.training import train
 
 STEP_TAGS = {"train/loss", "train/lr", "train/images_per_s"}
@@ -103,3 +104,38 @@ def test_missing_tensorboard_warns_once_and_training_goes_on(monkeypatch, caplog
         assert tracking_callbacks.make_callbacks(cfg) == []
     warnings = [r.getMessage() for r in caplog.records if "tensorboard is not installed" in r.getMessage()]
     assert len(warnings) == 1 and "tracking.tensorboard: false" in warnings[0]
+
+
+def test_resume_refuses_a_symlinked_tensorboard_folder_and_writes_nothing_through_it(tiny_data, tmp_path):
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    command = ("train", "--data", str(tiny_data), "-o", str(run), "--arch", "tiny_cnn", "--weights", "none",
+               "--image-size", "32", "--epochs", "1", "--set", "data.num_workers=0")  # fmt: skip
+    assert run_cli(*command, cwd=tmp_path).returncode == 0
+    (run / "tensorboard").rename(outside)
+    (run / "tensorboard").symlink_to(outside, target_is_directory=True)
+    before = sorted(p.relative_to(outside) for p in outside.rglob("*"))
+    r = run_cli(*command, "--resume", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    line = r.stderr.strip().splitlines()[-1]  # after the run's own log lines, one line of error
+    assert line.startswith("dogclf: error: ") and "tensorboard is a symbolic link" in line, r.stderr[-2000:]
+    assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before  # nothing written through it
+    (run / "tensorboard").unlink()  # a real folder again: the same command resumes
+    r = run_cli(*command, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_check_folder_refuses_a_link_anywhere_below_and_passes_a_plain_folder(tmp_path):
+    folder = tmp_path / "tensorboard"
+    check_folder(folder)  # not there yet: the writer makes it
+    (folder / "hparams").mkdir(parents=True)
+    (folder / "events.out.tfevents.1").write_bytes(b"x")
+    check_folder(folder)
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "hparams" / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DogclfError, match="hparams/linked is a symbolic link"):
+        check_folder(folder)
+    (folder / "hparams" / "linked").unlink()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DogclfError, match="is not a folder"):
+        check_folder(tmp_path / "file")

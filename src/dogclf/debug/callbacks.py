@@ -11,6 +11,7 @@ from dogclf.debug.config import DebugConfig
 from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
+from dogclf.training.metrics import format_rule_line
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -84,6 +85,8 @@ class DebugHookCallback(Callback):
         self.hook._close_writers()  # flush this step's event files so the trial sees them
         results = evaluate_rules(Path(self.hook.out_dir), self.cfg.rule_parameters)
         atomic_write_text(self.folder / LIVE_RULES_FILE, json.dumps([r.to_dict() for r in results], indent=2))
+        for r in results:
+            print(format_rule_line(r.rule, r.status, r.step), flush=True)
         fired = [r for r in results if r.triggered and r.rule in self.cfg.live_stop_on]
         for r in fired:
             log.warning("rule %s fired at step %s: %s; stopping training. %s", r.rule, r.step, r.finding, r.advice)

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dogclf.config import read_config_file
 from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.verdicts import ERROR, ISSUES, NOT_EVALUATED, OK, RuleResult
@@ -28,7 +27,7 @@ def _run_debug_section(run_dir: str | Path) -> dict[str, Any]:
     config = Path(run_dir) / "config.yaml"
     if not config.is_file():
         return {}
-    return dict((yaml.safe_load(config.read_text()) or {}).get("debug") or {})
+    return dict(read_config_file(config, follow_links=False).get("debug") or {})
 
 
 def run_rule_parameters(run_dir: str | Path) -> dict[str, dict[str, Any]]:

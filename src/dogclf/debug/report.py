@@ -99,11 +99,14 @@ def rules_table(results: list[RuleResult]) -> str:
 
 
 def write_report(
-    run_dir: str | Path, output: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    results: list[RuleResult] | None = None,
 ) -> Path:
-    """Evaluate the rules and write the HTML report (default RUN_DIR/debug/report.html); returns its path."""
+    """Write the HTML report (default RUN_DIR/debug/report.html) of `results`, or of the rules evaluated now."""
     folder = tensors_dir(run_dir)
-    results = evaluate_rules(run_dir, overrides)
+    results = evaluate_rules(run_dir, overrides) if results is None else results
     trial = load_trial(folder)
     out = Path(output) if output else folder / "report.html"
     figures = [

@@ -1,14 +1,15 @@
 """SageMaker integration: every SageMaker SDK and boto3 call of dogclf lives in this package.
 
 Modules load on first use and import the SDK and boto3 inside functions, so `import dogclf.sagemaker` is light:
-- container side (SDK-free): `environment` (SM_* variables), `training` (what the entry scripts run),
-  `bundle` (the code folder shipped with jobs and models);
+- container side (SDK-free): `environment` (SM_* variables), `training` (what the entry scripts run), `insight`
+  (rules, reports and verdict metric lines inside a training job), `bundle` (the code folder shipped with jobs
+  and models);
 - submitting side: `session` (Connection, default bucket, SageMakerError), `staging` (a job's source dir),
-  `debugger` (Debugger/profiler rule plans), `estimators` (training jobs, submit), `tuners` (tuning jobs and
-  search-space ranges), `waiting` (describe, wait, outputs), `best_job` (best_params), `endpoints` (deploy, autoscaling,
-  invoke, delete), `batch` (Batch Transform jobs and their results; `batch_output` parses `.out` files SDK-free),
-  `reports` (rule and profiler report downloads), `s3` (folder sync), `serializers` (the predictor's client-side
-  codecs).
+  `debugger` (Debugger/profiler service rule plans), `estimators` (training jobs, submit), `tuners` (tuning jobs
+  and search-space ranges), `waiting` (describe, wait, outputs), `best_job` (best_params), `endpoints` (deploy,
+  autoscaling, invoke, delete), `batch` (Batch Transform jobs and their results; `batch_output` parses `.out`
+  files SDK-free), `reports` (report downloads: the job's own from output.tar.gz, the services' from
+  rule-output), `s3` (folder sync), `serializers` (the predictor's client-side codecs).
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ _EXPORTS = {
     "parse_out": "dogclf.sagemaker.batch_output",
     "download_profiler_report": "dogclf.sagemaker.reports",
     "download_rule_reports": "dogclf.sagemaker.reports",
+    "JobReports": "dogclf.sagemaker.reports",
+    "download_job_reports": "dogclf.sagemaker.reports",
+    "JobVerdicts": "dogclf.sagemaker.insight",
     "SyncResult": "dogclf.sagemaker.s3",
     "parse_s3_uri": "dogclf.sagemaker.s3",
-    "make_client": "dogclf.sagemaker.s3",
+    "make_client": "dogclf.sagemaker.session",
     "object_exists": "dogclf.sagemaker.s3",
     "list_keys": "dogclf.sagemaker.s3",
     "upload_folder": "dogclf.sagemaker.s3",
@@ -94,12 +98,17 @@ if TYPE_CHECKING:
     )
     from dogclf.sagemaker.endpoints import DeployOptions, ServingOptions, delete_endpoint, deploy, invoke_endpoint
     from dogclf.sagemaker.estimators import EstimatorOptions, estimator_hyperparameters, make_estimator, submit
-    from dogclf.sagemaker.reports import download_profiler_report, download_rule_reports
+    from dogclf.sagemaker.insight import JobVerdicts
+    from dogclf.sagemaker.reports import (
+        JobReports,
+        download_job_reports,
+        download_profiler_report,
+        download_rule_reports,
+    )
     from dogclf.sagemaker.s3 import (
         SyncResult,
         download_folder,
         list_keys,
-        make_client,
         object_exists,
         parse_s3_uri,
         upload_folder,
@@ -112,6 +121,7 @@ if TYPE_CHECKING:
         SageMakerError,
         connect,
         default_bucket_name,
+        make_client,
     )
     from dogclf.sagemaker.staging import CODE_DIR, ENTRY_SCRIPTS, stage_source_dir
     from dogclf.sagemaker.tuners import SDK_STRATEGIES, make_tuner, sagemaker_ranges

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-from dogclf.prediction_table import PredictionRow
-from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, result_rows
-from dogclf.sagemaker.endpoints import ServingOptions, serving_model
+from dogclf.prediction_table import MAX_TOPK, PredictionRow
+from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, read_out_object, result_rows
+from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model
 from dogclf.sagemaker.s3 import list_keys, make_client, parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
 from dogclf.sagemaker.waiting import wait_for
@@ -23,7 +23,7 @@ class TransformOptions(ServingOptions):
 
     instance_type: str = "ml.m5.large"
     instance_count: int = Field(1, ge=1)
-    topk: int = Field(5, ge=1, le=100)
+    topk: int = Field(5, ge=1, le=MAX_TOPK)
     job_name: str | None = None
     max_concurrent_transforms: int | None = Field(None, ge=1)
 
@@ -38,6 +38,8 @@ def batch_transform(
     o = options
     for uri in (model_data, input_uri, output_uri):
         parse_s3_uri(uri)
+    if not o.code_in_model:
+        check_model_archive(conn, model_data)
     with sdk_env(conn.endpoint_url), aws_errors("starting the batch transform job"):
         from sagemaker.utils import name_from_base
 
@@ -84,5 +86,5 @@ def batch_results(output: str, input_prefix: str | None = None, client: Any = No
         for rel in list_keys(output, client):
             if rel.endswith(OUT_SUFFIX):
                 key = f"{prefix}/{rel}" if prefix else rel
-                outputs[rel] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                outputs[rel] = read_out_object(client, bucket, key, output.rstrip("/") + "/" + rel)
     return result_rows(outputs, output.rstrip("/") + "/", input_base, inputs)

@@ -12,7 +12,7 @@ from typing import Any
 
 from dogclf.config import RunConfig, build_config, config_to_yaml
 from dogclf.fsutil import atomic_write_text
-from dogclf.hyperparameters import config_field
+from dogclf.hyperparameters import config_field, decode_value
 from dogclf.sagemaker.s3 import parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
 from dogclf.sagemaker.training import CONFIG_FILE
@@ -31,18 +31,18 @@ class BestParams:
 
 def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The full config shipped in the job's source tarball (dogclf-config.yaml), {} when absent."""
-    import yaml
+    from dogclf.safe_yaml import load_yaml
 
     uri = hyperparameters.get("sagemaker_submit_directory")
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         return {}
     bucket, key = parse_s3_uri(uri)
-    body = conn.session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = conn.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
         if member is None:
             return {}
-        return yaml.safe_load(tar.extractfile(member).read()) or {}  # type: ignore[union-attr]
+        return load_yaml(tar.extractfile(member).read().decode("utf-8")) or {}  # type: ignore[union-attr]
 
 
 def _decode(value: str) -> Any:
@@ -77,7 +77,7 @@ def best_params(conn: Connection, job_name: str, output: str | Path | None = Non
     hps = {k: v for k, v in raw.items() if not k.startswith("sagemaker_")}
     if isinstance(base.get("data"), dict):
         base["data"].pop("root", None)  # the job's channel path means nothing locally
-    overrides = {config_field(k): v for k, v in hps.items()}
+    overrides = {config_field(k): decode_value(v) for k, v in hps.items()}
     cfg = build_config(overrides=overrides, base=base)
     if output is not None:
         atomic_write_text(output, config_to_yaml(cfg))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import tarfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,32 @@ def _client_codecs() -> tuple[Any, Any]:
     return serializers.ImageSerializer(), serializers.TopKDeserializer()
 
 
+MODEL_ARCHIVE = "a gzip-compressed tar archive (the model.tar.gz of a dogclf training job or `dogclf package`)"
+
+
+def check_model_archive(conn: Connection, model_data: str) -> None:
+    """Refuse model_data unless its first 64 KiB (one ranged GET) start a gzip-compressed tar archive.
+
+    Called before the SDK downloads model_data to repack it; with code_in_model nothing reads it on this side
+    (the caller may lack s3:GetObject on it; the endpoint's role reads it), so nothing is checked.
+    """
+    bucket, key = parse_s3_uri(model_data)
+    with aws_errors(f"reading the model data {model_data}"):
+        s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
+        head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read()
+    if head[:2] != b"\x1f\x8b":
+        raise SageMakerError(
+            f"model data {model_data} is not gzip-compressed (it starts {head[:8]!r}); expected {MODEL_ARCHIVE}"
+        )
+    try:
+        block = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, tarfile.BLOCKSIZE)
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except (zlib.error, tarfile.TarError) as exc:
+        raise SageMakerError(
+            f"model data {model_data} is gzip but not a tar archive ({exc}); expected {MODEL_ARCHIVE}"
+        ) from None
+
+
 @contextlib.contextmanager
 def serving_model(
     conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None = None
@@ -96,6 +124,8 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     parse_s3_uri(model_data)
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
+    if not o.code_in_model:
+        check_model_archive(conn, model_data)
     serializer, deserializer = _client_codecs()
     with sdk_env(conn.endpoint_url), aws_errors("deploying the endpoint"):
         from sagemaker.serverless import ServerlessInferenceConfig

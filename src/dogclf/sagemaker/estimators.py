@@ -1,4 +1,11 @@
-"""Training jobs: the PyTorch estimator running dogclf's entry script, and submitting it (or a tuner)."""
+"""Training jobs: the PyTorch estimator running dogclf's entry script, and submitting it (or a tuner).
+
+By default a training job asks no SageMaker Debugger or Profiler service for anything (Debugger is closed to new
+customers since 2026-07-30; the Profiler is discontinued on 2027-06-30): the job saves tensors with dogclf's own
+hook, runs dogclf's rules live and at the end, profiles itself, and writes the verdicts and both HTML reports into
+its output (dogclf.sagemaker.insight), each verdict also a `rule:<name>` metric. `sagemaker_debugger=True` sends
+today's service configuration instead (hook, built-in and custom rules, ProfilerReport) for existing customers.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from dogclf.config import RunConfig
+from dogclf.debug.config import RULE_NAMES
 from dogclf.errors import ConfigError
 from dogclf.hyperparameters import HYPERPARAMETERS, to_hyperparameters
 from dogclf.sagemaker.bundle import job_extras
@@ -28,6 +36,7 @@ class EstimatorOptions(Options):
 
     role: str
     mode: Mode = "train"  # "train" (hooks, rules, checkpoints) or "hpo" (a lean tuning trial)
+    sagemaker_debugger: bool = False  # the Debugger/Profiler services (opt-in) instead of rules inside the job
     instance_type: str = "ml.g4dn.xlarge"
     instance_count: int = Field(1, ge=1)
     distributed: bool | None = None  # torch_distributed; default on for instance_count > 1
@@ -36,6 +45,7 @@ class EstimatorOptions(Options):
     max_wait_s: int | None = None  # spot only: the spot wait plus the run, >= max_run_s (default max_run_s)
     checkpoint_s3_uri: str | None = None  # default s3://bucket/prefix/checkpoints/<run name>
     debugger: bool = True  # tensors saved every cfg.debug.save_interval steps, the collections of cfg.debug
+    stop_on_rules: tuple[str, ...] = ()  # in-job rules that end training when they fire (job fails, rule named)
     builtin_rules: tuple[str, ...] = BUILTIN_RULES
     custom_rules: tuple[str, ...] | None = None  # None: the classes of dogclf.debug.rules not run as built-ins
     rule_image_uri: str | None = None
@@ -51,15 +61,14 @@ class EstimatorOptions(Options):
 
 
 def estimator_hyperparameters(cfg: RunConfig) -> dict[str, str]:
-    """Every hyperparameter of the table with a value, as the strings SageMaker passes to the script."""
+    """Every hyperparameter of the table, as the strings SageMaker passes to the script (None as 'null')."""
     values = cfg.model_dump(mode="json")
     dotted = {}
     for field_name in HYPERPARAMETERS.values():
         node: Any = values
         for part in field_name.split("."):
             node = node[part]
-        if node is not None:
-            dotted[field_name] = node
+        dotted[field_name] = node
     return to_hyperparameters(dotted)
 
 
@@ -80,8 +89,8 @@ def _max_wait(o: EstimatorOptions) -> int | None:
 
 
 def _monitoring(conn: Connection, run: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
-    """The estimator's Debugger hook, rules and profiler arguments (none for tuning trials)."""
-    train = o.mode == "train"
+    """The estimator's Debugger hook, rules and profiler arguments: none but with sagemaker_debugger (training)."""
+    train = o.mode == "train" and o.sagemaker_debugger
     hook, rules = debugger_config(conn, run.debug, o) if o.debugger and train else (False, [])
     profiler, profiler_rules = profiler_config(o.system_monitor_interval_ms) if o.profiler and train else (None, [])
     return {
@@ -130,14 +139,38 @@ def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict
     }
 
 
-def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
-    """A PyTorch estimator running dogclf/entrypoints/{train,hpo}.py on the config, with Debugger and profiler."""
-    from dogclf.training.metrics import metric_definitions
-
-    o = options
+def job_config(cfg: RunConfig, o: EstimatorOptions) -> RunConfig:
+    """The config a training job runs: `cfg` with the job's debug hook, live rules and profiler switched on."""
     run = cfg.model_copy(deep=True)
-    if o.debugger and o.mode == "train":
-        run.debug.enabled = True  # the script then saves tensors through SageMaker's debughookconfig.json
+    unknown = sorted(set(o.stop_on_rules) - set(RULE_NAMES))
+    if unknown:
+        raise ConfigError(f"--stop-on-rule: unknown rule(s) {unknown}; valid: {', '.join(RULE_NAMES)}")
+    if o.stop_on_rules and (o.sagemaker_debugger or not o.debugger or o.mode != "train"):
+        raise ConfigError("--stop-on-rule needs the rules inside the job: drop --sagemaker-debugger / --no-debugger")
+    if o.mode != "train":
+        return run
+    if o.debugger:
+        run.debug.enabled = True  # with the service: saved through SageMaker's debughookconfig.json
+    if not o.sagemaker_debugger:
+        run.debug.live_rules = o.debugger
+        run.debug.live_stop_on = list(o.stop_on_rules)
+        run.profile.enabled = run.profile.enabled or o.profiler
+    return run
+
+
+def _metric_definitions(run: RunConfig, o: EstimatorOptions) -> list[dict[str, str]]:
+    """The training metrics, and with the rules inside the job one `rule:<name>` metric per rule."""
+    from dogclf.sagemaker.insight import rule_names
+    from dogclf.training.metrics import metric_definitions, rule_metric_definitions
+
+    in_job = o.mode == "train" and not o.sagemaker_debugger and (run.debug.enabled or run.profile.enabled)
+    return metric_definitions() + (rule_metric_definitions(rule_names()) if in_job else [])
+
+
+def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
+    """A PyTorch estimator running dogclf/entrypoints/{train,hpo}.py on the config (see the module docstring)."""
+    o = options
+    run = job_config(cfg, o)
     with sdk_env(conn.endpoint_url):
         from sagemaker.pytorch import PyTorch
 
@@ -149,7 +182,7 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
                 entry_point=ENTRY_SCRIPTS[o.mode],
                 source_dir=str(source_dir),
                 hyperparameters=estimator_hyperparameters(run),
-                metric_definitions=metric_definitions(),
+                metric_definitions=_metric_definitions(run, o),
                 **settings,
             )
         except ValueError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dogclf.errors import ConfigError, DatasetError
-from dogclf.sagemaker.session import aws_errors
+from dogclf.sagemaker.session import aws_errors, make_client
 
 CHECKSUM_KEY = "sha256"
 MiB = 1024 * 1024
@@ -43,15 +43,6 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
         raise ConfigError(f"not an S3 URI: {uri!r} (expected s3://BUCKET/PREFIX)")
     bucket, _, key = uri[5:].partition("/")
     return bucket, key.strip("/")
-
-
-def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
-    return boto3.session.Session(region_name=region).client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def file_sha256(path: Path) -> str:

@@ -1,6 +1,9 @@
 """The SageMaker session of dogclf's calls: region, bucket (default `sagemaker-{region}-{account}`), errors.
 
-The SDK (v2) and boto3 load inside functions only. Inside our calls the SDK's telemetry is opted out (through
+The default bucket is dogclf's own: every S3 request to it (dogclf's and the SDK's, through the session's boto3
+clients) carries `ExpectedBucketOwner` (the caller's account), a bucket of that name owned by another account is
+refused, and a missing one is created with public access blocked and default encryption. The SDK (v2) and boto3
+load inside functions only. Inside our calls the SDK's telemetry is opted out (through
 the session's SDK config) and its v2 deprecation banner is silenced; the user's own SDK use is left alone. A
 `Connection` carries the session, the bucket and an optional endpoint URL (an AWS emulator), which is applied
 to every boto3 client the SDK creates during our calls.
@@ -84,6 +87,7 @@ class Connection:
     bucket: str
     prefix: str = "dogclf"
     endpoint_url: str | None = None
+    expected_owner: str | None = None  # the account sent as ExpectedBucketOwner (default bucket only)
 
     def s3_uri(self, *parts: str) -> str:
         """s3://bucket/prefix/parts..."""
@@ -93,6 +97,10 @@ class Connection:
     def region(self) -> str:
         """The AWS region the session talks to."""
         return self.session.boto_region_name
+
+    def s3_client(self) -> Any:
+        """An S3 client of the session (so requests to the default bucket carry the expected owner)."""
+        return make_client(self.endpoint_url, self.region, session=self.session.boto_session)
 
 
 def _sdk_config() -> dict[str, Any]:
@@ -106,18 +114,92 @@ def _sdk_config() -> dict[str, Any]:
     return sdk_config
 
 
-def default_bucket_name(boto_session: Any, endpoint_url: str | None = None) -> str:
-    """`sagemaker-{region}-{account}`, the SDK's default bucket name, with the account read through endpoint_url."""
+def make_client(endpoint_url: str | None = None, region: str | None = None, session: Any = None) -> Any:
+    """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint; of `session` when given."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
+    session = session or boto3.session.Session(region_name=region)
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+DEFAULT_ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+
+
+def account_id(boto_session: Any, endpoint_url: str | None = None) -> str:
+    """The caller's AWS account (sts get-caller-identity, through endpoint_url)."""
     with aws_errors("reading the AWS account (sts get-caller-identity) for the default bucket"):
         sts = boto_session.client("sts", endpoint_url=endpoint_url)
-        account = sts.get_caller_identity()["Account"]
-    return f"sagemaker-{boto_session.region_name}-{account}"
+        return str(sts.get_caller_identity()["Account"])
+
+
+def default_bucket_name(boto_session: Any, endpoint_url: str | None = None) -> str:
+    """`sagemaker-{region}-{account}`, the SDK's default bucket name, with the account read through endpoint_url."""
+    return f"sagemaker-{boto_session.region_name}-{account_id(boto_session, endpoint_url)}"
+
+
+def expect_owner(boto_session: Any, bucket: str, account: str) -> None:
+    """Send ExpectedBucketOwner=account on every S3 request to `bucket` of clients the session creates from now on.
+
+    S3 answers 403 when the bucket belongs to another account, so nothing is read from or written to it.
+    """
+
+    def add_expected_owner(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if params.get("Bucket") == bucket and "ExpectedBucketOwner" in model.input_shape.members:
+            params.setdefault("ExpectedBucketOwner", account)
+
+    boto_session.events.register("before-parameter-build.s3", add_expected_owner, unique_id=f"dogclf-owner-{bucket}")
+
+
+def _head_status(s3: Any, bucket: str, account: str) -> int:
+    """HTTP status of HeadBucket with ExpectedBucketOwner: 200 (the account's), 403 (another's) or 404 (missing)."""
+    from botocore.exceptions import ClientError
+
+    with aws_errors(f"checking the default bucket {bucket}"):
+        try:
+            s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (403, 404):
+                return int(status)
+            raise
+    return 200
+
+
+def ensure_own_bucket(s3: Any, bucket: str, account: str) -> bool:
+    """Check that `bucket` is the account's (ExpectedBucketOwner), or create it private and encrypted; True if new."""
+    status = _head_status(s3, bucket, account)
+    if status == 403:
+        raise SageMakerError(
+            f"the default bucket {bucket} is not owned by account {account} (S3 denied it with ExpectedBucketOwner): "
+            "refusing to use it; pass --bucket BUCKET (or set DOGCLF_S3_BUCKET) with a bucket of yours"
+        )
+    if status == 200:
+        return False
+    region = s3.meta.region_name
+    with aws_errors(f"creating the default bucket {bucket}"):
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **where)
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION)
+    return True
 
 
 def connect(
     bucket: str | None = None, region: str | None = None, endpoint_url: str | None = None, prefix: str = "dogclf"
 ) -> Connection:
-    """A session with telemetry opted out; without `bucket`, the SDK's default bucket (created when missing)."""
+    """A session with telemetry opted out; without `bucket`, the default bucket (checked as the account's, or created).
+
+    The default bucket is named here (the SDK reads the account from STS's public endpoint; this honours
+    endpoint_url), and the session's S3 clients send its expected owner on every request.
+    """
     import boto3
 
     with sdk_env(endpoint_url):
@@ -126,17 +208,19 @@ def connect(
         boto_session = boto3.session.Session(region_name=region)
         if boto_session.region_name is None:
             raise ConfigError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-        # The SDK reads the account from STS's public endpoint; naming the bucket here honours endpoint_url.
-        name = bucket or default_bucket_name(boto_session, endpoint_url)
+        owner = None
+        if not bucket:
+            owner = account_id(boto_session, endpoint_url)
+            bucket = f"sagemaker-{boto_session.region_name}-{owner}"
+            expect_owner(boto_session, bucket, owner)  # before any client exists: every client inherits it
+            if ensure_own_bucket(boto_session.client("s3", endpoint_url=endpoint_url), bucket, owner):
+                log.info("S3 bucket: %s created (public access blocked, encrypted by default)", bucket)
+            log.info("S3 bucket: %s (the SageMaker default; pass --bucket to choose another)", bucket)
         session = sagemaker.Session(
             boto_session=boto_session,
             sagemaker_client=boto_session.client("sagemaker", endpoint_url=endpoint_url),
             sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=endpoint_url),
-            default_bucket=name,
+            default_bucket=bucket,
             sagemaker_config=_sdk_config(),
         )
-        if not bucket:
-            with aws_errors(f"creating the default bucket {name}"):
-                session.default_bucket()  # created when missing
-            log.info("S3 bucket: %s (the SageMaker default; pass --bucket to choose another)", name)
-    return Connection(session, name, prefix.strip("/"), endpoint_url)
+    return Connection(session, bucket, prefix.strip("/"), endpoint_url, owner)

@@ -1,13 +1,15 @@
 """The training entrypoint contract: SM_* environment + hyperparameter args -> RunConfig -> train().
 
 Where a run's files go inside the container:
-- RUN (config-free outputs: metrics.jsonl, summary.json, plots/, debug/, profile/) -> SM_OUTPUT_DATA_DIR,
+- RUN (config-free outputs: metrics.jsonl, summary.json, plots/, debug/, profile/, and with the debug hook or
+  profiler on, rule-verdicts.json and the HTML reports: see dogclf.sagemaker.insight) -> SM_OUTPUT_DATA_DIR,
   which SageMaker uploads as output.tar.gz;
 - the artifact (model.pth + metadata.json) -> SM_MODEL_DIR, uploaded as model.tar.gz for serving; rank 0
   adds code/ (inference.py, a dogclf copy, requirements.txt), so that model.tar.gz deploys without a repack;
 - checkpoints and the config that guards resuming -> /opt/ml/checkpoints when it exists (synced with the
   estimator's checkpoint_s3_uri, so a spot restart resumes), else RUN/checkpoints.
-Outside SageMaker the same flags take plain paths. Failures are written to /opt/ml/output/failure.
+Outside SageMaker the same flags take plain paths. Failures, and a stop by a rule of debug.live_stop_on, are
+written to /opt/ml/output/failure.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.hyperparameters import add_hyperparameter_flags, config_field, overrides_from_namespace
+from dogclf.hyperparameters import add_hyperparameter_flags, config_field, decode_value, overrides_from_namespace
 from dogclf.sagemaker.environment import SageMakerEnv
 from dogclf.training.rundir import RunPaths
 
@@ -93,7 +95,7 @@ def build_parser(env: SageMakerEnv, mode: str, script_dir: Path | None = None) -
 
 def _hyperparameter_overrides(env: SageMakerEnv) -> dict[str, Any]:
     """hyperparameters.json as dotted overrides; an unknown name is an error listing the valid ones."""
-    return {config_field(name): value for name, value in env.hyperparameters().items()}
+    return {config_field(name): decode_value(value) for name, value in env.hyperparameters().items()}
 
 
 def resolve(
@@ -126,6 +128,7 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
 
         cfg, paths = resolve(argv, mode, env, script_dir)
         result = train(cfg, paths.root, resume=True, paths=paths)
+        stopped = _rule_verdicts(cfg, paths.root) if mode == "train" and distributed.info_from_env().is_main else None
     except DogclfError as exc:
         env.write_failure(f"{type(exc).__name__}: {exc}")
         print(f"dogclf: error: {exc}", file=sys.stderr)
@@ -137,7 +140,20 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
         if mode == "train" and env.in_container and distributed.info_from_env().is_main:
             add_serving_code(result.artifact_dir, script_dir)
         log.info("model: %s", result.artifact_dir)
+    if stopped:
+        env.write_failure(stopped)
+        print(f"dogclf: error: {stopped}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _rule_verdicts(cfg: RunConfig, run_root: Path) -> str | None:
+    """With the debug hook or profiler on: final rules, reports and verdict metric lines; the rule stop, if any."""
+    if not (cfg.debug.enabled or cfg.debug.live_rules or cfg.profile.enabled):
+        return None
+    from dogclf.sagemaker.insight import finish
+
+    return finish(cfg, run_root).stop_reason()
 
 
 def add_serving_code(model_dir: Path, script_dir: Path | None = None) -> Path:

@@ -137,14 +137,14 @@ class TrainingOutputs:
 
 def training_outputs(conn: Connection, job_name: str) -> TrainingOutputs:
     """Describe a training job and check in S3 that the model artifact it names exists."""
-    from dogclf.sagemaker.s3 import make_client, object_exists
+    from dogclf.sagemaker.s3 import object_exists
 
     desc = describe(conn, "training", job_name)
     model_data = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     exists = False
     if model_data:
         with aws_errors(f"checking {model_data}"):
-            exists = object_exists(model_data, client=make_client(conn.endpoint_url, conn.region))
+            exists = object_exists(model_data, client=conn.s3_client())
     return TrainingOutputs(
         job_name=job_name,
         status=desc.get("TrainingJobStatus", "Unknown"),

@@ -22,6 +22,7 @@ MAX_TOPK = 100
 SERVE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 FORMATS_BY_TYPE = {"image/jpeg": ("JPEG",), "image/png": ("PNG",)}
 NPY_VERSIONS = ((1, 0), (2, 0))
+MAX_JSON_DIGITS = 100  # no field of a request body is a number; a longer one is refused before int() parses it
 
 # An item is one image: encoded bytes (JPEG, PNG...) or an HxWx3 uint8 RGB pixel array.
 Item = bytes | np.ndarray
@@ -98,10 +99,17 @@ def _decode_b64(value: object, where: str) -> bytes:
         raise RequestError(f"{where}: not valid base64") from None
 
 
+def _json_int(text: str) -> int:
+    """A JSON integer, refused beyond MAX_JSON_DIGITS digits (Python's own limit ends in a ValueError)."""
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise RequestError(f"invalid JSON body: a number of {len(text.lstrip('-'))} digits (at most {MAX_JSON_DIGITS})")
+    return int(text)
+
+
 def _decode_json(body: bytes) -> list[Item]:
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(body, parse_int=_json_int)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise RequestError(f"invalid JSON body: {exc}") from None
     except RecursionError:
         raise RequestError("invalid JSON body: nested too deeply") from None

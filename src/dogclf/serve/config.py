@@ -71,7 +71,17 @@ class ServeConfig(BaseModel):
         10.0, gt=0, le=3600, description="Time a connection has to send a complete request head; closed beyond."
     )
     max_header_bytes: int = Field(
-        16 * 1024, ge=1024, description="Largest request line plus headers (400 and closed beyond)."
+        16 * 1024, ge=1024, description="Largest request line plus headers (431 and closed beyond)."
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Time a request body has to arrive after its head, plus 1 s per body_min_rate bytes "
+        "received; 408 and closed beyond.",
+    )
+    body_min_rate: int = Field(
+        64 * 1024, ge=1, description="Bytes per second that extend the body deadline by one second each."
     )
 
     def thread_plan(self, device: str, cpus: int, engine: str = "eager") -> tuple[int, int]:

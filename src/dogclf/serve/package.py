@@ -9,7 +9,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -159,26 +159,43 @@ def extract_model(archive: str | Path, dest: str | Path, fileobj: IO[bytes] | No
 
     `fileobj`: the archive already open (read from its start), so what was hashed is what is extracted.
     """
+    extract_files(archive, dest, _in_layout, fileobj=fileobj)
+    return Path(dest)
+
+
+def extract_files(
+    archive: str | Path,
+    dest: str | Path,
+    wanted: Callable[[PurePosixPath], bool],
+    what: str = "model.tar.gz",
+    fileobj: IO[bytes] | None = None,
+) -> list[Path]:
+    """Safely extract the regular files of `archive` (or of `fileobj`, its open file) whose path `wanted` accepts.
+
+    Every entry is checked before anything is written.
+    """
     archive, dest = Path(archive), Path(dest)
+    written = []
     try:
         with tarfile.open(archive, "r:*", fileobj=fileobj) as tar:
             members = tar.getmembers()
             paths = [_check_member(m, archive) for m in members]
-            wanted = [(m, p) for m, p in zip(members, paths, strict=True) if m.isfile() and _in_layout(p)]
-            _check_space(archive, dest, sum(m.size for m, _ in wanted))
+            chosen = [(m, p) for m, p in zip(members, paths, strict=True) if m.isfile() and wanted(p)]
+            _check_space(archive, dest, sum(m.size for m, _ in chosen))
             dest.mkdir(parents=True, exist_ok=True)
-            for member, rel in wanted:
+            for member, rel in chosen:
                 target = dest.joinpath(*rel.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None  # regular files always have a payload
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out)
+                written.append(target)
     except FileNotFoundError:
-        raise ArtifactError(f"model archive not found: {archive}") from None
+        raise ArtifactError(f"{what} not found: {archive}") from None
     except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
-        raise ArtifactError(f"{archive}: not a readable model.tar.gz ({exc})") from None
-    return dest
+        raise ArtifactError(f"{archive}: not a readable {what} ({exc})") from None
+    return written
 
 
 def _remove_stale_partials(root: Path) -> None:

@@ -34,14 +34,13 @@ from dogclf.serve.batching import DynamicBatcher
 from dogclf.serve.codecs import (
     ATTRIBUTES_HEADER,
     DECODERS,
-    PayloadTooLarge,
     RequestError,
     UnsupportedContentType,
-    error_body,
     media_type,
     response_format,
 )
 from dogclf.serve.config import ServeConfig
+from dogclf.serve.guards import CLOSE, BodyTimeout, HeadGuard, error_response, guarded_h11, read_body
 
 log = logging.getLogger("dogclf.serve")
 access_log = logging.getLogger("dogclf.serve.access")
@@ -55,25 +54,6 @@ class NotReady(RequestError):
     """The model is still loading (or failed to load)."""
 
     status = 503
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """Every error leaves the server as {"error": {"status", "message"}}."""
-    return Response(error_body(status, message), status_code=status, media_type="application/json", headers=headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) anything over `limit` bytes without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def torch_threads(count: int) -> Callable[[], None]:
@@ -176,7 +156,7 @@ async def invocations(request: Request) -> Response:
     except asyncio.TimeoutError:
         return error_response(504, f"request did not finish within {state.cfg.timeout_s:g} s")
     except RequestError as exc:
-        return error_response(exc.status, str(exc))
+        return error_response(exc.status, str(exc), CLOSE if isinstance(exc, BodyTimeout) else None)
     except ClientDisconnect:
         log.info("client disconnected before sending the whole body")
         return error_response(CLIENT_CLOSED, "client closed the connection")
@@ -194,7 +174,7 @@ async def _invoke(state: EndpointState, request: Request, deadline: float) -> Re
     fmt = response_format(
         headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER.lower())
     )
-    body = await read_body(request, state.cfg.max_body_bytes)
+    body = await read_body(request, state.cfg.max_body_bytes, state.cfg.body_timeout_s, state.cfg.body_min_rate)
     decode = state.api.decode
     images = await asyncio.get_running_loop().run_in_executor(state.decode_pool, decode, body, content_type, deadline)
     request.state.images = len(images)
@@ -313,6 +293,7 @@ def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.endpoint = state
+    app.add_middleware(HeadGuard, max_head_bytes=cfg.max_header_bytes)
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app
 
@@ -328,43 +309,6 @@ def _load(state: EndpointState, app: Starlette) -> None:
         server = getattr(app.state, "server", None)
         if server is not None:
             server.should_exit = True
-
-
-def guarded_h11(head_timeout_s: float) -> type[asyncio.Protocol]:
-    """The h11 protocol of uvicorn plus a deadline for each request head, which uvicorn lacks (slowloris guard).
-
-    The clock starts when the connection opens and again when a response completes; if no new request head
-    has arrived when it runs out (nothing sent, or a head trickled in a byte at a time), the connection closes.
-    """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class GuardedH11Protocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]  # uvicorn types it as Transport
-            self._arm()
-
-        def on_response_complete(self) -> None:
-            self._arm()  # before super(), which may already start a pipelined request's cycle
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            self._head_timer = self.loop.call_later(head_timeout_s, self._expire, self.cycle)
-
-        def _expire(self, cycle: object) -> None:
-            if self.cycle is cycle and not self.transport.is_closing():
-                log.info("closing a connection that sent no complete request head within %g s", head_timeout_s)
-                self.transport.close()
-
-    return GuardedH11Protocol
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -403,7 +347,7 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
-        http=guarded_h11(cfg.header_timeout_s),
+        http=guarded_h11(cfg.header_timeout_s, cfg.max_header_bytes),
         timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
         h11_max_incomplete_event_size=cfg.max_header_bytes,

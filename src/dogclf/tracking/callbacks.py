@@ -41,8 +41,9 @@ def make_callbacks(cfg: RunConfig) -> list[Callback]:
 
         callbacks.append(TensorBoardCallback())
     if cfg.tracking.mlflow_enabled():
-        from dogclf.tracking.mlflow_runs import MlflowCallback
-
         require("mlflow", "mlflow", "tracking.mlflow needs mlflow")  # fail before training, not after it
+        from dogclf.tracking.mlflow_runs import MlflowCallback, check_store
+
+        check_store(cfg.tracking)
         callbacks.append(MlflowCallback(cfg.tracking))
     return callbacks

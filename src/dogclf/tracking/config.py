@@ -28,8 +28,13 @@ class TrackingConfig(BaseModel):
     )
     mlflow_uri: str | None = Field(
         None,
-        description="MLflow tracking URI (file path, sqlite:///..., http(s)://, SageMaker MLflow ARN); "
-        "default MLFLOW_TRACKING_URI, else MLflow's local default.",
+        description="MLflow tracking URI (sqlite:///..., http(s)://, SageMaker MLflow ARN; a plain path or file:// "
+        "only with MLFLOW_ALLOW_FILE_STORE=true); default MLFLOW_TRACKING_URI, else MLflow's local default.",
+    )
+    mlflow_artifacts: str | None = Field(
+        None,
+        description="Artifact location (folder or URI) of an experiment dogclf creates; default mlartifacts/ "
+        "beside a sqlite database, else the tracking server's own.",
     )
     experiment: str | None = Field(None, description="MLflow experiment name (default 'dogclf').")
 

@@ -1,8 +1,9 @@
 """MLflow runs: a training run's params, epoch metrics, plots and model; a study as a parent run of its trials.
 
 Everything goes through an explicit `MlflowClient`, so a caller's active fluent run is left alone (a training
-run started inside one becomes its child). The URI is passed through as given: a path, sqlite:///..., a server,
-or a SageMaker managed MLflow tracking server ARN (which needs the `sagemaker-mlflow` plugin installed).
+run started inside one becomes its child). The URI is passed through as given: sqlite:///..., a server, or a
+SageMaker managed MLflow tracking server ARN (which needs the `sagemaker-mlflow` plugin installed); MLflow's
+file store (a plain path) is refused before training unless MLFLOW_ALLOW_FILE_STORE allows it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
+from dogclf.errors import ConfigError
 from dogclf.extras import require
-from dogclf.tracking.config import TrackingConfig
+from dogclf.tracking.config import MLFLOW_URI_ENV, TrackingConfig
 from dogclf.tracking.tensorboard import COUNTS
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.resume import flatten
@@ -31,6 +34,38 @@ RUN_DIR_TAG = "dogclf.run_dir"
 STUDY_TAG = "dogclf.study"
 TRIAL_TAG = "dogclf.trial"
 _BATCH = 100  # MLflow accepts at most 100 params per log_batch call
+SQLITE = "sqlite:///"
+ARTIFACTS_BESIDE_DATABASE = "mlartifacts"  # the folder `mlflow server` uses by default
+
+
+def check_store(cfg: TrackingConfig) -> None:
+    """Refuse, before anything runs, a tracking URI that MLflow 3 refuses: its file store (a path or file://)."""
+    require("mlflow", "mlflow", "tracking.mlflow needs mlflow")
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+
+    uri = cfg.tracking_uri()
+    scheme = urlparse(uri).scheme if uri else "none"
+    if scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+        source = "tracking.mlflow_uri" if cfg.mlflow_uri else MLFLOW_URI_ENV
+        raise ConfigError(
+            f"{source} {uri!r} is an MLflow file store, which MLflow 3 refuses: use a database such as "
+            "sqlite:///mlflow.db or a tracking server (or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
+
+
+def artifact_location(cfg: TrackingConfig, uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: tracking.mlflow_artifacts, else beside a sqlite database.
+
+    None leaves it to the store (a tracking server's own location). MLflow's own default for a sqlite store
+    is ./mlruns in whatever folder the process happens to run in.
+    """
+    if cfg.mlflow_artifacts:
+        explicit = cfg.mlflow_artifacts
+        return explicit if "://" in explicit else Path(explicit).resolve().as_uri()
+    database = uri.removeprefix(SQLITE).split("?", 1)[0] if uri.startswith(SQLITE) else ""
+    if database in ("", ":memory:"):
+        return None
+    return (Path(database).resolve().parent / ARTIFACTS_BESIDE_DATABASE).as_uri()
 
 
 def connect(cfg: TrackingConfig) -> tuple[MlflowClient, str]:
@@ -38,11 +73,15 @@ def connect(cfg: TrackingConfig) -> tuple[MlflowClient, str]:
     mlflow = require("mlflow", "mlflow", "tracking.mlflow needs mlflow")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=cfg.tracking_uri())
+    check_store(cfg)
+    uri = cfg.tracking_uri() or mlflow.get_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(cfg.experiment_name)
-    experiment_id = found.experiment_id if found else client.create_experiment(cfg.experiment_name)
-    log.info("mlflow: experiment %r at %s", cfg.experiment_name, client.tracking_uri or mlflow.get_tracking_uri())
-    return client, experiment_id
+    if found is None:
+        created = client.create_experiment(cfg.experiment_name, artifact_location=artifact_location(cfg, uri))
+        found = client.get_experiment(created)
+    log.info("mlflow: experiment %r at %s, artifacts in %s", cfg.experiment_name, uri, found.artifact_location)
+    return client, found.experiment_id
 
 
 def config_params(cfg: RunConfig) -> dict[str, str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dogclf.errors import DogclfError
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.resume import flatten
 from dogclf.training.rundir import RunPaths
@@ -26,6 +29,24 @@ def tensorboard_folder(run_root: Path) -> Path:
     from dogclf.sagemaker.environment import SageMakerEnv
 
     return SageMakerEnv.from_environ().tensorboard_dir or run_root / "tensorboard"
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a TensorBoard folder that is, or holds, a symbolic link: writes would land outside the run."""
+    link = folder if folder.is_symlink() else next(_links(folder), None)
+    if link is not None:
+        raise DogclfError(
+            f"{link} is a symbolic link; dogclf writes TensorBoard files only inside the run folder: remove it "
+            "(or turn TensorBoard off with --set tracking.tensorboard=false)"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise DogclfError(f"{folder} is not a folder; move it away to log TensorBoard files there")
+
+
+def _links(folder: Path) -> Iterator[Path]:
+    """Symbolic links anywhere below `folder` (os.walk does not follow them)."""
+    for parent, dirs, files in os.walk(folder):
+        yield from (Path(parent, name) for name in (*dirs, *files) if Path(parent, name).is_symlink())
 
 
 def hparams(cfg: RunConfig) -> dict[str, Any]:
@@ -70,6 +91,7 @@ class TensorBoardCallback(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         self.folder = self.folder or tensorboard_folder(ctx.run_root)
+        check_folder(self.folder)
         self.writer = SummaryWriter(log_dir=str(self.folder))
         log.info("tensorboard: %s", self.folder)
 

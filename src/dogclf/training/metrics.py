@@ -40,3 +40,22 @@ def parse_metric_lines(text: str) -> dict[str, list[float]]:
         pattern = re.compile(definition["Regex"])
         found[definition["Name"]] = [float(m.group(1)) for m in pattern.finditer(text)]
     return found
+
+
+RULE_PREFIX = "[rule]"
+# fired: 1 when the rule found issues, 0 when it found none, -1 without a verdict (no data, not evaluated, error).
+_FIRED = {"IssuesFound": 1, "NoIssuesFound": 0}
+
+
+def format_rule_line(rule: str, status: str, step: int | None = None) -> str:
+    """'[rule] rule=Overfit status=IssuesFound fired=1 step=12': one rule verdict as a metric line."""
+    line = f"{RULE_PREFIX} rule={rule} status={status} fired={_FIRED.get(status, -1)}"
+    return line if step is None else f"{line} step={step}"
+
+
+def rule_metric_definitions(rules: list[str]) -> list[dict[str, str]]:
+    """One metric per rule, 'rule:Overfit', whose value is the `fired` of its verdict lines."""
+    return [
+        {"Name": f"rule:{rule}", "Regex": rf"{re.escape(RULE_PREFIX)} rule={re.escape(rule)} status=\w+ fired=(-?\d)"}
+        for rule in rules
+    ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import Counter
@@ -12,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig, config_to_yaml
+from dogclf.csvsafe import csv_text
 from dogclf.errors import DogclfError
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
@@ -117,13 +116,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """The table as CSV (atomically)."""
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return atomic_write_text(path, buffer.getvalue())
+    """The table as CSV (atomically, strings formula-escaped)."""
+    header = list(rows[0]) if rows else []
+    text = csv_text(header, [[r.get(k, "") for k in header] for r in rows]) if rows else ""
+    return atomic_write_text(path, text)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -382,6 +382,7 @@ def tune(
         if value < 1:
             raise ConfigError(f"{name} must be >= 1 (got {value})")
     validate_space(cfg, space)
+    _check_tracking(cfg)
     layout, _, fingerprint = load_dataset(cfg)  # the data is checked before anything is written
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -409,6 +410,14 @@ def tune(
     if final_train:
         result.final_run = _final_train(result, output)
     return result
+
+
+def _check_tracking(cfg: RunConfig) -> None:
+    """Refuse an MLflow store MLflow would refuse before the trials, not when the study is logged after them."""
+    if cfg.tracking.mlflow_enabled():
+        from dogclf.tracking.mlflow_runs import check_store
+
+        check_store(cfg.tracking)
 
 
 def _differences(cfg: RunConfig, space: SearchSpace, final: RunConfig | None) -> dict[str, list[Any]]:

@@ -1,4 +1,4 @@
-"""`dogclf sagemaker train|tune|best-params|deploy|delete-endpoint|batch-predict|batch-results|profiler-report`."""
+"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs and reports."""
 
 from __future__ import annotations
 
@@ -25,21 +25,40 @@ def _data_uri(conn, data: str) -> str:
     """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
     if data.startswith("s3://"):
         return data
-    from dogclf.sagemaker import make_client, upload_folder
+    from dogclf.sagemaker import upload_folder
 
     uri = conn.s3_uri("data", Path(data).resolve().name)
-    result = upload_folder(data, uri, client=make_client(conn.endpoint_url, conn.region))
+    result = upload_folder(data, uri, client=conn.s3_client())
     print(f"data: {uri} ({len(result.transferred)} uploaded, {len(result.skipped)} unchanged)")
     return uri
+
+
+def _stop_on_rules(args: argparse.Namespace) -> tuple[str, ...]:
+    """--stop-on-rule RULE,... (repeatable) as rule names."""
+    return tuple(name.strip() for value in getattr(args, "stop_on_rule", None) or [] for name in value.split(","))
+
+
+def _service_only(args: argparse.Namespace) -> None:
+    """Refuse the Debugger-service flags without --sagemaker-debugger (the rules inside the job take none)."""
+    from dogclf.errors import ConfigError
+
+    given = [flag for flag, value in (("--rule", args.rule), ("--custom-rule", args.custom_rule),
+             ("--rule-image-uri", args.rule_image_uri)) if value]  # fmt: skip
+    if given and not getattr(args, "sagemaker_debugger", False):
+        raise ConfigError(f"{given[0]} configures the SageMaker Debugger service: add --sagemaker-debugger")
 
 
 def _estimator_options(args: argparse.Namespace, mode: str):
     from dogclf.sagemaker import BUILTIN_RULES, EstimatorOptions
 
+    if mode == "train":
+        _service_only(args)
     tags = dict(t.split("=", 1) for t in args.tag or [])
     return EstimatorOptions(
         role=args.role,
         mode=mode,
+        sagemaker_debugger=getattr(args, "sagemaker_debugger", False),
+        stop_on_rules=_stop_on_rules(args),
         instance_type=args.instance_type,
         instance_count=args.instance_count,
         spot=args.spot,
@@ -175,6 +194,22 @@ def _profiler_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports(args: argparse.Namespace) -> int:
+    from dogclf.debug.engine import format_rules
+    from dogclf.sagemaker import download_job_reports
+
+    got = download_job_reports(_connection(args), args.job, args.output)
+    for title, results in (("debug rules", got.verdicts.debug), ("profiler rules", got.verdicts.profiler)):
+        if results:
+            print(f"{title}:\n{format_rules(results)}")
+    stopped = got.verdicts.stop_reason()
+    if stopped:
+        print(f"stopped: {stopped}")
+    for path in got.files:
+        print(f"wrote {path}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bucket",
@@ -205,12 +240,16 @@ def _job_options(p: argparse.ArgumentParser) -> None:
         help="default: s3://BUCKET/PREFIX/checkpoints/<run name>, so a resubmission with the same "
         "--set name=... resumes",
     )
-    p.add_argument("--no-debugger", action="store_true", help="no tensor collection and no Debugger rules")
-    p.add_argument("--rule", action="append", help="built-in Debugger rule (rule_configs name); repeatable")
-    p.add_argument("--custom-rule", action="append", help="dogclf.debug.rules class to run as custom rule")
-    p.add_argument("--rule-image-uri", help="custom-rule evaluator image (needed outside known regions)")
-    p.add_argument("--no-profiler", action="store_true", help="no system monitor and no ProfilerReport rule")
-    p.add_argument("--system-monitor-ms", type=int, default=500, help="system metrics interval")
+    p.add_argument("--no-debugger", action="store_true", help="no tensor collection and no rules")
+    p.add_argument(
+        "--rule", action="append", help="with --sagemaker-debugger: built-in Debugger rule (rule_configs name)"
+    )
+    p.add_argument(
+        "--custom-rule", action="append", help="with --sagemaker-debugger: dogclf.debug.rules class as custom rule"
+    )
+    p.add_argument("--rule-image-uri", help="with --sagemaker-debugger: custom-rule evaluator image")
+    p.add_argument("--no-profiler", action="store_true", help="no profiling (in the job, or the service's)")
+    p.add_argument("--system-monitor-ms", type=int, default=500, help="with --sagemaker-debugger: monitor interval")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
     add_train_options(p)
@@ -222,14 +261,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sagemaker", help="train, tune and deploy on Amazon SageMaker")
     sm = p.add_subparsers(dest="sagemaker_command", metavar="ACTION", required=True)
 
-    t = sm.add_parser(
-        "train",
-        help="submit a training job",
-        description="Submit a training job: dogclf's packaged entry script (dogclf/entrypoints/train.py), a copy "
-        "of the dogclf package and the resolved config, run in the SageMaker PyTorch container.",
-    )
-    _job_options(t)
-    t.set_defaults(func=_train)
+    _register_train(sm)
 
     t = sm.add_parser("tune", help="submit a hyperparameter tuning job")
     _job_options(t)
@@ -271,8 +303,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_delete_endpoint)
 
     _register_batch(sm)
+    _register_reports(sm)
 
-    t = sm.add_parser("profiler-report", help="download a training job's ProfilerReport from S3")
+
+def _register_train(sm: argparse._SubParsersAction) -> None:
+    """Add `train`."""
+    t = sm.add_parser(
+        "train",
+        help="submit a training job",
+        description="Submit a training job: dogclf's packaged entry script (dogclf/entrypoints/train.py), a copy "
+        "of the dogclf package and the resolved config, run in the SageMaker PyTorch container. The job saves "
+        "tensors with dogclf's hook, runs dogclf's rules (live and at the end) and profiles itself; verdicts and "
+        "reports land in its output.tar.gz (`dogclf sagemaker reports JOB`), each verdict also a rule:<name> "
+        "metric. No SageMaker Debugger or Profiler service is used unless --sagemaker-debugger.",
+    )
+    _job_options(t)
+    t.add_argument(
+        "--stop-on-rule",
+        action="append",
+        metavar="RULE,...",
+        help="end the job when one of these in-job rules fires (the job fails, the rule named as its failure "
+        "reason); e.g. LossNotDecreasing,ExplodingTensor",
+    )
+    t.add_argument(
+        "--sagemaker-debugger",
+        action="store_true",
+        help="use the SageMaker Debugger and Profiler services instead of the rules and reports inside the job "
+        "(for existing Debugger customers: closed to new customers since 2026-07-30; Profiler discontinued "
+        "2027-06-30)",
+    )
+    t.set_defaults(func=_train)
+
+
+def _register_reports(sm: argparse._SubParsersAction) -> None:
+    """Add `reports` (the job's own) and `profiler-report` (the Profiler service's)."""
+    t = sm.add_parser(
+        "reports",
+        help="a training job's rule verdicts, debug report and profiler report (from its output.tar.gz)",
+        description="Download only rule-verdicts.json, debug/report.html and profile/report.html from the job's "
+        "output.tar.gz (written by the rules and profiler inside the job) and print the verdicts.",
+    )
+    t.add_argument("job", help="training job name")
+    t.add_argument("--output", "-o", default="reports", help="folder to write (default reports)")
+    _common(t)
+    t.set_defaults(func=_reports)
+
+    t = sm.add_parser(
+        "profiler-report", help="download the ProfilerReport of a job run with --sagemaker-debugger from S3"
+    )
     t.add_argument("job", help="training job name")
     t.add_argument("--output", "-o", default="profiler-report", help="folder to write (default profiler-report)")
     _common(t)
