@@ -63,12 +63,25 @@ class AccuracyCheck(BaseModel):
         """The verdict must follow from the figures: an edited `passed` or `forced` is refused, not believed."""
         if abs((self.top1_reference - self.top1) * 100 - self.drop_points) > 1e-3:
             raise ValueError(f"drop_points {self.drop_points} does not match top1_reference - top1")
-        if self.passed != (self.drop_points <= self.max_drop_points) or (self.forced and self.passed):
+        judged = self._judged_drop()
+        if self.passed != (judged <= self.max_drop_points) or (self.forced and self.passed):
             raise ValueError(
-                f"passed={self.passed} forced={self.forced} disagrees with drop_points {self.drop_points} "
+                f"passed={self.passed} forced={self.forced} disagrees with drop {judged} "
                 f"and max_drop_points {self.max_drop_points}"
             )
         return self
+
+    def _judged_drop(self) -> float:
+        """The figure the gate judged: the paired upper bound, recomputed from lost/gained; drop_points for old ones."""
+        if self.drop_upper_points is None:
+            return self.drop_points
+        if self.lost is None or self.gained is None:
+            raise ValueError("drop_upper_points needs the lost and gained counts it comes from")
+        from dogclf.stats import paired_drop_upper
+
+        if abs(round(paired_drop_upper(self.lost, self.gained, self.n), 4) - self.drop_upper_points) > 1e-3:
+            raise ValueError(f"drop_upper_points {self.drop_upper_points} does not follow from lost and gained")
+        return self.drop_upper_points
 
 
 class ExportMetadata(BaseModel):
