@@ -182,6 +182,40 @@ def test_the_docs_package_map_lists_the_layers_in_order():
     assert _map_layers((ROOT / "docs" / "index.md").read_text()) == list(_layers())
 
 
+def _reimports(name: str, tree: ast.Module, modules: dict[str, ast.Module]) -> list[str]:
+    """Function-level imports of a module the file already imports at its top (nothing left to defer).
+
+    `from package import submodule` loads a module of its own and is not counted.
+    """
+    top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 0}
+    top |= {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    out = []
+    for func in ast.walk(tree):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in top:
+                if not any(f"{node.module}.{a.name}" in modules for a in node.names):
+                    out.append(f"{name}:{node.lineno} from {node.module}")
+            elif isinstance(node, ast.Import):
+                out += [f"{name}:{node.lineno} import {a.name}" for a in node.names if a.name in top]
+    return out
+
+
+def test_functions_do_not_reimport_what_the_module_imports_at_its_top():
+    modules = _modules()
+    assert [r for name, tree in modules.items() for r in _reimports(name, tree, modules)] == []
+
+
+def test_the_reimport_check_fires_on_a_repeat_and_not_on_a_submodule():
+    tree = ast.parse(
+        "import torch\nfrom dogclf.errors import ConfigError\nfrom dogclf import timings\n"
+        "def f():\n    import torch\n    from dogclf.errors import DatasetError\n    from dogclf import plots\n"
+    )
+    found = _reimports("m", tree, _modules())
+    assert found == ["m:5 import torch", "m:6 from dogclf.errors"]
+
+
 def test_no_library_module_imports_the_cli():
     offenders = sorted(
         n
