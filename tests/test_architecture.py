@@ -216,6 +216,28 @@ def test_the_reimport_check_fires_on_a_repeat_and_not_on_a_submodule():
     assert found == ["m:5 import torch", "m:6 from dogclf.errors"]
 
 
+def test_runtime_code_has_no_assert():
+    found = [
+        f"{n}:{node.lineno}" for n, t in _modules().items() for node in ast.walk(t) if isinstance(node, ast.Assert)
+    ]
+    assert found == []
+
+
+ISSUE_CITATION = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+
+
+def _issue_citations(source: str) -> list[int]:
+    """Lines that cite an issue number (the history belongs in git, not in comments or docstrings)."""
+    return [i for i, line in enumerate(source.splitlines(), 1) if ISSUE_CITATION.search(line)]
+
+
+def test_code_cites_no_issue_numbers():
+    found = {p.name: _issue_citations(p.read_text()) for p in PACKAGE.rglob("*.py")}
+    assert {k: v for k, v in found.items() if v} == {}
+    sample = "x = 1  # see issue 11 item 4\n(decision of Issue 13)\ncolor = '#666'\nno issue found\n"
+    assert _issue_citations(sample) == [1, 2]
+
+
 def test_no_library_module_imports_the_cli():
     offenders = sorted(
         n

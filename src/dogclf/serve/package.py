@@ -61,7 +61,8 @@ def _export_entries(model_dir: Path, name: str) -> tuple[dict[str, Path], str]:
     if name not in EXPORT_CHOICES:
         raise ConfigError(f"--export {name!r} is not an export name; choose one of {', '.join(EXPORT_CHOICES)}")
     choice = choose_backend(model_dir, name, installed=lambda engine: True)  # refuses missing or stale exports
-    assert choice.folder is not None and choice.export is not None  # an export name always resolves to one
+    if choice.folder is None or choice.export is None:  # choose_backend resolves an export name or raises
+        raise ArtifactError(f"{model_dir}: no {name} export to package")
     if not choice.export.trusted:
         raise ArtifactError(
             f"{choice.folder} failed its accuracy gate (kept with --force), so a server would not use it; "
@@ -186,7 +187,8 @@ def extract_files(
                 target = dest.joinpath(*rel.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
-                assert source is not None  # regular files always have a payload
+                if source is None:  # tarfile gives regular files a payload; anything else is not one of ours
+                    raise ArtifactError(f"{archive}: entry {member.name} has no contents")
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out)
                 written.append(target)

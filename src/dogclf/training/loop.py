@@ -150,7 +150,7 @@ class Trainer:
         weights = self._class_weights()
         self.optim = make_optimization(cfg.optim, self.runtime, self.steps_per_epoch, head, backbone, mult, weights)
 
-    # -- class balance (data.balance) and plain-CE train loss: issue 11 item 6, 7
+    # -- class balance (data.balance) and plain-CE train loss
     def _class_weights(self) -> torch.Tensor | None:
         """Inverse-frequency loss weights for data.balance=weights, else None."""
         if self.cfg.data.balance != "weights":
@@ -440,7 +440,7 @@ class Trainer:
             for split in self.eval_sets
         }
 
-    # -- temperature scaling: issue 11 item 4
+    # -- temperature scaling
     def _calibrate(self, results: dict[str, EvalResult]) -> None:
         """Fit one temperature on the valid logits (model.calibrate) and give it to every split's result."""
         valid = results["valid"]
