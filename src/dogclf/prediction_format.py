@@ -10,6 +10,7 @@ from typing import Any
 from dogclf.errors import DogclfError
 
 UNKNOWN = "unknown"
+MAX_TOPK = 100  # the most classes per image dogclf asks for or reads back
 
 
 class PredictionFormatError(DogclfError):

@@ -9,7 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dogclf.backends.select import BackendChoice
+from dogclf.config import Precision
 from dogclf.errors import ConfigError
+from dogclf.prediction_format import MAX_TOPK
 
 # Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
 SERVE_MAX_PIXELS = 25_000_000
@@ -56,9 +58,7 @@ class ServeConfig(BaseModel):
         None, ge=1, le=64, description="Threads decoding request images, one torch thread each (default: min(4, CPUs))."
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Compute device.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32."
-    )
+    precision: Precision = Field("auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32.")
     backend: BackendChoice = Field(
         "auto",
         description="Engine running the network: auto picks the model's gated export (int8 first) when its "
@@ -72,7 +72,7 @@ class ServeConfig(BaseModel):
     )
     max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
-    default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")
+    default_topk: int = Field(5, ge=1, le=MAX_TOPK, description="Classes per image when the request names no k.")
     min_confidence: float = Field(
         0.0, ge=0, le=1, description='Answer "unknown" for an image whose top calibrated probability is below this.'
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dogclf.cli.options import add_backend_option
+from dogclf.config import PRECISIONS
+from dogclf.prediction_format import MAX_TOPK
 
 if TYPE_CHECKING:
     from dogclf.prediction_format import FileResult
@@ -94,8 +96,8 @@ def _run(args: argparse.Namespace) -> int:
             "give the images to predict: dogclf predict MODEL FILES_OR_DIR... "
             "(or dogclf predict --endpoint URL FILES_OR_DIR...)"
         )
-    if not 1 <= args.topk <= 100:
-        raise ConfigError(f"--topk must be between 1 and 100, got {args.topk}")
+    if not 1 <= args.topk <= MAX_TOPK:
+        raise ConfigError(f"--topk must be between 1 and {MAX_TOPK}, got {args.topk}")
     if args.batch_size < 1 or args.concurrency < 1:
         raise ConfigError("--batch-size and --concurrency must be at least 1")
     if not 0 <= args.min_confidence <= 1:
@@ -142,7 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--output", help="write predictions to a .csv or .jsonl file")
     p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="offline precision")
     add_backend_option(p)
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
     p.add_argument(
