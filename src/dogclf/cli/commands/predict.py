@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dogclf.cli.options import add_backend_option
 from dogclf.config import PRECISIONS
-from dogclf.prediction_format import MAX_TOPK
-
-if TYPE_CHECKING:
-    from dogclf.prediction_format import FileResult
+from dogclf.prediction_format import MAX_TOPK, FileResult, is_unknown
 
 
 def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> list[FileResult]:
@@ -35,10 +32,6 @@ def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> li
 
 def _with_threshold(result: FileResult, min_confidence: float) -> FileResult:
     """An endpoint's answer, also marked unknown when below this client's --min-confidence."""
-    from dataclasses import replace
-
-    from dogclf.prediction_format import is_unknown
-
     p = result.prediction
     if p is None or p.unknown or not is_unknown(p.probabilities[0], min_confidence):
         return result
