@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from dogclf.backends.eager import inference_model
 from dogclf.config import RuntimeConfig
 from dogclf.models.factory import create_model
+from dogclf.models.folding import inference_model
 from dogclf.runtime import resolve_runtime
 
 

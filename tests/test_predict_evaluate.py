@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from dogclf.artifact import load_artifact
+from dogclf.data.images import ImageDecodeError
+from dogclf.errors import ConfigError
 from dogclf.evaluation import evaluate
-from dogclf.prediction import collect_images, predict
+from dogclf.prediction import collect_images, predict, predict_files
 
 
 def test_predict_returns_breed_names_and_sorted_probabilities(tiny_run, tiny_data):
@@ -154,3 +156,27 @@ def test_reliability_plot_defaults_next_to_the_run(tiny_run, tmp_path):
     assert default_plot_path(str(tiny_run / "model"), "valid") == expected
     bare = shutil.copytree(tiny_run / "model", tmp_path / "bare")  # a model folder outside any run
     assert default_plot_path(str(bare), "test") == bare / "plots" / "reliability_test.png"
+
+
+def test_predict_files_keeps_each_files_error_and_predicts_the_rest(tiny_run, tiny_data, tmp_path):
+    files = sorted((tiny_data / "test").rglob("*.jpg"))[:5]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    paths = [files[0], bad, *files[1:]]
+    seen: list[int] = []
+    results = predict_files(tiny_run, paths, topk=2, batch_size=2, device="cpu", progress=seen.append)
+    assert [r.path for r in results] == paths and seen == [2, 2, 2]
+    assert results[1].prediction is None and "not a recognised image format" in results[1].error
+    assert [r.prediction for r in results if r.error is None] == predict(tiny_run, files, topk=2, batch_size=2)
+    with pytest.raises(ImageDecodeError, match="not a recognised image format"):
+        predict(tiny_run, paths, topk=2)
+
+
+def test_predict_runs_on_the_backend_and_precision_asked_for(tiny_run, tiny_data):
+    files = sorted((tiny_data / "test").rglob("*.jpg"))[:4]
+    eager = predict(tiny_run, files, topk=3, backend="eager", precision="fp32")
+    assert [p.labels for p in eager] == [p.labels for p in predict(tiny_run, files, topk=3)]
+    with pytest.raises(ConfigError, match="unknown backend 'tpu'"):
+        predict(tiny_run, files, backend="tpu")
+    with pytest.raises(ConfigError, match="precision=fp16 is for GPUs"):
+        predict(tiny_run, files, precision="fp16")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dogclf.lazy import lazy_exports
-
-__version__ = "0.1.0"
+from dogclf.version import __version__
 
 # Lazy re-exports keep `import dogclf` fast; torch loads on first use.
 _EXPORTS = {

@@ -18,6 +18,7 @@ from torch import nn
 from dogclf.data.preprocess import Preprocess
 from dogclf.errors import ArtifactError
 from dogclf.fsutil import atomic_write_text
+from dogclf.version import __version__
 
 WEIGHTS_FILE = "model.pth"
 METADATA_FILE = "metadata.json"
@@ -53,8 +54,6 @@ class ArtifactMetadata(BaseModel):
 def runtime_versions() -> dict[str, str]:
     """Versions that affect numerics and loading."""
     import torchvision
-
-    from dogclf import __version__
 
     return {
         "dogclf": __version__,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -114,14 +114,16 @@ class OptimConfig(StrictModel):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training steps per epoch.")
 
 
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
 class RuntimeConfig(StrictModel):
     """Where and how the computation runs."""
 
     seed: int = Field(0, ge=0, description="Seed for data order, augmentation and initialization.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Compute device.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on CPUs that support it, fp16 AMP on CUDA, else fp32."
-    )
+    precision: Precision = Field("auto", description="auto: bf16 on CPUs that support it, fp16 AMP on CUDA, else fp32.")
     channels_last: bool | None = Field(None, description="Use channels_last memory format; default on for CPU/CUDA.")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice).")
     progress: bool | None = Field(None, description="Progress bars; default on when stderr is a TTY.")

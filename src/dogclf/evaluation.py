@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 
 from dogclf.artifact import Artifact, load_artifact
 from dogclf.backends.select import Choice
+from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime
-from dogclf.training.running import RunningMetrics
 
 
 @dataclass

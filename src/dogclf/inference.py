@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from dogclf.artifact import Artifact
@@ -11,44 +9,13 @@ from dogclf.backends.load import load_backend
 from dogclf.config import RuntimeConfig
 from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
 from dogclf.data.preprocess import eval_transform
+from dogclf.prediction_format import Prediction, is_unknown
 from dogclf.runtime import Runtime, resolve_runtime
-
-UNKNOWN = "unknown"
 
 
 def temperature_of(artifact: Artifact, raw_scores: bool = False) -> float:
     """The temperature probabilities are computed with: the artifact's fitted one, or 1 for raw scores."""
     return 1.0 if raw_scores else artifact.metadata.temperature
-
-
-def is_unknown(top_probability: float, min_confidence: float) -> bool:
-    """Whether an answer is too unsure to give: its top probability is below `min_confidence`."""
-    return top_probability < min_confidence
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Top-k classes of one image, most probable first."""
-
-    labels: list[str]
-    probabilities: list[float]
-    indices: list[int]
-    unknown: bool = False
-
-    @property
-    def answer(self) -> str:
-        """The top label, or UNKNOWN when its probability is below the min_confidence asked for."""
-        return UNKNOWN if self.unknown else self.labels[0]
-
-    def to_dict(self) -> dict:
-        """JSON form: `{"label", "unknown", "predictions": [{"label", "probability"}...]}`, most probable first."""
-        return {
-            "label": self.answer,
-            "unknown": self.unknown,
-            "predictions": [
-                {"label": lbl, "probability": p} for lbl, p in zip(self.labels, self.probabilities, strict=True)
-            ],
-        }
 
 
 class InferenceEngine:
@@ -103,13 +70,3 @@ class InferenceEngine:
             )
             for vals, idx in zip(values, indices, strict=True)
         ]
-
-    def predict(
-        self, sources: list[ImageSource], k: int = 5, batch_size: int = 32, min_confidence: float = 0.0
-    ) -> list[Prediction]:
-        """Predict many images in batches."""
-        out: list[Prediction] = []
-        for start in range(0, len(sources), batch_size):
-            batch = torch.stack([self.preprocess(s) for s in sources[start : start + batch_size]])
-            out.extend(self.topk(self.logits(batch), k, min_confidence))
-        return out

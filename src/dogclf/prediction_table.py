@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from dogclf.csvsafe import csv_text
 
-MAX_TOPK = 100  # the most classes per image dogclf asks for or reads back
-
 
 @dataclass(frozen=True)
 class PredictionRow:

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from dogclf.training.rundir import RunPaths
 
 
-def config_callbacks(cfg: RunConfig) -> list[Callback]:
-    """The profiler, debugger and tracking callbacks that `cfg` enables, in that order (imported only when enabled)."""
+def config_callbacks(cfg: RunConfig, paths: RunPaths | None = None) -> list[Callback]:
+    """The profiler, debugger and tracking callbacks that `cfg` enables, in that order (imported only when enabled).
+
+    `paths` places what they write where the run's layout says (TensorBoard's folder in a SageMaker job).
+    """
     callbacks: list[Callback] = []
     if cfg.profile.enabled:
         from dogclf.profile.callbacks import make_callbacks as profile_callbacks
@@ -28,7 +31,7 @@ def config_callbacks(cfg: RunConfig) -> list[Callback]:
     if cfg.tracking.tensorboard or cfg.tracking.mlflow_enabled():
         from dogclf.tracking.callbacks import make_callbacks as tracking_callbacks
 
-        callbacks += tracking_callbacks(cfg)
+        callbacks += tracking_callbacks(cfg, paths)
     return callbacks
 
 
@@ -48,6 +51,6 @@ def train(
     """
     from dogclf.training.loop import Trainer
 
-    configured = config_callbacks(cfg)
+    configured = config_callbacks(cfg, paths)
     trainer = Trainer(cfg, output, resume, [*configured, *callbacks], paths, metrics_only, evaluate_test)
     return trainer.fit()

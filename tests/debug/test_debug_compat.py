@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
-import pytest
 
 from dogclf.debug import compat
 
 
-def test_numpy_2_lacks_tostring_so_the_fix_is_needed():
-    assert compat.needs_fix() == (not hasattr(np.empty(0), "tostring"))
-    if not compat.needs_fix():
-        pytest.skip("numpy < 2: smdebug works unpatched")
+def test_unpatched_smdebug_writer_fails_exactly_when_the_fix_says_it_is_needed():
+    code = (
+        "import numpy as np\n"
+        "from smdebug.core.tfevent.util import make_tensor_proto\n"
+        "make_tensor_proto(np.zeros(3, np.float32), 'w')\n"
+        "print('wrote')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)  # unpatched
+    if compat.needs_fix():
+        assert out.returncode != 0 and "tostring" in out.stderr, out.stderr
+    else:
+        assert out.returncode == 0 and out.stdout.strip() == "wrote", out.stderr
 
 
 def test_fix_replaces_the_writer_function_and_round_trips_through_a_trial(tmp_path):

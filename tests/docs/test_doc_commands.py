@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import importlib
 import importlib.util
 import json
 import re
@@ -382,9 +383,38 @@ def test_ci_and_makefile_use_existing_targets():
 
 
 # ------------------------------------------------------------------------------- other fenced blocks
+def _missing_dogclf_names(code: str, source: str) -> list[str]:
+    """dogclf names a Python block uses that do not exist: `from dogclf.x import y` and `dogclf.y` attributes."""
+    tree = ast.parse(code, source)
+    missing = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dogclf":
+            module = importlib.import_module(node.module)
+            missing += [f"{node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)]
+        elif isinstance(node, ast.Import):
+            missing += [
+                a.name for a in node.names if a.name.startswith("dogclf") and not importlib.util.find_spec(a.name)
+            ]
+        elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "dogclf":
+            if not hasattr(importlib.import_module("dogclf"), node.attr):
+                missing.append(f"dogclf.{node.attr}")
+    return missing
+
+
+def test_doc_python_names_are_checked_both_ways():
+    good = "import dogclf\nfrom dogclf.prediction import predict_files\ndogclf.predict('run', [])\n"
+    bad = "import dogclf\nfrom dogclf.prediction import predict_all\ndogclf.fit(1)\nimport dogclf.nothing\n"
+    assert _missing_dogclf_names(good, "good") == []
+    assert sorted(_missing_dogclf_names(bad, "bad")) == [
+        "dogclf.fit",
+        "dogclf.nothing",
+        "dogclf.prediction.predict_all",
+    ]
+
+
 def _check_block(block: Block) -> None:
-    if block.lang == "python":
-        compile(block.text, block.source, "exec")
+    if block.lang == "python":  # parsed, and every dogclf name it uses exists (running needs AWS or minutes)
+        assert _missing_dogclf_names(block.text, block.source) == [], block.source
     elif block.lang == "json":
         json.loads(block.text)
     elif block.lang in ("yaml", "yml"):

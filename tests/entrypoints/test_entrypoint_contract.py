@@ -14,7 +14,7 @@ import pytest
 
 from conftest import tiny_config
 from dogclf.artifact import load_artifact
-from dogclf.entrypoints import script_path
+from dogclf.entry_scripts import script_path
 from dogclf.sagemaker.bundle import requirements
 from dogclf.sagemaker.staging import stage_source_dir
 from dogclf.training.metrics import parse_metric_lines

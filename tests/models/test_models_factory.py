@@ -63,10 +63,13 @@ def test_pickled_module_is_refused_by_weights_only(tmp_path):
 
 def test_imagenet_weights_unavailable_offline_give_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        model = create_model("resnet18", 3, weights="imagenet")
-    except ModelError as err:
-        assert "not in the torch cache" in str(err) and "--weights" in str(err)
-    else:  # a machine with internet downloads them: then the backbone must be pretrained, not random
-        assert model.fc.out_features == 3
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # torch.hub.set_dir, undone after the test
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):  # no download, even with internet
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(ModelError) as err:
+        create_model("resnet18", 3, weights="imagenet")
+    message = str(err.value)
+    assert f"not in the torch cache ({tmp_path / 'hub'}/checkpoints/)" in message
+    assert "url: https://download.pytorch.org/models/resnet18" in message and "--weights none" in message

@@ -177,7 +177,7 @@ def test_initialization_time_and_overall_usage(tmp_path):
 
 def test_unknown_rule_parameters_are_rejected_with_the_valid_names(tmp_path):
     data = write_profile(tmp_path / "a", make_steps(), make_samples(10))
-    with pytest.raises(ValueError, match="unknown rule parameter.*StepOutlier_sigma.*valid: .*StepOutlier_stddev"):
+    with pytest.raises(ConfigError, match="unknown rule parameter.*StepOutlier_sigma.*valid: .*StepOutlier_stddev"):
         evaluate_rules(data, {"StepOutlier_sigma": 2})
     with pytest.raises(ConfigError, match="profile.rules: .*StepOutlier_sigma"):
         build_config(overrides={"profile.rules": {"StepOutlier_sigma": 2}})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +21,13 @@ def test_missing_variables_are_never_key_errors(tmp_path):
     assert env.num_gpus == 0 and env.hosts == []
 
 
+def _root_in_a_new_process(environ: dict[str, str]) -> str:
+    code = "import json, sys; from dogclf.sagemaker.environment import SageMakerEnv as E\n"
+    code += "print(E.from_environ(json.loads(sys.argv[1])).dataset_root())"
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(environ)], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def test_split_channels_are_joined_and_hpo_drops_test(tiny_data, tmp_path):
     environ = {
         "SM_CHANNELS": json.dumps(["training", "validation", "test"]),
@@ -29,7 +38,8 @@ def test_split_channels_are_joined_and_hpo_drops_test(tiny_data, tmp_path):
     env = SageMakerEnv.from_environ(environ)
     full = discover(env.dataset_root())
     assert {k: len(v) for k, v in full.splits.items()} == {"train": 36, "valid": 12, "test": 12}
-    assert env.dataset_root() == env.dataset_root()  # stable across restarts: the fingerprint survives
+    restarted = [_root_in_a_new_process(environ) for _ in range(2)]  # a restarted job finds the same folder
+    assert restarted == [str(env.dataset_root())] * 2
     tuning = discover(env.dataset_root(("train", "valid")))
     assert set(tuning.splits) == {"train", "valid"}
     single = SageMakerEnv.from_environ({"SM_CHANNELS": '["training"]', "SM_CHANNEL_TRAINING": str(tiny_data)})

@@ -15,7 +15,7 @@ sys.path[:] = [p for p in sys.path if not p.startswith({src!r})]  # no way back 
 from pathlib import Path
 
 import dogclf
-from dogclf.entrypoints import script_path
+from dogclf.entry_scripts import script_path
 from dogclf.sagemaker.staging import stage_source_dir
 
 assert Path(dogclf.__file__).is_relative_to({site!r}), dogclf.__file__

@@ -10,10 +10,12 @@ import torch
 
 from dogclf.artifact import load_artifact
 from dogclf.config import RuntimeConfig
+from dogclf.errors import ConfigError
 from dogclf.inference import InferenceEngine
 from dogclf.runtime import resolve_runtime
 from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.codecs import response_format
+from dogclf.serve.config import ServeConfig
 from dogclf.serve.local import LocalEndpoint
 
 TEMPERATURE = 2.5
@@ -75,7 +77,7 @@ def test_http_probabilities_equal_offline_with_the_temperature_and_min_confidenc
 
 def test_raw_scores_and_no_threshold_serve_plain_softmax_and_always_answer(hot_model, images, offline):
     _, logits = offline
-    api = ClassifierAPI(hot_model, device="cpu", precision="fp32", raw_scores=True)
+    api = ClassifierAPI(hot_model, ServeConfig(device="cpu", precision="fp32", raw_scores=True))
     api.setup()
     body, _ = api.encode(logits, response_format("application/json", 1))
     doc = json.loads(body)
@@ -84,6 +86,23 @@ def test_raw_scores_and_no_threshold_serve_plain_softmax_and_always_answer(hot_m
     assert served == pytest.approx(logits.softmax(1).max(1).values.tolist(), abs=1e-6)
 
 
-def test_min_confidence_out_of_range_is_refused(hot_model):
-    with pytest.raises(ValueError, match="min_confidence"):
-        ClassifierAPI(hot_model, min_confidence=1.5)
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DOGCLF_MIN_CONFIDENCE", "1.5", "DOGCLF_MIN_CONFIDENCE='1.5': Input should be less than or equal to 1"),
+        ("DOGCLF_TOPK", "abc", "DOGCLF_TOPK='abc': Input should be a valid integer"),
+        ("DOGCLF_RAW_SCORES", "maybe", "DOGCLF_RAW_SCORES='maybe': Input should be a valid boolean"),
+        ("DOGCLF_PRECISION", "int4", "DOGCLF_PRECISION='int4': Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),
+    ],
+)
+def test_endpoint_settings_out_of_range_are_refused_naming_the_variable(variable, value, message):
+    with pytest.raises(ConfigError) as err:
+        ServeConfig.from_env({variable: value})
+    assert str(err.value).startswith(message), err.value
+
+
+def test_endpoint_settings_from_the_environment_reach_the_api(hot_model):
+    env = {"DOGCLF_MIN_CONFIDENCE": "0.4", "DOGCLF_TOPK": "3", "DOGCLF_RAW_SCORES": "yes", "DOGCLF_MAX_IMAGES": " "}
+    api = ClassifierAPI(hot_model, ServeConfig.from_env(env))
+    assert (api.min_confidence, api.default_topk, api.raw_scores) == (0.4, 3, True)
+    assert api.max_images == ServeConfig().max_images_per_request  # blank: the default

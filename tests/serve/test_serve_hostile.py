@@ -15,6 +15,7 @@ from numpy.lib import format as npy_format
 from PIL import Image
 
 from dogclf.serve.api import ClassifierAPI, DeadlineExceeded
+from dogclf.serve.config import ServeConfig
 from dogclf.serve.local import LocalEndpoint
 from dogclf.serve.package import package_model
 from dogclf.serve.server import METHODS
@@ -198,7 +199,7 @@ def _connection_cap(server) -> None:
 
 
 def test_request_deadline_stops_decoding_between_images(tiny_run):
-    api = ClassifierAPI(tiny_run, device="cpu", precision="fp32")
+    api = ClassifierAPI(tiny_run, ServeConfig(device="cpu", precision="fp32"))
     body = json.dumps({"images": [base64.b64encode(_png(16, 16)).decode()] * 3})
     with pytest.raises(DeadlineExceeded, match="after decoding 0 of 3 images") as err:
         api.decode(body, "application/json", deadline=time.monotonic() - 1)
@@ -208,7 +209,7 @@ def test_request_deadline_stops_decoding_between_images(tiny_run):
 
 
 def test_pixel_budget_fires_over_the_limit_and_not_under(tiny_run):
-    api = ClassifierAPI(tiny_run, device="cpu", precision="fp32", max_request_pixels=3 * 16 * 16)
+    api = ClassifierAPI(tiny_run, ServeConfig(device="cpu", precision="fp32", max_request_pixels=3 * 16 * 16))
     api.setup()
     three = json.dumps({"images": [base64.b64encode(_png(16, 16)).decode()] * 3})
     assert len(api.decode(three, "application/json")) == 3

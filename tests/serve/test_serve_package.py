@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from dogclf import __version__
 from dogclf.cli.main import main
-from dogclf.entrypoints import script_path
+from dogclf.entry_scripts import script_path
 from dogclf.errors import ArtifactError
 from dogclf.serve.package import cache_root, extract_model, model_source, package_model
 

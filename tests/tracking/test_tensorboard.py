@@ -13,8 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import ROOT, run_cli, tiny_config
 from dogclf.errors import DogclfError
 from dogclf.sagemaker.environment import TENSORBOARD_DIR, SageMakerEnv
+from dogclf.sagemaker.training import resolve
 from dogclf.tracking import callbacks as tracking_callbacks
-from dogclf.tracking.tensorboard import check_folder, tensorboard_folder
+from dogclf.tracking.tensorboard import TensorBoardCallback, check_folder
 from dogclf.training import train
 
 STEP_TAGS = {"train/loss", "train/lr", "train/images_per_s"}
@@ -82,16 +83,22 @@ def test_tracking_off_writes_no_tensorboard_and_imports_neither_tracker(tiny_dat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no mlruns/ or mlflow.db in the working folder
 
 
-def test_sagemaker_job_writes_to_the_tensorboard_output_path(monkeypatch, tmp_path):
-    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
-    assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"
-    assert SageMakerEnv.from_environ({}).tensorboard_dir is None
+def _tensorboard_folder(env: SageMakerEnv, tmp_path) -> object:
+    """The folder the TensorBoard callback of a job resolved in `env` writes to."""
+    cfg, paths = resolve(["--data", str(tmp_path), "--output-data-dir", str(tmp_path / "run")], "train", env)
+    cfg.tracking.tensorboard = True
+    (callback,) = [c for c in tracking_callbacks.make_callbacks(cfg, paths) if isinstance(c, TensorBoardCallback)]
+    return callback.folder
+
+
+def test_sagemaker_job_writes_to_the_tensorboard_output_path(tmp_path):
+    assert _tensorboard_folder(SageMakerEnv.from_environ({}), tmp_path) == tmp_path / "run" / "tensorboard"
     assert TENSORBOARD_DIR.as_posix() == "/opt/ml/output/tensorboard"  # what the estimator's config names
-    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
-    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
-    assert tensorboard_folder(tmp_path / "run") == tmp_path / "run" / "tensorboard"  # no output folder: not a job
+    job = {"SM_MODEL_DIR": str(tmp_path / "model"), "SM_OUTPUT_DIR": str(tmp_path / "output")}
+    no_output = _tensorboard_folder(SageMakerEnv.from_environ(job), tmp_path)
+    assert no_output == tmp_path / "run" / "tensorboard"  # no output folder: not a job
     (tmp_path / "output").mkdir()
-    assert tensorboard_folder(tmp_path / "run") == tmp_path / "output" / "tensorboard"
+    assert _tensorboard_folder(SageMakerEnv.from_environ(job), tmp_path) == tmp_path / "output" / "tensorboard"
 
 
 def test_missing_tensorboard_warns_once_and_training_goes_on(monkeypatch, caplog, tiny_data):
@@ -111,6 +118,7 @@ def test_resume_refuses_a_symlinked_tensorboard_folder_and_writes_nothing_throug
     command = ("train", "--data", str(tiny_data), "-o", str(run), "--arch", "tiny_cnn", "--weights", "none",
                "--image-size", "32", "--epochs", "1", "--set", "data.num_workers=0")  # fmt: skip
     assert run_cli(*command, cwd=tmp_path).returncode == 0
+    (run / "summary.json").unlink()  # as if stopped before the end: --resume on a finished run resumes nothing
     (run / "tensorboard").rename(outside)
     (run / "tensorboard").symlink_to(outside, target_is_directory=True)
     before = sorted(p.relative_to(outside) for p in outside.rglob("*"))

@@ -16,11 +16,11 @@ from dogclf.data.discovery import discover
 from dogclf.data.preprocess import Preprocess, eval_transform
 from dogclf.data.synthetic import make_dataset
 from dogclf.evaluation import evaluate_loader
+from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import resolve_runtime
 from dogclf.training import train
 from dogclf.training.balance import balanced_sampler, class_weights
 from dogclf.training.metrics import parse_metric_lines
-from dogclf.training.running import RunningMetrics
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import torch
 
 from conftest import tiny_config
 from dogclf.errors import ConfigError, DatasetError, DogclfError
+from dogclf.running_metrics import RunningMetrics
 from dogclf.training import Callback, Trainer, train
 from dogclf.training.checkpoint import load_checkpoint
-from dogclf.training.running import RunningMetrics
 
 
 def _history(run):

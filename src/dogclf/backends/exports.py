@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dogclf.errors import ArtifactError
-from dogclf.fsutil import stream_sha256
+from dogclf.fsutil import file_sha256, stream_sha256
 
 EXPORTS_DIR = "exports"
 EXPORT_FILE = "export.json"
@@ -151,7 +151,6 @@ def export_name(fmt: str, precision: str) -> str:
 def weights_digest(model_dir: Path) -> str:
     """sha256 of MODEL_DIR/model.pth, to tie an export to the weights it came from."""
     from dogclf.artifact import WEIGHTS_FILE
-    from dogclf.fsutil import file_sha256
 
     return file_sha256(model_dir / WEIGHTS_FILE)
 

@@ -10,9 +10,10 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from dogclf import __version__, timings
+from dogclf import timings
 from dogclf.cli import process
 from dogclf.errors import DogclfError
+from dogclf.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

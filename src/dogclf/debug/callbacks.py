@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.debug.config import TRAIN_LOSS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
-from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
+from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR, attach, create_hook
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.metrics import format_rule_line
@@ -43,7 +43,6 @@ class DebugHookCallback(Callback):
         import numpy as np
 
         from dogclf.debug import resume
-        from dogclf.debug.hook import attach, create_hook
 
         if not (ctx.is_main or self.sagemaker_config.exists()):
             return  # locally, rank 0 alone writes tensors

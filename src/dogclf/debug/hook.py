@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from dogclf.debug.config import (
@@ -47,7 +48,6 @@ def create_hook(cfg: DebugConfig, out_dir: Path, sagemaker_config: Path = SAGEMA
 
 def _hook_class() -> type:
     """The smdebug PyTorch hook, saving bf16/fp16 tensors (autocast) as float32, which numpy can hold."""
-    import torch
     from smdebug.pytorch import Hook
 
     class DogclfHook(Hook):

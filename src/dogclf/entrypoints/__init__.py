@@ -1,4 +1,4 @@
-"""The entry scripts SageMaker runs: the one folder of them, inside the package (decision of issue 13).
+"""The entry scripts SageMaker runs: the one folder of them, inside the package.
 
 `train.py` and `hpo.py` are the training-container scripts (`dogclf.sagemaker.staging` copies them into each
 job's source_dir, next to a copy of dogclf); `inference.py` is `code/inference.py` of every model.tar.gz.
@@ -6,21 +6,7 @@ Each is a few lines calling the library directly (`dogclf.sagemaker.training.mai
 
 They live here so that a wheel ships them as package files and an editable install, a clone and a wheel
 install all use the same files with no build-time path mapping; the repo's top-level `entrypoints/*.py` are
-symbolic links to these files (one definition, the layout users expect). Run one locally with
+symbolic links to these files (one definition, the layout users expect). `dogclf.entry_scripts` finds
+them as package files, so the layers that ship them never import the scripts. Run one locally with
 `python entrypoints/train.py --data DIR --output-data-dir RUN` or `python -m dogclf.entrypoints.train ...`.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from dogclf.errors import ConfigError
-
-SCRIPTS = ("train.py", "hpo.py", "inference.py")
-
-
-def script_path(name: str) -> Path:
-    """The file of one entry script (e.g. 'train.py'); the error lists the valid names."""
-    if name not in SCRIPTS:
-        raise ConfigError(f"unknown entry script {name!r}; dogclf ships {', '.join(SCRIPTS)}")
-    return Path(__file__).resolve().parent / name

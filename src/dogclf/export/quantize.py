@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dogclf.backends.onnx import INPUT_NAME
+from dogclf.backends.onnx import INPUT_NAME, require_onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ def quantize_openvino(model: Any, batches: list[np.ndarray]) -> Any:
 
 def quantize_onnx(source: Path, output: Path, batches: list[np.ndarray], work: Path) -> None:
     """Write an int8 QDQ copy of the ONNX model `source` to `output`; `work` holds the pre-processed model."""
-    from dogclf.backends.onnx import require_onnxruntime
-
     require_onnxruntime()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

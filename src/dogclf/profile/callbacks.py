@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogclf.fsutil import atomic_write_text
 from dogclf.profile.config import ProfileConfig
-from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE
+from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE, load_profile
 from dogclf.system import cpu_count
 from dogclf.training.callbacks import Callback, TrainContext
 
@@ -129,7 +129,6 @@ class ProfilerCallback(Callback):
         self._finish()
 
     def _finish(self) -> None:
-        from dogclf.profile.data import load_profile
         from dogclf.profile.rules import evaluate_rules
 
         results = evaluate_rules(load_profile(self.folder))

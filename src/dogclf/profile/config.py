@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dogclf.errors import ConfigError
+from dogclf.profile.rules import check_parameters
+
 
 class ProfileConfig(BaseModel):
     """Profiler settings (saved with the run)."""
@@ -30,7 +33,8 @@ class ProfileConfig(BaseModel):
     @field_validator("rules")
     @classmethod
     def _known_rule_parameters(cls, value: dict[str, float]) -> dict[str, float]:
-        from dogclf.profile.rules import check_parameters
-
-        check_parameters(value)
+        try:
+            check_parameters(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None  # pydantic reports a ValueError as this field's error
         return value

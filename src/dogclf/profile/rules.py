@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dogclf.errors import ConfigError
 from dogclf.verdicts import ISSUES, NO_DATA, NOT_APPLICABLE, OK, RuleResult
 
 if TYPE_CHECKING:
@@ -30,11 +31,11 @@ def rule(**defaults: float) -> Callable[[RuleFn], RuleFn]:
 
 
 def check_parameters(overrides: dict[str, float]) -> None:
-    """Reject keys that are not `<Rule>_<parameter>` of a known rule (the ValueError lists valid ones)."""
+    """Reject keys that are not `<Rule>_<parameter>` of a known rule (the ConfigError lists valid ones)."""
     valid = {f"{name}_{p}" for name, (defaults, _) in RULES.items() for p in defaults}
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise ValueError(f"unknown rule parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(f"unknown rule parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
 
 
 def evaluate_rules(data: ProfileData, overrides: dict[str, float] | None = None) -> list[RuleResult]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from dogclf.prediction_table import MAX_TOPK, PredictionRow
+from dogclf.prediction_format import MAX_TOPK
+from dogclf.prediction_table import PredictionRow
 from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, read_out_object, result_rows
 from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model
 from dogclf.sagemaker.names import job_name

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from dogclf.fsutil import read_bounded
-from dogclf.prediction_table import MAX_TOPK, PredictionRow
+from dogclf.prediction_format import MAX_TOPK
+from dogclf.prediction_table import PredictionRow
 from dogclf.sagemaker.session import SageMakerError
 
 OUT_SUFFIX = ".out"

@@ -2,7 +2,8 @@
 
 SDK-free, so it runs on the submitting machine (a job's source_dir) and inside the training container (the
 `code/` folder a training job adds to its model, which makes the job's model.tar.gz deployable as is).
-The entry scripts come from `dogclf.entrypoints`, inside the installed package, so wheel installs work too.
+The entry scripts are package files of `dogclf.entrypoints` (found by `dogclf.entry_scripts`), so wheel
+installs work too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dogclf.entry_scripts import package_dir, script_path
 from dogclf.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -87,9 +89,6 @@ def write_code(
 
     requirements.txt is `requirements_text` when given, else dogclf's dependencies with those of `extras`.
     """
-    import dogclf
-    from dogclf.entrypoints import script_path
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in scripts:
@@ -97,7 +96,7 @@ def write_code(
         if not src.is_file():
             raise ConfigError(f"entry script {src} not found")
         shutil.copy2(src, dest / name)
-    package = Path(dogclf.__file__).resolve().parent
+    package = package_dir()
     shutil.copytree(package, dest / "dogclf", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
     text = requirements(extras) if requirements_text is None else requirements_text
     (dest / REQUIREMENTS_FILE).write_text(text, encoding="utf-8")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dogclf.sagemaker.insight import REPORT_FILES, VERDICTS_FILE, JobVerdicts
-from dogclf.sagemaker.s3 import parse_s3_uri
+from dogclf.sagemaker.s3 import NoObjectsError, _move_into, download_folder, object_exists, parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors
 from dogclf.sagemaker.waiting import describe, rule_statuses
 
@@ -28,8 +28,6 @@ def _rule_output(conn: Connection, job_name: str) -> tuple[str, dict[str, str]]:
 
 def download_profiler_report(conn: Connection, job_name: str, dest: str | Path) -> list[Path]:
     """Download the ProfilerReport rule output of a training job (HTML, notebook, JSON) into `dest`."""
-    from dogclf.sagemaker.s3 import download_folder
-
     rule_output, statuses = _rule_output(conn, job_name)
     s3 = conn.s3_client()
     bucket, prefix = parse_s3_uri(rule_output)
@@ -51,8 +49,6 @@ def download_rule_reports(conn: Connection, job_name: str, dest: str | Path) -> 
 
     Each rule writes under `<output path>/<job>/rule-output/<rule name>/`, kept as `dest/<rule name>/`.
     """
-    from dogclf.sagemaker.s3 import NoObjectsError, download_folder
-
     rule_output, statuses = _rule_output(conn, job_name)
     try:
         result = download_folder(rule_output, dest, client=conn.s3_client())
@@ -84,7 +80,6 @@ def _output_archive(conn: Connection, job_name: str) -> tuple[str, str]:
 
 def download_job_reports(conn: Connection, job_name: str, dest: str | Path) -> JobReports:
     """Fetch the job's rule verdicts and debug and profiler reports (only those files) from its output.tar.gz."""
-    from dogclf.sagemaker.s3 import _move_into, object_exists
     from dogclf.serve.package import extract_files
 
     uri, status = _output_archive(conn, job_name)

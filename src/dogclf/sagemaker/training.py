@@ -37,10 +37,11 @@ CONFIG_FILE = "dogclf-config.yaml"  # written next to the entry script by jobs.m
 
 @dataclass(frozen=True)
 class ContainerRunPaths(RunPaths):
-    """RunPaths with the artifact and the checkpoints (with the config guarding a resume) relocated."""
+    """RunPaths with the artifact, the checkpoints (with the config guarding a resume) and TensorBoard relocated."""
 
     model_dir: Path | None = None
     checkpoint_dir: Path | None = None
+    tensorboard_dir: Path | None = None
 
     @property
     def model(self) -> Path:
@@ -51,6 +52,11 @@ class ContainerRunPaths(RunPaths):
     def checkpoints(self) -> Path:
         """--checkpoint-dir when given: SageMaker syncs it with checkpoint_s3_uri, so a resubmitted job resumes."""
         return self.checkpoint_dir or self.root / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        """/opt/ml/output/tensorboard inside a training job (the TensorBoardOutputConfig path synced to S3)."""
+        return self.tensorboard_dir or self.root / "tensorboard"
 
     @property
     def config(self) -> Path:
@@ -115,7 +121,7 @@ def resolve(
     if mode == "hpo":  # tuning trials pay for no hooks
         overrides.update({"debug.enabled": False, "debug.live_rules": False, "profile.enabled": False})
     cfg = build_config(args.config, overrides)
-    paths = ContainerRunPaths(Path(args.output_data_dir), args.model_dir, args.checkpoint_dir)
+    paths = ContainerRunPaths(Path(args.output_data_dir), args.model_dir, args.checkpoint_dir, env.tensorboard_dir)
     return cfg, paths
 
 

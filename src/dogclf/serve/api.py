@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dogclf.prediction_format import response_document
 from dogclf.serve.codecs import (
     JSON,
     NPY,
@@ -23,7 +24,7 @@ from dogclf.serve.codecs import (
     image_formats,
     media_type,
 )
-from dogclf.serve.config import MAX_IMAGES, REQUEST_MAX_PIXELS, SERVE_MAX_PIXELS
+from dogclf.serve.config import ServeConfig
 
 if TYPE_CHECKING:
     import torch
@@ -43,38 +44,18 @@ class DeadlineExceeded(RequestError):
 class ClassifierAPI:
     """Loads an artifact once, then turns request bodies into top-k breed predictions."""
 
-    def __init__(
-        self,
-        model: str | Path | Artifact,
-        device: str = "auto",
-        precision: str = "auto",
-        max_pixels: int = SERVE_MAX_PIXELS,
-        default_topk: int = 5,
-        max_images: int = MAX_IMAGES,
-        max_request_pixels: int = REQUEST_MAX_PIXELS,
-        min_confidence: float = 0.0,
-        raw_scores: bool = False,
-        backend: str = "auto",
-    ) -> None:
-        for name, value in (
-            ("max_pixels", max_pixels),
-            ("default_topk", default_topk),
-            ("max_images", max_images),
-            ("max_request_pixels", max_request_pixels),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if not 0 <= min_confidence <= 1:
-            raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
+    def __init__(self, model: str | Path | Artifact, config: ServeConfig | None = None) -> None:
         from dogclf.config import RuntimeConfig
         from dogclf.runtime import resolve_runtime
 
-        self.model = model
-        self.runtime = resolve_runtime(RuntimeConfig(device=device, precision=precision))
-        self.max_pixels, self.default_topk, self.max_images = max_pixels, default_topk, max_images
-        self.max_request_pixels = max_request_pixels
-        self.min_confidence, self.raw_scores = min_confidence, raw_scores
-        self.backend = backend
+        cfg = config or ServeConfig()
+        self.model, self.config = model, cfg
+        self.runtime = resolve_runtime(RuntimeConfig(device=cfg.device, precision=cfg.precision))
+        self.max_pixels, self.default_topk = cfg.max_pixels, cfg.default_topk
+        self.max_images = cfg.max_images_per_request
+        self.max_request_pixels = cfg.max_request_pixels
+        self.min_confidence, self.raw_scores = cfg.min_confidence, cfg.raw_scores
+        self.backend = cfg.backend
         self.streams = 1  # threads that will call predict() at once; the server sets its model-thread count
         self._engine: InferenceEngine | None = None
 
@@ -188,19 +169,7 @@ class ClassifierAPI:
         if fmt.media_type == NPY:
             return encode_npy(logits.numpy().astype(np.float32, copy=False)), NPY
         predictions = self.engine.topk(logits, fmt.topk, self.min_confidence)
-        doc = {
-            "model_version": self.version,
-            "temperature": self.engine.temperature,
-            "labels": [pred.answer for pred in predictions],
-            "unknown": [pred.unknown for pred in predictions],
-            "predictions": [
-                [
-                    {"label": label, "probability": p, "index": i}
-                    for label, p, i in zip(pred.labels, pred.probabilities, pred.indices, strict=True)
-                ]
-                for pred in predictions
-            ],
-        }
+        doc = response_document(predictions, self.version, self.engine.temperature)
         return json.dumps(doc).encode("utf-8"), JSON
 
 

@@ -50,7 +50,6 @@ class DynamicBatcher:
         self._jobs: collections.deque[_Job] = collections.deque()
         self._queued = 0
         self._arrived: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._collector: asyncio.Task | None = None
 
@@ -61,12 +60,12 @@ class DynamicBatcher:
 
     def start(self) -> None:
         """Start the collector task on the running loop."""
-        self._arrived = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.workers)
+        self._arrived = arrived = asyncio.Event()
+        slots = asyncio.Semaphore(self.workers)  # one per model thread: a batch is taken when one is free
         self._executor = ThreadPoolExecutor(
             self.workers, thread_name_prefix="dogclf-model", initializer=self.initializer
         )
-        self._collector = asyncio.get_running_loop().create_task(self._collect(), name="dogclf-batcher")
+        self._collector = asyncio.get_running_loop().create_task(self._collect(arrived, slots), name="dogclf-batcher")
 
     async def run_on_model_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn` on a model thread (model loading and warm-up belong where the batches run)."""
@@ -113,35 +112,34 @@ class DynamicBatcher:
                 size += len(job.images)
         return batch
 
-    async def _wait_for_more(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _wait_for_more(self, loop: asyncio.AbstractEventLoop, arrived: asyncio.Event) -> None:
         """Wait up to max_delay for the queue to reach a full batch."""
-        assert self._arrived is not None
         deadline = loop.time() + self.max_delay_s
         while self._queued < self.max_batch_size:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            self._arrived.clear()
+            arrived.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 return
 
-    async def _collect(self) -> None:
-        assert self._arrived is not None and self._slots is not None
+    async def _collect(self, arrived: asyncio.Event, slots: asyncio.Semaphore) -> None:
+        """Collector task: take a batch whenever a model thread is free, and run it there."""
         loop = asyncio.get_running_loop()
         while True:
-            await self._slots.acquire()
+            await slots.acquire()
             while not self._jobs:
-                self._arrived.clear()
-                await self._arrived.wait()
-            await self._wait_for_more(loop)
+                arrived.clear()
+                await arrived.wait()
+            await self._wait_for_more(loop, arrived)
             batch = self._take_batch()
             if not batch:
-                self._slots.release()
+                slots.release()
                 continue
             future = loop.run_in_executor(self._executor, self._run, batch)
-            future.add_done_callback(lambda f, b=batch: self._finish(f, b))
+            future.add_done_callback(lambda f, b=batch: self._finish(f, b, slots))
 
     def _run(self, batch: list[_Job]) -> list[torch.Tensor]:
         """Worker thread: one forward pass (chunked when a single request exceeds the batch size)."""
@@ -156,9 +154,8 @@ class DynamicBatcher:
         logits = torch.cat(outputs)
         return list(logits.split([len(job.images) for job in batch]))
 
-    def _finish(self, future: asyncio.Future, batch: list[_Job]) -> None:
-        assert self._slots is not None
-        self._slots.release()
+    def _finish(self, future: asyncio.Future, batch: list[_Job], slots: asyncio.Semaphore) -> None:
+        slots.release()
         if future.cancelled():
             results: list | BaseException = asyncio.CancelledError()
         else:

@@ -6,15 +6,11 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dogclf.errors import DogclfError
-
-if TYPE_CHECKING:
-    from dogclf.inference import Prediction
+from dogclf.prediction_format import FileResult, Prediction, PredictionFormatError, predictions_from_response
 
 
 class EndpointError(DogclfError):
@@ -23,15 +19,6 @@ class EndpointError(DogclfError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """One file's outcome: a prediction or the endpoint's error message."""
-
-    path: Path
-    prediction: Prediction | None
-    error: str | None = None
 
 
 def invocations_url(url: str) -> str:
@@ -84,8 +71,6 @@ class EndpointClient:
         """POST one body; returns a Prediction per image it held."""
         import httpx
 
-        from dogclf.inference import Prediction
-
         try:
             response = self._http.post(
                 self.url,
@@ -97,17 +82,10 @@ class EndpointClient:
             raise EndpointError(f"cannot reach {self.url}: {exc}") from None
         if response.status_code != 200:
             raise EndpointError(_error_message(response.status_code, response.content), response.status_code)
-        doc = response.json()
-        unknown = doc.get("unknown") or [False] * len(doc["predictions"])
-        return [
-            Prediction(
-                [c["label"] for c in classes],
-                [c["probability"] for c in classes],
-                [c["index"] for c in classes],
-                bool(flag),
-            )
-            for classes, flag in zip(doc["predictions"], unknown, strict=True)
-        ]
+        try:
+            return predictions_from_response(response.json())
+        except (ValueError, PredictionFormatError) as exc:
+            raise EndpointError(f"{self.url} answered something else than dogclf's JSON: {exc}") from None
 
     def predict_files(
         self,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from dogclf.errors import DogclfError
+from dogclf.prediction_format import MAX_TOPK
 
 JSON = "application/json"
 NPY = "application/x-npy"
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
-MAX_TOPK = 100
 # Pillow plugins a request may reach: common photo formats only (no EPS/PDF/TIFF...); JSON carries x-image bodies.
 SERVE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 FORMATS_BY_TYPE = {"image/jpeg": ("JPEG",), "image/png": ("PNG",)}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dogclf.backends.select import BackendChoice
+from dogclf.config import Precision
+from dogclf.errors import ConfigError
+from dogclf.prediction_format import MAX_TOPK
 
 # Lower than PIL's bomb threshold: a 6 MB PNG can still expand to gigabytes of pixels.
 SERVE_MAX_PIXELS = 25_000_000
@@ -18,6 +23,17 @@ REQUEST_MAX_PIXELS = 100_000_000
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's real-time payload limit
 # Engines that run a batch on their own thread pool: one model thread feeds them (ServeConfig.thread_plan).
 OWN_THREAD_POOL = frozenset({"openvino"})
+# The SageMaker handlers' settings: the endpoint's environment variables and the fields they set.
+ENV_FIELDS = {
+    "DOGCLF_BACKEND": "backend",
+    "DOGCLF_DEVICE": "device",
+    "DOGCLF_PRECISION": "precision",
+    "DOGCLF_TOPK": "default_topk",
+    "DOGCLF_MAX_PIXELS": "max_pixels",
+    "DOGCLF_MAX_IMAGES": "max_images_per_request",
+    "DOGCLF_MIN_CONFIDENCE": "min_confidence",
+    "DOGCLF_RAW_SCORES": "raw_scores",
+}
 
 
 class ServeConfig(BaseModel):
@@ -42,9 +58,7 @@ class ServeConfig(BaseModel):
         None, ge=1, le=64, description="Threads decoding request images, one torch thread each (default: min(4, CPUs))."
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Compute device.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32."
-    )
+    precision: Precision = Field("auto", description="auto: bf16 on CPUs with native bf16 (fp16 on CUDA), else fp32.")
     backend: BackendChoice = Field(
         "auto",
         description="Engine running the network: auto picks the model's gated export (int8 first) when its "
@@ -58,7 +72,7 @@ class ServeConfig(BaseModel):
     )
     max_queue_images: int = Field(256, ge=1, description="Images waiting for a batch before answering 503.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 beyond).")
-    default_topk: int = Field(5, ge=1, le=100, description="Classes per image when the request names no k.")
+    default_topk: int = Field(5, ge=1, le=MAX_TOPK, description="Classes per image when the request names no k.")
     min_confidence: float = Field(
         0.0, ge=0, le=1, description='Answer "unknown" for an image whose top calibrated probability is below this.'
     )
@@ -83,6 +97,18 @@ class ServeConfig(BaseModel):
     body_min_rate: int = Field(
         64 * 1024, ge=1, description="Bytes per second that extend the body deadline by one second each."
     )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeConfig:
+        """Settings from ENV_FIELDS' variables (unset or empty: the default); a bad value names its variable."""
+        env = os.environ if environ is None else environ
+        values = {field: env[name].strip() for name, field in ENV_FIELDS.items() if env.get(name, "").strip()}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = next(n for n, f in ENV_FIELDS.items() if f == error["loc"][0])
+            raise ConfigError(f"{name}={env[name]!r}: {error['msg']}") from None
 
     def thread_plan(self, device: str, cpus: int, engine: str = "eager") -> tuple[int, int]:
         """(model threads, torch threads each) for a device type, CPU count and engine; explicit settings win.

@@ -1,6 +1,6 @@
 """SageMaker PyTorch serving handlers (model_fn, input_fn, predict_fn, output_fn) over ClassifierAPI.
 
-Settings come from the endpoint's environment:
+Settings come from the endpoint's environment (`ServeConfig.from_env`, checked as every ServeConfig is):
 DOGCLF_BACKEND (dogclf.backends.select; auto serves a shipped export), DOGCLF_DEVICE, DOGCLF_PRECISION,
 DOGCLF_TOPK, DOGCLF_MAX_PIXELS, DOGCLF_MAX_IMAGES, DOGCLF_MIN_CONFIDENCE,
 DOGCLF_RAW_SCORES (1/true: ignore the fitted temperature).
@@ -8,14 +8,13 @@ DOGCLF_RAW_SCORES (1/true: ignore the fitted temperature).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.codecs import ATTRIBUTES_HEADER, RequestError, custom_attributes, parse_topk, response_format
-from dogclf.serve.config import MAX_IMAGES, SERVE_MAX_PIXELS
+from dogclf.serve.config import ServeConfig
 
 if TYPE_CHECKING:
     import torch
@@ -59,17 +58,7 @@ def _toolkit_errors(call: Callable[[], T]) -> T:
 
 def model_fn(model_dir: str) -> ClassifierAPI:
     """Load model.pth + metadata.json from the extracted model.tar.gz."""
-    api = ClassifierAPI(
-        model_dir,
-        device=os.environ.get("DOGCLF_DEVICE", "auto"),
-        precision=os.environ.get("DOGCLF_PRECISION", "auto"),
-        max_pixels=int(os.environ.get("DOGCLF_MAX_PIXELS", SERVE_MAX_PIXELS)),
-        default_topk=int(os.environ.get("DOGCLF_TOPK", 5)),
-        max_images=int(os.environ.get("DOGCLF_MAX_IMAGES", MAX_IMAGES)),
-        min_confidence=float(os.environ.get("DOGCLF_MIN_CONFIDENCE", 0.0)),
-        raw_scores=os.environ.get("DOGCLF_RAW_SCORES", "").strip().lower() in ("1", "true", "yes"),
-        backend=os.environ.get("DOGCLF_BACKEND", "auto"),
-    )
+    api = ClassifierAPI(model_dir, ServeConfig.from_env())
     api.setup()
     _state["api"] = api
     return api

@@ -52,8 +52,8 @@ class LocalEndpoint:
             *self.serve_args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
-        self.url = self._read_url(ready_timeout)
+        self.proc = proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        self.url = self._read_url(proc, ready_timeout)
         with EndpointClient(self.url) as client:
             try:
                 client.wait_ready(ready_timeout, is_alive=lambda: self.proc is not None and self.proc.poll() is None)
@@ -64,10 +64,9 @@ class LocalEndpoint:
                 ) from None
         return self
 
-    def _read_url(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
+    def _read_url(self, proc: subprocess.Popen[str], timeout: float) -> str:
         lines: queue.Queue[str] = queue.Queue()
-        stdout = self.proc.stdout
+        stdout = proc.stdout  # a pipe: Popen(stdout=PIPE)
 
         def pump() -> None:
             for line in stdout:
@@ -79,7 +78,7 @@ class LocalEndpoint:
             try:
                 line = lines.get(timeout=0.2)
             except queue.Empty:
-                if self.proc.poll() is not None:
+                if proc.poll() is not None:
                     break
                 continue
             if line.startswith(LISTENING):

@@ -18,9 +18,10 @@ from dogclf.backends.base import EXTRAS
 from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES, verify_export
 from dogclf.backends.select import EXPORT_CHOICES, choose_backend
 from dogclf.cache import CACHE_ENV, cache_root  # noqa: F401 (re-exported: where archives are extracted)
-from dogclf.entrypoints import script_path
+from dogclf.entry_scripts import script_path
 from dogclf.errors import ArtifactError, ConfigError
 from dogclf.fsutil import atomic_write, stream_sha256
+from dogclf.version import __version__
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
@@ -31,8 +32,6 @@ def requirements_text(wheel: Path | None = None, extra: str | None = None) -> st
 
     `extra` (e.g. openvino, for a shipped export) is installed with it: `dogclf[openvino]==VERSION`.
     """
-    from dogclf import __version__
-
     extras = f"[{extra}]" if extra else ""
     if wheel is not None:
         return f"{CONTAINER_MODEL_DIR}/code/{wheel.name}{extras}\n"
@@ -62,7 +61,8 @@ def _export_entries(model_dir: Path, name: str) -> tuple[dict[str, Path], str]:
     if name not in EXPORT_CHOICES:
         raise ConfigError(f"--export {name!r} is not an export name; choose one of {', '.join(EXPORT_CHOICES)}")
     choice = choose_backend(model_dir, name, installed=lambda engine: True)  # refuses missing or stale exports
-    assert choice.folder is not None and choice.export is not None  # an export name always resolves to one
+    if choice.folder is None or choice.export is None:  # choose_backend resolves an export name or raises
+        raise ArtifactError(f"{model_dir}: no {name} export to package")
     if not choice.export.trusted:
         raise ArtifactError(
             f"{choice.folder} failed its accuracy gate (kept with --force), so a server would not use it; "
@@ -187,7 +187,8 @@ def extract_files(
                 target = dest.joinpath(*rel.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
-                assert source is not None  # regular files always have a payload
+                if source is None:  # tarfile gives regular files a payload; anything else is not one of ours
+                    raise ArtifactError(f"{archive}: entry {member.name} has no contents")
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out)
                 written.append(target)

@@ -94,18 +94,7 @@ class EndpointState:
         import torch
 
         self.cfg = cfg
-        self.api = ClassifierAPI(
-            model,
-            device=cfg.device,
-            precision=cfg.precision,
-            max_pixels=cfg.max_pixels,
-            default_topk=cfg.default_topk,
-            max_images=cfg.max_images_per_request,
-            max_request_pixels=cfg.max_request_pixels,
-            min_confidence=cfg.min_confidence,
-            raw_scores=cfg.raw_scores,
-            backend=cfg.backend,
-        )
+        self.api = ClassifierAPI(model, cfg)
         device = self.api.runtime.device.type
         engine = _planned_engine(model, cfg.backend, device)
         cpus = torch.get_num_threads()  # the cores torch may use here (honours OMP_NUM_THREADS)

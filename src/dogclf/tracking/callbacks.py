@@ -11,6 +11,7 @@ from dogclf.extras import require
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
     from dogclf.training.callbacks import Callback
+    from dogclf.training.rundir import RunPaths
 
 log = logging.getLogger("dogclf")
 _warned: set[str] = set()
@@ -33,13 +34,13 @@ def tensorboard_available() -> bool:
     return True
 
 
-def make_callbacks(cfg: RunConfig) -> list[Callback]:
-    """TensorBoardCallback and MlflowCallback as `cfg.tracking` enables them (mlflow imported only then)."""
+def make_callbacks(cfg: RunConfig, paths: RunPaths | None = None) -> list[Callback]:
+    """TensorBoardCallback (into `paths.tensorboard`, default RUN/tensorboard) and MlflowCallback as enabled."""
     callbacks: list[Callback] = []
     if cfg.tracking.tensorboard and tensorboard_available():
         from dogclf.tracking.tensorboard import TensorBoardCallback
 
-        callbacks.append(TensorBoardCallback())
+        callbacks.append(TensorBoardCallback(paths.tensorboard if paths else None))
     if cfg.tracking.mlflow_enabled():
         require("mlflow", "mlflow", "tracking.mlflow needs mlflow")  # fail before training, not after it
         from dogclf.tracking.mlflow_runs import MlflowCallback, check_store

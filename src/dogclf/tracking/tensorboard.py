@@ -24,13 +24,6 @@ COUNTS = ("n",)  # sample counts in the metric records: not curves worth plottin
 _STEP_TIMES = ("data_time", "forward_time", "backward_time", "optimizer_time")
 
 
-def tensorboard_folder(run_root: Path) -> Path:
-    """RUN/tensorboard, or /opt/ml/output/tensorboard inside a SageMaker training job (synced to S3 there)."""
-    from dogclf.sagemaker.environment import SageMakerEnv
-
-    return SageMakerEnv.from_environ().tensorboard_dir or run_root / "tensorboard"
-
-
 def check_folder(folder: Path) -> None:
     """Refuse a TensorBoard folder that is, or holds, a symbolic link: writes would land outside the run."""
     link = folder if folder.is_symlink() else next(_links(folder), None)
@@ -81,7 +74,7 @@ class TensorBoardCallback(Callback):
     """Writes the run's scalars, plots and hparams with torch's SummaryWriter (rank 0 only)."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder  # default: tensorboard_folder(run root)
+        self.folder = folder  # default: the run's RunPaths.tensorboard
         self.writer: Any = None
 
     def on_train_start(self, ctx: TrainContext) -> None:
@@ -90,7 +83,7 @@ class TensorBoardCallback(Callback):
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.folder = self.folder or tensorboard_folder(ctx.run_root)
+        self.folder = self.folder or RunPaths(ctx.run_root).tensorboard
         check_folder(self.folder)
         self.writer = SummaryWriter(log_dir=str(self.folder))
         log.info("tensorboard: %s", self.folder)

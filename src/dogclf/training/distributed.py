@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dogclf.errors import ConfigError
-from dogclf.training.running import RunningMetrics
+from dogclf.running_metrics import RunningMetrics
 
 
 @dataclass(frozen=True)

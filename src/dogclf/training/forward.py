@@ -1,6 +1,6 @@
 """The models the Trainer runs besides its own: a frozen backbone's training forward and the evaluation copy.
 
-Both run the backbone as serving does (dogclf.backends.eager.inference_model: batch norms folded, bf16 weights
+Both run the backbone as serving does (dogclf.models.folding.inference_model: batch norms folded, bf16 weights
 cast once on a bf16 CPU) instead of autocasting the raw model on every pass; their logits equal the model's
 within the rounding of that folding and cast.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dogclf.backends.eager import inference_model
 from dogclf.config import RunConfig
 from dogclf.models import get_spec, set_head, static_backbone
+from dogclf.models.folding import inference_model
 from dogclf.runtime import Runtime
 
 

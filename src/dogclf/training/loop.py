@@ -25,6 +25,7 @@ from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
+from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
@@ -43,7 +44,6 @@ from dogclf.training.optim import make_optimization
 from dogclf.training.result import TrainResult
 from dogclf.training.resume import config_differences
 from dogclf.training.rundir import RunPaths
-from dogclf.training.running import RunningMetrics
 from dogclf.training.stability import warn_jumps
 from dogclf.training.step import epoch_seed, train_step
 
@@ -150,7 +150,7 @@ class Trainer:
         weights = self._class_weights()
         self.optim = make_optimization(cfg.optim, self.runtime, self.steps_per_epoch, head, backbone, mult, weights)
 
-    # -- class balance (data.balance) and plain-CE train loss: issue 11 item 6, 7
+    # -- class balance (data.balance) and plain-CE train loss
     def _class_weights(self) -> torch.Tensor | None:
         """Inverse-frequency loss weights for data.balance=weights, else None."""
         if self.cfg.data.balance != "weights":
@@ -440,7 +440,7 @@ class Trainer:
             for split in self.eval_sets
         }
 
-    # -- temperature scaling: issue 11 item 4
+    # -- temperature scaling
     def _calibrate(self, results: dict[str, EvalResult]) -> None:
         """Fit one temperature on the valid logits (model.calibrate) and give it to every split's result."""
         valid = results["valid"]

@@ -38,6 +38,11 @@ class RunPaths:
         return self.root / "plots"
 
     @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (a SageMaker job relocates them to its synced output path)."""
+        return self.root / "tensorboard"
+
+    @property
     def model(self) -> Path:
         """The model artifact (best weights + metadata) that evaluate, predict and serve load."""
         return self.root / "model"

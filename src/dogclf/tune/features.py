@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig
-from dogclf.fsutil import atomic_write_text
+from dogclf.fsutil import atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -92,8 +92,6 @@ def _weights_identity(cfg: RunConfig) -> str:
     path = Path(weights)
     if not path.is_file():
         return f"file {path} (missing)"
-    from dogclf.fsutil import file_sha256
-
     return f"file sha256={file_sha256(path)}"
 
 

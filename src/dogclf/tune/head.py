@@ -56,7 +56,7 @@ def evaluate_head(head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk
     import torch
     import torch.nn.functional as F
 
-    from dogclf.training.running import RunningMetrics
+    from dogclf.running_metrics import RunningMetrics
 
     head.eval()
     running = RunningMetrics()
@@ -81,10 +81,10 @@ def train_head(
     from torch.utils.data import TensorDataset
 
     from dogclf.data.dataset import make_loader, train_batches
+    from dogclf.running_metrics import RunningMetrics
     from dogclf.runtime import resolve_runtime, seed_everything
     from dogclf.training.best import BestEpoch
     from dogclf.training.optim import make_optimization
-    from dogclf.training.running import RunningMetrics
     from dogclf.training.step import epoch_seed, train_step
 
     runtime = resolve_runtime(cfg.runtime)

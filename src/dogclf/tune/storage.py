@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dogclf.errors import ConfigError, DogclfError
-from dogclf.tune.results import masked_url
+from dogclf.tune.results import format_status, masked_url
 from dogclf.tune.workers import HEARTBEAT
 
 if TYPE_CHECKING:
@@ -73,8 +73,6 @@ def study_status(output: Path | None, storage: str | None, study_name: str) -> s
     """`dogclf tune --status`: the study read from its storage (nothing is created or changed)."""
     import optuna
     from sqlalchemy.engine import make_url
-
-    from dogclf.tune.results import format_status
 
     if storage is None:
         if output is None:

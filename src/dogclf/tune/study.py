@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dogclf.config import RunConfig
+from dogclf.config import RunConfig, build_config
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
-from dogclf.tune.results import TuneResult, masked_url
+from dogclf.tune.results import TuneResult, format_differences, masked_url, trial_differences, write_results
 from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
 from dogclf.tune.storage import default_storage, open_storage
-from dogclf.tune.workers import HEARTBEAT
+from dogclf.tune.workers import HEARTBEAT, counts, run_budget, worker_identity, worker_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -165,8 +165,6 @@ def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bo
 
 def _finished(study: optuna.Study) -> int:
     """Trials that count toward n_trials: complete, pruned, or failed by their own error."""
-    from dogclf.tune.workers import counts
-
     return sum(1 for t in study.get_trials(deepcopy=False) if counts(t))
 
 
@@ -199,7 +197,6 @@ def run_trials(job: _Job, scanned: tuple[DatasetLayout, str] | None = None) -> N
 
     from dogclf.tune.features import FeatureCache
     from dogclf.tune.objective import TrialRunner
-    from dogclf.tune.workers import run_budget
 
     cfg, space = RunConfig.model_validate(job.cfg), SearchSpace.model_validate(job.space)
     study = optuna.load_study(
@@ -258,7 +255,6 @@ def _run_workers(study: optuna.Study, storage: optuna.storages.BaseStorage, jobs
 def _jobs(base: _Job, remaining: int, jobs: int, started_at: int) -> list[_Job]:
     """Up to `jobs` workers (no more than trials remain), each with its identity and sampler seed."""
     from dogclf.system import cpu_count
-    from dogclf.tune.workers import worker_identity, worker_seed
 
     count = min(jobs, remaining)
     threads = (base.threads or max(1, cpu_count() // count)) if count > 1 else base.threads
@@ -366,7 +362,6 @@ def tune(
 
     from dogclf.data.loading import load_dataset
     from dogclf.tune.objective import validate_space
-    from dogclf.tune.results import write_results
 
     output = Path(output)
     n_trials = space.max_trials if n_trials is None else n_trials
@@ -413,8 +408,6 @@ def _check_tracking(cfg: RunConfig) -> None:
 
 def _differences(cfg: RunConfig, space: SearchSpace, final: RunConfig | None) -> dict[str, list[Any]]:
     """Settings (other than the tuned ones) in which the trials differ from the final run, logged when any."""
-    from dogclf.tune.results import format_differences, trial_differences
-
     found = {} if final is None else trial_differences(cfg, final, tuple(space.config_fields.values()))
     if found:
         log.warning("%s", format_differences(found))
@@ -423,7 +416,6 @@ def _differences(cfg: RunConfig, space: SearchSpace, final: RunConfig | None) ->
 
 def _final_train(result: TuneResult, output: Path) -> Path:
     """Train the best config to completion in output/final/trial_NNNN (resumed if interrupted)."""
-    from dogclf.config import build_config
     from dogclf.training import train
 
     run_dir = output / "final" / f"trial_{result.best_trial:04d}"

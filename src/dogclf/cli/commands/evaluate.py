@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from dogclf.cli.options import add_backend_option
+from dogclf.config import PRECISIONS
 
 
 def _fmt(value: float | None) -> str:
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset root")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     add_backend_option(p)
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (top1, top5, loss, calibration, confusion...)"

@@ -5,52 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dogclf.cli.options import add_backend_option
-
-if TYPE_CHECKING:
-    from dogclf.serve.client import FileResult
+from dogclf.config import PRECISIONS
+from dogclf.prediction_format import MAX_TOPK, FileResult, is_unknown
 
 
 def _offline(model: str, files: list[Path], args: argparse.Namespace, bar) -> list[FileResult]:
     """Predict in batches with the artifact's own preprocessing; undecodable files become error rows."""
-    import torch
+    from dogclf.prediction import predict_files
 
-    from dogclf.artifact import load_artifact
-    from dogclf.config import RuntimeConfig
-    from dogclf.data.images import ImageDecodeError
-    from dogclf.inference import InferenceEngine
-    from dogclf.runtime import resolve_runtime
-    from dogclf.serve.client import FileResult
-
-    runtime = resolve_runtime(RuntimeConfig(device="auto", precision=args.precision))
-    engine = InferenceEngine(load_artifact(model), runtime, raw_scores=args.raw_scores, backend=args.backend)
-    batch_size = args.batch_size
-    results: list[FileResult] = []
-    for start in range(0, len(files), batch_size):
-        good, tensors = [], []
-        for path in files[start : start + batch_size]:
-            try:
-                tensors.append(engine.preprocess(path))
-                good.append(path)
-            except ImageDecodeError as exc:
-                results.append(FileResult(path, None, str(exc).removeprefix(f"{path}: ")))
-        if tensors:
-            predictions = engine.topk(engine.logits(torch.stack(tensors)), args.topk, args.min_confidence)
-            results.extend(FileResult(path, pred) for path, pred in zip(good, predictions, strict=True))
-        bar.update(len(files[start : start + batch_size]))
-    order = {path: i for i, path in enumerate(files)}
-    return sorted(results, key=lambda r: order[r.path])
+    return predict_files(
+        model,
+        files,
+        args.topk,
+        args.batch_size,
+        args.min_confidence,
+        args.raw_scores,
+        args.backend,
+        args.precision,
+        progress=bar.update,
+    )
 
 
 def _with_threshold(result: FileResult, min_confidence: float) -> FileResult:
     """An endpoint's answer, also marked unknown when below this client's --min-confidence."""
-    from dataclasses import replace
-
-    from dogclf.inference import is_unknown
-
     p = result.prediction
     if p is None or p.unknown or not is_unknown(p.probabilities[0], min_confidence):
         return result
@@ -62,10 +43,7 @@ def _jsonl(results: list[FileResult]) -> str:
     for r in results:
         doc: dict = {"path": str(r.path)}
         if r.prediction is not None:
-            p = r.prediction
-            rows = zip(p.labels, p.probabilities, p.indices, strict=True)
-            doc["label"], doc["unknown"] = p.answer, p.unknown
-            doc["predictions"] = [{"label": lbl, "probability": prob, "index": idx} for lbl, prob, idx in rows]
+            doc.update(r.prediction.to_dict())
         else:
             doc["error"] = r.error
         lines.append(json.dumps(doc))
@@ -111,8 +89,8 @@ def _run(args: argparse.Namespace) -> int:
             "give the images to predict: dogclf predict MODEL FILES_OR_DIR... "
             "(or dogclf predict --endpoint URL FILES_OR_DIR...)"
         )
-    if not 1 <= args.topk <= 100:
-        raise ConfigError(f"--topk must be between 1 and 100, got {args.topk}")
+    if not 1 <= args.topk <= MAX_TOPK:
+        raise ConfigError(f"--topk must be between 1 and {MAX_TOPK}, got {args.topk}")
     if args.batch_size < 1 or args.concurrency < 1:
         raise ConfigError("--batch-size and --concurrency must be at least 1")
     if not 0 <= args.min_confidence <= 1:
@@ -159,7 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--output", help="write predictions to a .csv or .jsonl file")
     p.add_argument("--batch-size", type=int, default=32, help="offline batch size (default 32)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="offline precision")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="offline precision")
     add_backend_option(p)
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests with --endpoint (default 4)")
     p.add_argument(

@@ -21,10 +21,7 @@ def _overrides(values: list[str] | None) -> dict[str, float]:
             sep = ""
         if not sep:
             raise ConfigError(f"--rule expects Rule_parameter=NUMBER (e.g. StepOutlier_stddev=4), got {item!r}")
-    try:
-        check_parameters(out)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    check_parameters(out)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dogclf.cli.options import add_set_option, parse_set
-from dogclf.config import RunConfig
+from dogclf.config import RunConfig, build_config
 from dogclf.hyperparameters import add_hyperparameter_flags, overrides_from_namespace
 
 TRACKING_CHOICES = ("tensorboard", "mlflow", "none")
@@ -39,8 +39,6 @@ def tracking_overrides(values: list[str] | None) -> dict[str, bool]:
 
 def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunConfig:
     """RunConfig from defaults < base < --config < flags < --set."""
-    from dogclf.config import build_config
-
     overrides = overrides_from_namespace(args)
     if getattr(args, "data", None):
         overrides["data.root"] = args.data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dogclf.cli.commands.train import add_tracking_option, add_train_options, build_run_config
-from dogclf.tune.space import PRUNERS, SPACE_NAMES
+from dogclf.tune.space import PRUNERS, SPACE_NAMES, resolve_space
 from dogclf.tune.workers import HEARTBEAT
 
 
@@ -15,7 +15,6 @@ def _run(args: argparse.Namespace) -> int:
     require("optuna", "tune", "dogclf tune needs optuna")
     from dogclf.errors import ConfigError
     from dogclf.tune.results import format_differences, format_table
-    from dogclf.tune.space import resolve_space
     from dogclf.tune.storage import study_status
     from dogclf.tune.study import tune
 
