@@ -75,3 +75,11 @@ def test_help_shows_the_defaults(action, defaults):
     out = " ".join(run_cli("sagemaker", action, "--help").stdout.split())
     for value in defaults:
         assert f"default {value}" in out, value
+
+
+def test_delete_endpoint_without_bucket_makes_no_bucket(aws_env, conn):  # noqa: F811
+    s3 = conn.session.boto_session.client("s3", endpoint_url=aws_env)
+    before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    r = run_cli("sagemaker", "delete-endpoint", "no-such-endpoint", "--region", REGION, "--endpoint-url", aws_env)
+    assert "no-such-endpoint" in _one_line_error(r)
+    assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == before  # no sagemaker-REGION-ACCOUNT made for it

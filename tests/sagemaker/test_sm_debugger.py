@@ -69,6 +69,11 @@ def test_rules_get_the_local_parameters_and_collections_the_run_s_interval(conn,
     bucket, key = rules["dogclf-Overfit"]["source_s3_uri"][5:].split("/", 1)
     s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == sm.rules_source().read_bytes()
+    # uploaded once for every custom rule, under the documented s3://BUCKET/PREFIX/, never s3://BUCKET/dogclf-RULE/
+    assert bucket == conn.bucket and key.startswith(f"{conn.prefix}/debug-rules/")
+    assert {r["source_s3_uri"] for n, r in rules.items() if n.startswith("dogclf-")} == {f"s3://{bucket}/{key}"}
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not [k for k in keys if k.startswith("dogclf-")], keys
     # exactly what the local engine gives each rule, as text
     for name, sent in rules.items():
         local = rule_parameters(name.removeprefix("dogclf-"), cfg.debug.rule_parameters)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
 from dogclf.errors import ConfigError
+from dogclf.fsutil import file_sha256
 
 if TYPE_CHECKING:
     from dogclf.sagemaker.session import Connection
@@ -198,6 +199,17 @@ def _custom_rule_inputs(plan: DebuggerPlan, name: str, params: Mapping[str, Any]
     return None
 
 
+def _upload_rules_source(conn: Connection, source: Path) -> str:
+    """Upload the rules file once, under s3://BUCKET/PREFIX/debug-rules/<sha256>/ (an s3:// source the SDK keeps as is).
+
+    Left to the SDK, each custom rule's source would go to s3://BUCKET/dogclf-RULE/<uuid>/, outside the prefix.
+    """
+    uri = conn.s3_uri("debug-rules", file_sha256(source)[:16], source.name)
+    bucket, key = uri[5:].split("/", 1)
+    conn.s3_client().upload_file(str(source), bucket, key)
+    return uri
+
+
 def _add_custom_rules(plan: DebuggerPlan, conn: Connection, o: RuleOptions) -> None:
     """The rules of dogclf.debug.rules (or of `o.rules_file`) as Rule.custom, with the local engine's parameters."""
     from sagemaker.debugger import Rule
@@ -218,7 +230,10 @@ def _add_custom_rules(plan: DebuggerPlan, conn: Connection, o: RuleOptions) -> N
         inputs = _custom_rule_inputs(plan, name, params, explicit)
         if inputs is not None:
             submitted.append((name, params, inputs))
-    image = rule_image(conn.region, o.rule_image_uri) if submitted else None
+    if not submitted:
+        return
+    image = rule_image(conn.region, o.rule_image_uri)
+    source_uri = _upload_rules_source(conn, source)
     for name, params, inputs in submitted:
         plan.rules.append(
             Rule.custom(
@@ -226,7 +241,7 @@ def _add_custom_rules(plan: DebuggerPlan, conn: Connection, o: RuleOptions) -> N
                 image_uri=image,
                 instance_type=o.rule_instance_type,
                 volume_size_in_gb=30,
-                source=str(source),
+                source=source_uri,
                 rule_to_invoke=name,
                 rule_parameters=rule_parameter_strings(params),
                 collections_to_save=inputs,

@@ -193,12 +193,17 @@ def ensure_own_bucket(s3: Any, bucket: str, account: str) -> bool:
 
 
 def connect(
-    bucket: str | None = None, region: str | None = None, endpoint_url: str | None = None, prefix: str = "dogclf"
+    bucket: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    prefix: str = "dogclf",
+    needs_bucket: bool = True,
 ) -> Connection:
     """A session with telemetry opted out; without `bucket`, the default bucket (checked as the account's, or created).
 
     The default bucket is named here (the SDK reads the account from STS's public endpoint; this honours
-    endpoint_url), and the session's S3 clients send its expected owner on every request.
+    endpoint_url), and the session's S3 clients send its expected owner on every request. With
+    `needs_bucket=False` (calls that touch no S3, e.g. deleting an endpoint) no bucket is looked up or created.
     """
     import boto3
 
@@ -209,7 +214,7 @@ def connect(
         if boto_session.region_name is None:
             raise ConfigError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
         owner = None
-        if not bucket:
+        if not bucket and needs_bucket:
             owner = account_id(boto_session, endpoint_url)
             bucket = f"sagemaker-{boto_session.region_name}-{owner}"
             expect_owner(boto_session, bucket, owner)  # before any client exists: every client inherits it
@@ -220,7 +225,7 @@ def connect(
             boto_session=boto_session,
             sagemaker_client=boto_session.client("sagemaker", endpoint_url=endpoint_url),
             sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=endpoint_url),
-            default_bucket=bucket,
+            default_bucket=bucket or None,
             sagemaker_config=_sdk_config(),
         )
-    return Connection(session, bucket, prefix.strip("/"), endpoint_url, owner)
+    return Connection(session, bucket or "", prefix.strip("/"), endpoint_url, owner)

@@ -15,10 +15,10 @@ _SPACE_HELP = (
 )
 
 
-def _connection(args: argparse.Namespace):
+def _connection(args: argparse.Namespace, needs_bucket: bool = True):
     from dogclf.sagemaker import connect
 
-    return connect(args.bucket, args.region, args.endpoint_url, args.prefix)
+    return connect(args.bucket, args.region, args.endpoint_url, args.prefix, needs_bucket=needs_bucket)
 
 
 def _data_uri(conn, data: str) -> str:
@@ -179,7 +179,8 @@ def _deploy(args: argparse.Namespace) -> int:
 def _delete_endpoint(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import delete_endpoint
 
-    for item in delete_endpoint(_connection(args), args.endpoint_name, delete_model=not args.keep_model):
+    conn = _connection(args, needs_bucket=False)  # deleting touches no S3: no default bucket is made for it
+    for item in delete_endpoint(conn, args.endpoint_name, delete_model=not args.keep_model):
         print(f"deleted {item}")
     return 0
 
