@@ -64,6 +64,7 @@ def _estimator_options(args: argparse.Namespace, mode: str):
         spot=args.spot,
         max_run_s=args.max_run,
         max_wait_s=args.max_wait,
+        keep_alive_s=args.keep_alive,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
         debugger=not args.no_debugger,
         builtin_rules=args.rule if args.rule is not None else BUILTIN_RULES,
@@ -226,7 +227,19 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
     p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
     p.add_argument("--instance-type", default="ml.g4dn.xlarge")
-    p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel")
+    p.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="> 1 runs data parallel with torchrun on every instance (NCCL on GPU, gloo on CPU instances)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=int,
+        metavar="SECONDS",
+        help="warm pool: keep the instances this long (0-21600) after the job, so the next job with the same "
+        "instance settings starts on them without provisioning; the instances are billed meanwhile",
+    )
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
     p.add_argument("--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped")
     p.add_argument(
