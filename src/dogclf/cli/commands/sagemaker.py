@@ -15,6 +15,12 @@ _SPACE_HELP = (
 )
 
 
+_MODEL_DATA_HELP = (
+    "s3://.../model.tar.gz (a training job's model artifact), or a model package ARN (`dogclf sagemaker register`; "
+    "Approved, unless --force)"
+)
+
+
 def _connection(args: argparse.Namespace):
     from dogclf.sagemaker import connect
 
@@ -138,8 +144,37 @@ def _deploy(args: argparse.Namespace) -> int:
         autoscale_max_instances=args.autoscale_max,
         code_in_model=args.code_in_model,
     )
-    predictor = deploy(_connection(args), args.model_data, options)
+    conn = _connection(args)
+    predictor = deploy(conn, _model_data(conn, args), options)
     print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
+    return 0
+
+
+def _model_data(conn, args: argparse.Namespace) -> str:
+    """MODEL_DATA as is, or a model package's model data (Approved, unless --force)."""
+    from dogclf.sagemaker import is_package_arn, package_model_data
+
+    if not is_package_arn(args.model_data):
+        return args.model_data
+    return package_model_data(conn, args.model_data, force=args.force)
+
+
+def _register_model(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker import RegisterOptions, register_model
+
+    options = RegisterOptions(
+        group=args.group, evaluation=args.evaluation, approval=args.approval, description=args.description
+    )
+    print(f"model package: {register_model(_connection(args), args.model_data, options)} ({args.approval})")
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from dogclf.sagemaker import set_approval
+
+    status = "Rejected" if args.reject else "Approved"
+    set_approval(_connection(args), args.arn, status, args.description)
+    print(f"model package: {args.arn} ({status})")
     return 0
 
 
@@ -162,7 +197,8 @@ def _batch_predict(args: argparse.Namespace) -> int:
         job_name=args.job_name,
         code_in_model=args.code_in_model,
     )
-    name = batch_transform(_connection(args), args.model_data, args.input, args.output, options, wait=args.wait)
+    conn = _connection(args)
+    name = batch_transform(conn, _model_data(conn, args), args.input, args.output, options, wait=args.wait)
     done = "completed" if args.wait else "started"
     print(f"transform job: {name} ({done}; results: dogclf sagemaker batch-results {args.output})")
     return 0
@@ -292,7 +328,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_best_params)
 
     t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("model_data", help=_MODEL_DATA_HELP)
+    t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
     t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
     t.add_argument("--endpoint-name")
     t.add_argument("--instance-type", default="ml.m5.large")
@@ -317,6 +354,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     _register_batch(sm)
     _register_reports(sm)
+    _register_registry(sm)
 
 
 def _register_train(sm: argparse._SubParsersAction) -> None:
@@ -378,7 +416,8 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
         description="Run the deploy model (same image, handlers and code) over every image under --input: one "
         "request per image, each answer written to --output as <image key>.out (JSON top-k).",
     )
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("model_data", help=_MODEL_DATA_HELP)
+    t.add_argument("--force", action="store_true", help="run a model package that is not Approved")
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
     t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
@@ -402,3 +441,38 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("-o", "--output-csv", dest="csv", default="predictions.csv", help="CSV to write")
     _common(t)
     t.set_defaults(func=_batch_results)
+
+
+def _register_registry(sm: argparse._SubParsersAction) -> None:
+    """Add `register` and `approve` (the SageMaker Model Registry)."""
+    t = sm.add_parser(
+        "register",
+        help="register a model.tar.gz in the Model Registry, with its evaluation",
+        description="Create the model package group if missing and a model package: the PyTorch inference image "
+        "and MODEL_DATA (its own code/, as a dogclf training job writes it), dogclf's request and response types, "
+        "the instance types, and ModelMetrics pointing at the evaluation JSON uploaded beside MODEL_DATA.",
+    )
+    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("--group", required=True, help="model package group (created if missing)")
+    t.add_argument(
+        "--evaluation",
+        required=True,
+        type=Path,
+        help="`dogclf evaluate --json` output, or the run's summary.json (test split, else valid)",
+    )
+    t.add_argument(
+        "--approval",
+        choices=("PendingManualApproval", "Approved", "Rejected"),
+        default="PendingManualApproval",
+        help="approval status (default PendingManualApproval)",
+    )
+    t.add_argument("--description", help="model package description")
+    _common(t)
+    t.set_defaults(func=_register_model)
+
+    t = sm.add_parser("approve", help="approve (or reject) a model package")
+    t.add_argument("arn", help="model package ARN")
+    t.add_argument("--reject", action="store_true", help="set Rejected instead of Approved")
+    t.add_argument("--description", help="why (the package's approval description)")
+    _common(t)
+    t.set_defaults(func=_approve)
