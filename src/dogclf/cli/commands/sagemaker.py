@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.cli.sagemaker_registry import add_aws_options as _common
+from dogclf.cli.sagemaker_registry import add_registry_actions
+from dogclf.cli.sagemaker_registry import connection as _connection
 from dogclf.tune.space import STRATEGIES
 
 _SPACE_HELP = (
@@ -21,20 +24,23 @@ _MODEL_DATA_HELP = (
 )
 
 
-def _connection(args: argparse.Namespace):
-    from dogclf.sagemaker import connect
-
-    return connect(args.bucket, args.region, args.endpoint_url, args.prefix)
-
-
 def _data_uri(conn, data: str) -> str:
-    """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
-    if data.startswith("s3://"):
-        return data
-    from dogclf.sagemaker import upload_folder
+    """An s3:// prefix that holds objects as is; a local folder is synced to s3://bucket/prefix/data/<its name> first.
 
-    uri = conn.s3_uri("data", Path(data).resolve().name)
-    result = upload_folder(data, uri, client=conn.s3_client())
+    The folder keeps the name it is given by (a symlink's own name, not its target's), which the docs' next
+    commands use.
+    """
+    from dogclf.sagemaker import prefix_exists, upload_folder
+
+    client = conn.s3_client()
+    if data.startswith("s3://"):
+        if not prefix_exists(data, client):
+            from dogclf.errors import ConfigError
+
+            raise ConfigError(f"--data {data}: no objects under this S3 prefix (upload the dataset first)")
+        return data
+    uri = conn.s3_uri("data", Path(os.path.abspath(data)).name)
+    result = upload_folder(data, uri, client=client)
     print(f"data: {uri} ({len(result.transferred)} uploaded, {len(result.skipped)} unchanged)")
     return uri
 
@@ -84,20 +90,25 @@ def _estimator_options(args: argparse.Namespace, mode: str):
 
 def _train(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, submit
+    from dogclf.sagemaker.names import job_name
 
     cfg = build_run_config(args)
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "train"))
-    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait)
+    name = job_name(args.job_name, "dogclf", "training")
+    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"training job: {name}")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, make_tuner, submit
+    from dogclf.sagemaker.names import job_name
     from dogclf.sagemaker.tuners import job_space
 
+    name = job_name(args.job_name, "dogclf-tune", "tuning")
     cfg = build_run_config(args)
+    _refuse_dropped(args, cfg)
     space = job_space(args.space, cfg)
     updates = {
         k: v
@@ -112,9 +123,29 @@ def _tune(args: argparse.Namespace) -> int:
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "hpo"))
     tuner = make_tuner(estimator, space, warm_start_from=args.warm_start or ())
-    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait)
+    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"tuning job: {name}")
     return 0
+
+
+def _refuse_dropped(args: argparse.Namespace, cfg) -> None:
+    """Tuning trials run with no checkpoints, debug hook or profiler: asking for them is an error, not a no-op."""
+    from dogclf.errors import ConfigError
+
+    dropped = [
+        flag
+        for flag, given in (
+            ("--checkpoint-s3-uri", args.checkpoint_s3_uri),
+            ("--debug", cfg.debug.enabled or cfg.debug.live_rules),
+            ("--profile", cfg.profile.enabled),
+        )
+        if given
+    ]
+    if dropped:
+        raise ConfigError(
+            f"sagemaker tune: {', '.join(dropped)} would be ignored (tuning trials run without checkpoints, "
+            "debug hook or profiler); train the best config with `dogclf sagemaker train` for those"
+        )
 
 
 def _best_params(args: argparse.Namespace) -> int:
@@ -157,25 +188,6 @@ def _model_data(conn, args: argparse.Namespace) -> str:
     if not is_package_arn(args.model_data):
         return args.model_data
     return package_model_data(conn, args.model_data, force=args.force)
-
-
-def _register_model(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker import RegisterOptions, register_model
-
-    options = RegisterOptions(
-        group=args.group, evaluation=args.evaluation, approval=args.approval, description=args.description
-    )
-    print(f"model package: {register_model(_connection(args), args.model_data, options)} ({args.approval})")
-    return 0
-
-
-def _approve(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker import set_approval
-
-    status = "Rejected" if args.reject else "Approved"
-    set_approval(_connection(args), args.arn, status, args.description)
-    print(f"model package: {args.arn} ({status})")
-    return 0
 
 
 def _delete_endpoint(args: argparse.Namespace) -> int:
@@ -247,27 +259,15 @@ def _reports(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--bucket",
-        default=os.environ.get("DOGCLF_S3_BUCKET"),
-        help="S3 bucket for code, data, outputs (default: $DOGCLF_S3_BUCKET, else the SageMaker default bucket "
-        "sagemaker-REGION-ACCOUNT, created if missing)",
-    )
-    p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket")
-    p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
-    p.add_argument("--endpoint-url", help="AWS endpoint URL (e.g. a local emulator such as moto)")
-
-
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
     p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    p.add_argument("--instance-type", default="ml.g4dn.xlarge")
+    p.add_argument("--instance-type", default="ml.g4dn.xlarge", help="training instance (default ml.g4dn.xlarge)")
     p.add_argument(
         "--instance-count",
         type=int,
         default=1,
-        help="> 1 runs data parallel with torchrun on every instance (NCCL on GPU, gloo on CPU instances)",
+        help="> 1 runs data parallel with torchrun on every instance, NCCL on GPU and gloo on CPU (default 1)",
     )
     p.add_argument(
         "--keep-alive",
@@ -277,7 +277,9 @@ def _job_options(p: argparse.ArgumentParser) -> None:
         "instance settings starts on them without provisioning; the instances are billed meanwhile",
     )
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
-    p.add_argument("--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped")
+    p.add_argument(
+        "--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped (default 86400, 24 h)"
+    )
     p.add_argument(
         "--max-wait",
         type=int,
@@ -301,6 +303,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-monitor-ms", type=int, default=500, help="with --sagemaker-debugger: monitor interval")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
+    p.add_argument("--job-name", help="the job's name (default: dogclf[-tune]-YYMMDD-HHMMSS-<random>, unique)")
     add_train_options(p)
     _common(p)
 
@@ -327,24 +330,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_best_params)
 
-    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
-    t.add_argument("model_data", help=_MODEL_DATA_HELP)
-    t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
-    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
-    t.add_argument("--endpoint-name")
-    t.add_argument("--instance-type", default="ml.m5.large")
-    t.add_argument("--instance-count", type=int, default=1)
-    t.add_argument("--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory")
-    t.add_argument("--serverless-concurrency", type=int, default=5)
-    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
-    t.add_argument(
-        "--code-in-model",
-        action="store_true",
-        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
-        "default: the SDK repacks it with dogclf's serving code",
-    )
-    _common(t)
-    t.set_defaults(func=_deploy)
+    _register_deploy(sm)
 
     t = sm.add_parser("delete-endpoint", help="delete an endpoint, its config and its model")
     t.add_argument("endpoint_name")
@@ -354,7 +340,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     _register_batch(sm)
     _register_reports(sm)
-    _register_registry(sm)
+    add_registry_actions(sm)
 
 
 def _register_train(sm: argparse._SubParsersAction) -> None:
@@ -408,6 +394,30 @@ def _register_reports(sm: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_profiler_report)
 
 
+def _register_deploy(sm: argparse._SubParsersAction) -> None:
+    """Add `deploy`."""
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3 or a model package")
+    t.add_argument("model_data", help=_MODEL_DATA_HELP)
+    t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
+    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
+    t.add_argument("--endpoint-name")
+    t.add_argument("--instance-type", default="ml.m5.large", help="endpoint instance (default ml.m5.large)")
+    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
+    t.add_argument(
+        "--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory: 1024-6144, by 1024"
+    )
+    t.add_argument("--serverless-concurrency", type=int, default=5, help="serverless max concurrency (default 5)")
+    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
+    t.add_argument(
+        "--code-in-model",
+        action="store_true",
+        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
+        "default: the SDK repacks it with dogclf's serving code",
+    )
+    _common(t)
+    t.set_defaults(func=_deploy)
+
+
 def _register_batch(sm: argparse._SubParsersAction) -> None:
     """Add `batch-predict` and `batch-results`."""
     t = sm.add_parser(
@@ -421,10 +431,10 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
     t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    t.add_argument("--instance-type", default="ml.m5.large")
-    t.add_argument("--instance-count", type=int, default=1)
+    t.add_argument("--instance-type", default="ml.m5.large", help="transform instance (default ml.m5.large)")
+    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
     t.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    t.add_argument("--job-name")
+    t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
     _common(t)
@@ -441,38 +451,3 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("-o", "--output-csv", dest="csv", default="predictions.csv", help="CSV to write")
     _common(t)
     t.set_defaults(func=_batch_results)
-
-
-def _register_registry(sm: argparse._SubParsersAction) -> None:
-    """Add `register` and `approve` (the SageMaker Model Registry)."""
-    t = sm.add_parser(
-        "register",
-        help="register a model.tar.gz in the Model Registry, with its evaluation",
-        description="Create the model package group if missing and a model package: the PyTorch inference image "
-        "and MODEL_DATA (its own code/, as a dogclf training job writes it), dogclf's request and response types, "
-        "the instance types, and ModelMetrics pointing at the evaluation JSON uploaded beside MODEL_DATA.",
-    )
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
-    t.add_argument("--group", required=True, help="model package group (created if missing)")
-    t.add_argument(
-        "--evaluation",
-        required=True,
-        type=Path,
-        help="`dogclf evaluate --json` output, or the run's summary.json (test split, else valid)",
-    )
-    t.add_argument(
-        "--approval",
-        choices=("PendingManualApproval", "Approved", "Rejected"),
-        default="PendingManualApproval",
-        help="approval status (default PendingManualApproval)",
-    )
-    t.add_argument("--description", help="model package description")
-    _common(t)
-    t.set_defaults(func=_register_model)
-
-    t = sm.add_parser("approve", help="approve (or reject) a model package")
-    t.add_argument("arn", help="model package ARN")
-    t.add_argument("--reject", action="store_true", help="set Rejected instead of Approved")
-    t.add_argument("--description", help="why (the package's approval description)")
-    _common(t)
-    t.set_defaults(func=_approve)
