@@ -18,6 +18,9 @@ DATA = f"s3://{BUCKET}/data/dogs"
 
 
 def _cli_train(url: str, *extra: str):
+    from dogclf.sagemaker import make_client
+
+    make_client(url, REGION).put_object(Bucket=BUCKET, Key="data/dogs/train/a/1.jpg", Body=b"x")  # a non-empty prefix
     common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", url]
     return run_cli("sagemaker", "train", "--data", DATA, "--role", ROLE, "--no-debugger", *extra, *common)
 
