@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,12 @@ class ClassifierAPI:
         Every image's size is read from its header first, against the per-image and per-request pixel
         limits; decoding stops once `deadline` (time.monotonic()) has passed.
         """
-        items = decode_body(body, content_type, self.max_images)
+        return self.decode_images(decode_body(body, content_type, self.max_images), content_type, deadline)
+
+    def decode_images(
+        self, items: Sequence[Item], content_type: str | None, deadline: float | None = None
+    ) -> list[torch.Tensor]:
+        """Images already split from a request -> preprocessed CHW tensors, under the same limits as `decode`."""
         formats = image_formats(content_type)
         self._check_pixels(items, formats, content_type)
         tensors = []
@@ -134,7 +140,7 @@ class ClassifierAPI:
             tensors.append(self._preprocess(item, _where(i, len(items)), formats, content_type))
         return tensors
 
-    def _check_pixels(self, items: list[Item], formats: tuple[str, ...], content_type: str | None) -> None:
+    def _check_pixels(self, items: Sequence[Item], formats: tuple[str, ...], content_type: str | None) -> None:
         """Refuse an image over max_pixels (400) or a request over max_request_pixels (413) before decoding."""
         from dogclf.data.images import ImageDecodeError, image_size
 

@@ -52,10 +52,10 @@ class ServerMetrics:
         self.ready = ready
 
     def observe_request(self, method: str, route: str, status: int, seconds: float, images: int) -> None:
-        """Record a finished request; only /invocations requests count toward the latency histogram."""
+        """Record a finished request; only inference requests (/invocations, v2 infer) count toward the latency."""
         with self._lock:
             self.requests[(method, route, status)] += 1
-            if route.endswith("/invocations"):
+            if route.endswith(("/invocations", "/infer")):
                 self.latency.observe(seconds)
             self.images += images
 
@@ -74,7 +74,7 @@ class ServerMetrics:
             for (method, route, status), n in sorted(self.requests.items()):
                 lines.append(f'dogclf_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
             lines += [
-                "# HELP dogclf_request_duration_seconds Latency of invocation requests.",
+                "# HELP dogclf_request_duration_seconds Latency of inference requests.",
                 "# TYPE dogclf_request_duration_seconds histogram",
                 *self.latency.render("dogclf_request_duration_seconds"),
                 "# HELP dogclf_batch_size Images per model forward pass.",

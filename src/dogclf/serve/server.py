@@ -1,7 +1,8 @@
 """The local SageMaker-compatible endpoint: a Starlette app on uvicorn with dynamic batching.
 
 Routes: GET /ping, POST /invocations, POST /endpoints/{name}/invocations (the InvokeEndpoint path that
-boto3's sagemaker-runtime client calls), GET /metrics (Prometheus text).
+boto3's sagemaker-runtime client calls), GET /metrics (Prometheus text), and the Open Inference Protocol's
+/v2 routes (dogclf.serve.v2).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dogclf.serve import metrics as prom
+from dogclf.serve import v2
 from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.batching import DynamicBatcher
 from dogclf.serve.codecs import (
@@ -262,7 +264,7 @@ def _route_template(path: str) -> str:
     parts = path.split("/")
     if len(parts) == 4 and parts[1] == "endpoints" and parts[3] == "invocations":
         return "/endpoints/{name}/invocations"
-    return path if path in ROUTES else "other"
+    return path if path in ROUTES else v2.route_template(path) or "other"
 
 
 def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
@@ -288,6 +290,7 @@ def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
             Route("/invocations", invocations, methods=["POST"]),
             Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *v2.routes(),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
