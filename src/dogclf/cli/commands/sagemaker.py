@@ -1,4 +1,4 @@
-"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs and reports."""
+"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs, dockerfile, reports."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import os
 from pathlib import Path
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.cli.sagemaker_serving import add_shipping_options, register_dockerfile, shipping_values
 from dogclf.tune.space import STRATEGIES
 
 _SPACE_HELP = (
     "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
     "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
+)
+MODEL_HELP = (
+    "s3://.../model.tar.gz (a training job's model artifact), or a local run or model folder (packaged, uploaded)"
 )
 
 
@@ -136,6 +140,7 @@ def _deploy(args: argparse.Namespace) -> int:
         serverless_max_concurrency=args.serverless_concurrency,
         autoscale_max_instances=args.autoscale_max,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
     predictor = deploy(_connection(args), args.model_data, options)
     print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
@@ -160,6 +165,7 @@ def _batch_predict(args: argparse.Namespace) -> int:
         topk=args.topk,
         job_name=args.job_name,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
     name = batch_transform(_connection(args), args.model_data, args.input, args.output, options, wait=args.wait)
     done = "completed" if args.wait else "started"
@@ -278,8 +284,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_best_params)
 
-    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3 or a local model")
+    t.add_argument("model_data", help=MODEL_HELP)
     t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
     t.add_argument("--endpoint-name")
     t.add_argument("--instance-type", default="ml.m5.large")
@@ -293,6 +299,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
         "default: the SDK repacks it with dogclf's serving code",
     )
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_deploy)
 
@@ -303,6 +310,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_delete_endpoint)
 
     _register_batch(sm)
+    register_dockerfile(sm)
     _register_reports(sm)
 
 
@@ -365,7 +373,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
         description="Run the deploy model (same image, handlers and code) over every image under --input: one "
         "request per image, each answer written to --output as <image key>.out (JSON top-k).",
     )
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("model_data", help=MODEL_HELP)
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
     t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
@@ -375,6 +383,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--job-name")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_batch_predict)
 
