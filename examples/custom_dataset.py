@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or dogclf.make_dataset(args.sample, classes=4, per_class=24, size=64)
     from dogclf.data import discover, scan_dataset
 
-    layout = discover(data)  # a flat folder is split 80/10/10, stratified and seeded
+    layout = discover(data)  # a flat folder is split about 80/10/10 per class, by a seeded hash of each path
     report = scan_dataset(layout)
     print(f"{len(layout.classes)} classes; images per split: { {s: len(v) for s, v in layout.splits.items()} }")
     if report.bad:

@@ -10,6 +10,8 @@ import torch
 from dogclf.calibration import (
     calibration_report,
     confidence_and_correct,
+    decide_temperature,
+    ece_interval,
     expected_calibration_error,
     fit_temperature,
     nll,
@@ -88,3 +90,33 @@ def test_a_perfectly_separated_split_keeps_the_temperature_at_one():
     flipped = targets.clone()
     flipped[0] = 1  # one error makes the temperature identifiable again, and over-confidence is then cooled
     assert not separable(logits, flipped) and fit_temperature(logits, flipped) > 1.0
+
+
+def test_a_temperature_is_fitted_only_with_enough_images_and_errors():
+    logits, targets = calibrated_set(2000)
+    over = logits * 3  # over-confident: a real fit cools it
+    t, note = decide_temperature(over[:400], targets[:400])
+    assert t > 1.5 and note.startswith("temperature fitted on 400 valid images")
+    t, note = decide_temperature(over[:6], targets[:6])
+    assert t == 1.0 and note == "temperature kept at 1: 6 valid images, fewer than the 50 a fit needs"
+    right = over.argmax(1).eq(targets)
+    few_errors = torch.cat([torch.nonzero(right).squeeze(1)[:100], torch.nonzero(~right).squeeze(1)[:3]])
+    t, note = decide_temperature(over[few_errors], targets[few_errors])
+    assert t == 1.0 and "3 misclassified valid images, fewer than the 10" in note
+
+
+def test_a_temperature_on_its_bound_is_said_so():
+    logits, targets = calibrated_set(500)
+    t, note = decide_temperature(logits * 1000, targets)  # absurdly over-confident: T wants more than 20
+    assert t == pytest.approx(20.0, rel=0.02) and "hit the bound" in note
+
+
+def test_ece_interval_covers_the_point_and_narrows_with_more_images():
+    logits, targets = calibrated_set(5000)
+    confidence, correct = confidence_and_correct(probabilities(logits), targets)
+    small = ece_interval(confidence[:60], correct[:60])
+    large = ece_interval(confidence, correct)
+    assert small[0] <= expected_calibration_error(confidence[:60], correct[:60]) <= small[1]
+    assert large[1] - large[0] < (small[1] - small[0]) / 3
+    assert calibration_report(logits[:60], targets[:60], 1.0)["warning"].startswith("ECE on 60 images")
+    assert calibration_report(logits[:1000], targets[:1000], 1.0)["warning"] is None

@@ -34,18 +34,17 @@ def test_evaluate_matches_training_summary_and_counts(tiny_run, tiny_data):
     assert set(result.per_class_accuracy) == {"Affenpinscher", "Afghan_hound", "Airedale_terrier"}
 
 
-def test_training_fits_a_temperature_and_evaluate_reports_calibration(tiny_run, tiny_data, tmp_path):
+def test_too_few_valid_images_keep_the_temperature_at_1_and_say_why(tiny_run, tiny_data, tmp_path):
     import json
 
     from conftest import run_cli
 
     meta = load_artifact(tiny_run).metadata
     summary = json.loads((tiny_run / "summary.json").read_text())
-    assert meta.temperature != 1.0
-    assert summary["evaluation"]["valid"]["calibration"]["temperature"] == meta.temperature
-    # the fitted temperature lowers the valid NLL it was fitted on
-    valid = summary["evaluation"]["valid"]["calibration"]
-    assert valid["after"]["nll"] <= valid["before"]["nll"]
+    assert meta.temperature == 1.0  # 12 valid images: a fit would be mostly noise
+    assert meta.temperature_note == summary["temperature_note"]
+    assert summary["temperature_note"] == "temperature kept at 1: 12 valid images, fewer than the 50 a fit needs"
+    assert summary["evaluation"]["valid"]["calibration"]["temperature"] == 1.0
     assert (tiny_run / "plots" / "reliability_test.png").is_file()
 
     plot = tmp_path / "rel.png"
@@ -53,8 +52,10 @@ def test_training_fits_a_temperature_and_evaluate_reports_calibration(tiny_run, 
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     cal = out["calibration"]
-    assert cal["temperature"] == meta.temperature
-    assert {"nll", "ece"} <= set(cal["before"]) and {"nll", "ece"} <= set(cal["after"])
+    assert cal["temperature"] == meta.temperature and cal["n"] == 12 and not cal["in_sample"]
+    assert {"nll", "ece", "ece_interval"} <= set(cal["before"]) and {"nll", "ece"} <= set(cal["after"])
+    low, high = cal["after"]["ece_interval"]
+    assert low <= cal["after"]["ece"] <= high and "biased upward" in cal["warning"]
     assert [row["coverage"] for row in cal["selective"]] == [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
     assert cal["selective"][0]["accuracy"] == pytest.approx(out["top1"])
     assert out["top5"] is None  # 3 classes: top-5 is not applicable
@@ -63,8 +64,28 @@ def test_training_fits_a_temperature_and_evaluate_reports_calibration(tiny_run, 
 
     raw = run_cli("evaluate", str(tiny_run), "--data", str(tiny_data), "--raw-scores", "--plot", str(plot))
     assert raw.returncode == 0, raw.stderr
-    assert "calibration (temperature 1)" in raw.stdout and "top5=n/a" in raw.stdout
-    assert "coverage 50%" in raw.stdout
+    assert "calibration (temperature 1, n=12)" in raw.stdout and "top5=n/a" in raw.stdout
+    assert "coverage 50%" in raw.stdout and "warning: ECE on 12 images is biased upward" in raw.stdout
+
+
+def test_valid_calibration_figures_are_labelled_in_sample_when_the_temperature_was_fitted_there(
+    tiny_run, tiny_data, tmp_path
+):
+    import json
+    import shutil
+
+    from conftest import run_cli
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_run / "model", model)
+    meta = json.loads((model / "metadata.json").read_text())
+    (model / "metadata.json").write_text(json.dumps({**meta, "temperature": 2.0}))
+    plot = str(tmp_path / "rel.png")
+    valid = run_cli("evaluate", str(model), "--data", str(tiny_data), "--split", "valid", "--plot", plot)
+    test = run_cli("evaluate", str(model), "--data", str(tiny_data), "--split", "test", "--plot", plot)
+    assert valid.returncode == test.returncode == 0, valid.stderr + test.stderr
+    assert "in-sample: the temperature was fitted on these images" in valid.stdout
+    assert "in-sample" not in test.stdout
 
 
 def test_temperature_and_raw_scores_in_predict(tiny_run, tiny_data):

@@ -15,6 +15,7 @@ from dogclf.config import build_config
 from dogclf.models import create_model
 from dogclf.quickstart import diverged, run_quickstart, training_problems, tuning_config
 from dogclf.training.schedule import lr_factor
+from dogclf.training.stability import loss_jumps
 
 TINY = {"classes": 3, "per_class": 12, "image_size": 32, "epochs": 2, "trials": 2, "tune_epochs": 1}
 TINY_OVERRIDES = {"model.arch": "tiny_cnn", "data.num_workers": 0, "runtime.progress": False}
@@ -133,3 +134,24 @@ def test_the_default_quickstart_trains_soundly_and_raises_no_rule(tmp_path):
     verdicts = {x.rule: x.status for x in r.debug_rules}
     assert not {rule for rule, status in verdicts.items() if status in ("IssuesFound", "Error")}, verdicts
     assert verdicts["DeadRelu"] == "NotEvaluated"  # relu_output is not saved by default: said, not an error
+
+
+@pytest.mark.parametrize(
+    ("losses", "jumps"),
+    [
+        ([0.73, 3.88, 0.0034], ["epoch 2 valid loss 3.88 is 5.3x epoch 1's 0.73"]),  # the issue's fresh clone
+        ([1.1, 0.8, 0.4, 0.35], []),
+        ([0.9, 1.5, 0.6], []),  # a rise of 1.7x: noise, not instability
+        ([0.003, 0.012, 0.004], []),  # 4x, but by a hundredth of a uniform guess
+    ],
+)
+def test_unstable_epochs_are_named(losses, jumps):
+    assert loss_jumps(losses, 5) == jumps
+
+
+def test_the_quickstart_summary_reports_an_unstable_final_run():
+    problems = training_problems({0: [1.2, 0.5]}, [0.73, 3.88, 0.0034], 5)
+    assert problems == ["final run unstable: epoch 2 valid loss 3.88 is 5.3x epoch 1's 0.73"]
+    assert training_problems({0: [0.5, 2.0]}, [1.0, 0.3], 5) == [
+        "trial 0 unstable: epoch 2 valid loss 2 is 4.0x epoch 1's 0.5"
+    ]

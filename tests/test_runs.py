@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import shutil
 import pytest
 
 from conftest import run_cli, tiny_config
+from dogclf.data.splits import SPLITS_FILE
 from dogclf.errors import ConfigError
 from dogclf.runs import METRICS, compare_runs, comparison_table
 
@@ -83,6 +85,19 @@ def test_corrupt_run_files_name_themselves(tiny_run, tmp_path, name, text, messa
 def test_one_run_is_not_a_comparison(tiny_run):
     with pytest.raises(ConfigError, match="at least two runs"):
         compare_runs([tiny_run])
+
+
+def test_runs_on_different_held_out_images_are_flagged(tiny_run, other_run, tmp_path):
+    assert "note:" not in comparison_table(compare_runs([tiny_run, other_run]))  # same split folders: silent
+    moved = shutil.copytree(other_run, tmp_path / "moved")
+    record = json.loads((moved / "model" / SPLITS_FILE).read_text())
+    victim = sorted(record["files"]["test"])[0]
+    record["files"]["train"][victim] = record["files"]["test"].pop(victim)
+    (moved / "model" / SPLITS_FILE).write_text(json.dumps(record))
+    table = comparison_table(compare_runs([tiny_run, moved]))
+    assert "note: the runs' test images differ" in table and "valid and test" not in table
+    (moved / "model" / SPLITS_FILE).unlink()
+    assert "moved has no split record" in comparison_table(compare_runs([tiny_run, moved]))
 
 
 def _copy(tiny_run, where):

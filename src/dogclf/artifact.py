@@ -38,6 +38,7 @@ class ArtifactMetadata(BaseModel):
     preprocess: Preprocess
     metrics: dict[str, float] = Field(default_factory=dict)
     temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted on the valid split (1: none).")
+    temperature_note: str | None = Field(None, description="How the temperature was decided (fitted, or why not).")
     dataset_fingerprint: str | None = None
     run_name: str | None = None
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -108,8 +109,10 @@ def _recover(directory: Path) -> None:
         _fsync(directory.parent)
 
 
-def save_artifact(directory: str | Path, model: nn.Module, metadata: ArtifactMetadata) -> Path:
-    """Write model.pth + metadata.json into `directory` atomically and durably.
+def save_artifact(
+    directory: str | Path, model: nn.Module, metadata: ArtifactMetadata, extra: dict[str, str] | None = None
+) -> Path:
+    """Write model.pth + metadata.json (+ `extra` text files by name) into `directory` atomically and durably.
 
     The new folder is written and fsynced beside the old one; then old -> .NAME.old, new -> NAME, so at
     every instant a complete artifact exists (load_artifact restores the backup after a kill in between).
@@ -126,6 +129,8 @@ def save_artifact(directory: str | Path, model: nn.Module, metadata: ArtifactMet
             f.flush()
             os.fsync(f.fileno())
         atomic_write_text(tmp / METADATA_FILE, metadata.model_dump_json(indent=2))
+        for name, text in (extra or {}).items():
+            atomic_write_text(tmp / name, text)
         _fsync(tmp)
         if directory.exists():
             os.replace(directory, backup)

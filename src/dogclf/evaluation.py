@@ -31,6 +31,8 @@ class EvalResult:
     logits: torch.Tensor | None = field(default=None, repr=False)
     targets: torch.Tensor | None = field(default=None, repr=False)
     temperature: float = 1.0
+    data: str = ""
+    in_sample: bool = False
 
     @property
     def balanced_accuracy(self) -> float:
@@ -54,7 +56,7 @@ class EvalResult:
             return None
         from dogclf.calibration import calibration_report
 
-        return calibration_report(self.logits, self.targets, self.temperature)
+        return calibration_report(self.logits, self.targets, self.temperature, self.in_sample)
 
     @property
     def per_class_accuracy(self) -> dict[str, float | None]:
@@ -82,10 +84,19 @@ class EvalResult:
             "n": self.n,
         }
 
+    def counted(self) -> dict[str, object]:
+        """Sample size, top-1 with its 95% Wilson interval, and which images were scored."""
+        from dogclf.stats import wilson_interval
+
+        low, high = wilson_interval(round(self.top1 * self.n), self.n)
+        return {"n": self.n, "top1": self.top1, "top1_interval": [low, high], "data": self.data}
+
     def to_dict(self) -> dict:
         """Everything as JSON-ready data, for `dogclf evaluate --json` and the run summary."""
         return {
             **self.metrics(),
+            "top1_interval": self.counted()["top1_interval"],
+            "data": self.data,
             "calibration": self.calibration(),
             "per_class_accuracy": self.per_class_accuracy,
             "confusion": self.confusion,
@@ -143,21 +154,27 @@ def evaluate(
     precision: str = "auto",
     raw_scores: bool = False,
     backend: str | Choice = "auto",
+    whole_external: bool = True,
 ) -> EvalResult:
     """Evaluate a saved model on one split of an ImageFolder dataset, with the artifact's preprocessing.
 
     The network runs on `backend` (dogclf.backends; `auto` picks a gated export of the artifact, else eager
     torch). The result carries the artifact's temperature (1 with `raw_scores`) for its calibration report.
+    Given the run's own data, the splits are the run's record (dogclf.data.splits); data sharing no image with
+    it is an external test set: all its images when it is a flat folder and `whole_external`.
     """
     from dogclf.config import RuntimeConfig
     from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader
-    from dogclf.data.discovery import discover
     from dogclf.data.preprocess import eval_transform
+    from dogclf.data.splits import SplitRecord, resolve_data
     from dogclf.errors import DatasetError
     from dogclf.inference import temperature_of
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-    layout = discover(data)
+    resolved = resolve_data(data, SplitRecord.read(art.path) if art.path else None, external_all=whole_external)
+    layout = resolved.layout
+    if resolved.source == "external" and layout.split_from_flat:
+        split = "test"  # every image of a flat external dataset is held out
     if split not in layout.splits or not layout.splits[split]:
         raise DatasetError(f"{data}: split {split!r} has no images (have: {sorted(layout.splits)})")
     if layout.classes != art.class_names:
@@ -175,4 +192,7 @@ def evaluate(
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, seed=0)
     result = evaluate_forward(engine.logits, loader, art.metadata.num_classes, art.class_names)
     result.temperature = temperature_of(art, raw_scores)
+    result.data = resolved.describe(split)
+    # The temperature was fitted on the run's valid images: their calibration figures are in-sample.
+    result.in_sample = split == "valid" and resolved.source != "external" and result.temperature != 1.0
     return result

@@ -67,13 +67,17 @@ def plot_reliability(report: dict | None, out: Path, title: str = "") -> Path | 
     """Reliability diagram: accuracy per confidence bin before and after temperature scaling, vs the diagonal."""
     if report is None:
         return None
+    if report.get("in_sample"):
+        title = f"{title} (in-sample: T fitted here)"
     fig, ax = subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfectly calibrated")
     for name, color, offset in (("before", "tab:red", -0.25), ("after", "tab:blue", 0.25)):
         bins = [b for b in report[name]["reliability"] if b["n"]]
         width = 1 / len(report[name]["reliability"])
         centers = [(b["low"] + b["high"]) / 2 for b in bins]
-        label = f"T={1.0 if name == 'before' else report['temperature']:.3g} (ECE {report[name]['ece']:.3f})"
+        low, high = report[name].get("ece_interval", (None, None))
+        spread = f", 95% {low:.3f}-{high:.3f}" if low is not None else ""
+        label = f"T={1.0 if name == 'before' else report['temperature']:.3g} (ECE {report[name]['ece']:.3f}{spread})"
         lefts = [c + offset * width for c in centers]
         ax.bar(lefts, [b["accuracy"] for b in bins], width=width / 2, color=color, alpha=0.6, label=label)
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=color, marker="o")

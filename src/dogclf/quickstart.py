@@ -84,10 +84,19 @@ def diverged(losses: list[float], num_classes: int) -> str | None:
 
 
 def training_problems(trials: dict[int, list[float]], final: list[float], num_classes: int) -> list[str]:
-    """Diverged trials or final epochs, and a final run whose best valid loss is not below half a uniform guess."""
+    """Diverged or unstable trials and final epochs, and a final run whose best valid loss is not below half a guess.
+
+    Unstable: a valid loss that jumps more than 3x from one epoch to the next (dogclf.training.stability).
+    """
+    from dogclf.training.stability import loss_jumps
+
     problems = [f"trial {n} diverged: {why}" for n, losses in trials.items() if (why := diverged(losses, num_classes))]
     if why := diverged(final, num_classes):
         problems.append(f"final run diverged: {why}")
+    problems += [
+        f"trial {n} unstable: {jump}" for n, losses in trials.items() for jump in loss_jumps(losses, num_classes)
+    ]
+    problems += [f"final run unstable: {jump}" for jump in loss_jumps(final, num_classes)]
     chance = math.log(max(num_classes, 2))
     if final and not min(final) < chance / 2:
         problems.append(f"final run did not converge: best valid loss {min(final):.4g} (uniform guess: {chance:.3g})")

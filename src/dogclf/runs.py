@@ -10,6 +10,7 @@ from typing import Any
 
 from dogclf.config import read_config_file
 from dogclf.csvsafe import csv_text
+from dogclf.data.splits import HELD_OUT, SplitRecord
 from dogclf.errors import ConfigError
 from dogclf.fsutil import atomic_write_text, read_bounded
 from dogclf.training.resume import flatten
@@ -38,6 +39,7 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    splits: dict[str, str] | None = None
 
 
 def _read(path: Path, what: str) -> str:
@@ -108,7 +110,9 @@ def load_run(root: str | Path, name: str | None = None) -> RunRecord:
             raise ConfigError(
                 f"{paths.summary}: {field} is a {type(metrics[column]).__name__}, not a number; the file is corrupt"
             )
-    return RunRecord(name or paths.root.name, paths.root, flatten(config), metrics, _json_lines(paths.metrics))
+    record = SplitRecord.read(paths.model)
+    splits = {split: record.digest(split) for split in HELD_OUT} if record is not None else None
+    return RunRecord(name or paths.root.name, paths.root, flatten(config), metrics, _json_lines(paths.metrics), splits)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,20 @@ class Comparison:
             {"run": r.name, "path": str(r.root), **{k: r.config.get(k) for k in self.keys}, **r.metrics}
             for r in self.runs
         ]
+
+
+def split_note(c: Comparison) -> str | None:
+    """A warning when the runs' valid or test images differ (by their split records) or cannot be checked."""
+    unrecorded = [r.name for r in c.runs if r.splits is None]
+    if unrecorded:
+        return f"note: {', '.join(unrecorded)} has no split record: whether the runs share valid/test images is unknown"
+    differ = [split for split in HELD_OUT if len({(r.splits or {}).get(split) for r in c.runs}) > 1]
+    if differ:
+        return (
+            f"note: the runs' {' and '.join(differ)} images differ (their split records): their {differ[0]} metrics "
+            "are not measured on the same images"
+        )
+    return None
 
 
 def compare_runs(roots: Sequence[str | Path]) -> Comparison:
@@ -157,7 +175,8 @@ def comparison_table(c: Comparison) -> str:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *body]]
     lines.insert(1 + max(1, len(c.keys)), "")
-    return "\n".join(lines) + "\n"
+    note = split_note(c)
+    return "\n".join(lines + ([note] if note else [])) + "\n"
 
 
 def comparison_csv(c: Comparison) -> str:

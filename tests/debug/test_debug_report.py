@@ -15,8 +15,11 @@ def test_report_renders_with_every_plot(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
     assert "http://" not in html and "https://" not in html  # nothing external
-    # default collections lack relu_output: DeadRelu is not evaluated (and says so), no rule is an Error
-    assert '<td class="NotEvaluated">NotEvaluated</td>' in html and "1 not evaluated" in html
+    # default collections lack relu_output: DeadRelu is not evaluated (and says so), no rule is an Error; 2 epochs
+    # of 5 steps and 4 valid images per class are too little for LossNotDecreasing, Overtraining and
+    # ClassImbalance's mispredictions, which say so too
+    assert '<td class="NotEvaluated">NotEvaluated</td>' in html and "4 not evaluated" in html
+    assert "debug.collections=[" in html and html.count("not evaluated: too little data") == 3
     assert '<td class="Error">' not in html
     page = render(out, tmp_path / "report.png")
     alts = {i["alt"]: i for i in page["images"]}

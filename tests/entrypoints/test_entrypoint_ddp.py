@@ -63,7 +63,7 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     assert all(abs(r["train"]["loss"] - v) < 1e-6 for r, v in zip(records, parsed["train:loss"], strict=True))
     artifact = load_artifact(run / "model")
     assert artifact.metadata.num_classes == 3
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["metadata.json", "model.pth"]
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["metadata.json", "model.pth", "splits.json"]
     # smdebug names its files by torch.distributed rank: only worker_0 wrote tensors
     assert {p.name.split("_", 1)[1] for p in (run / "debug" / "events").rglob("*.tfevents")} == {"worker_0.tfevents"}
     steps = (run / "profile" / "steps.jsonl").read_text().splitlines()

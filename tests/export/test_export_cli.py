@@ -23,10 +23,14 @@ def test_export_cli_writes_a_gated_int8_export_and_prints_its_accuracy(tiny_run,
     assert f"exported onnx-int8: {folder} (" in r.stdout
     assert f"calibration: 36 images of {tiny_data}/train" in r.stdout
     assert f"accuracy on test (n={check.n})" in r.stdout
-    assert f"top-1 {check.top1_reference:.4f} {check.top1:.4f} drop {check.drop_points:.2f} points" in " ".join(
-        r.stdout.split()
-    )
-    assert f"agreement {check.agreement:.1%}" in " ".join(r.stdout.split())
+    out = " ".join(r.stdout.split())
+    bound = f"drop {check.drop_points:.2f} points, 95% upper bound {check.drop_upper_points:.2f}"
+    assert f"top-1 {check.top1_reference:.4f} {check.top1:.4f} {bound}" in out
+    assert f"agreement {check.agreement:.1%}" in out
+    assert f"answers changed {check.lost} lost, {check.gained} gained" in out
+    # 12 test images cannot promise a 1-point drop: the printout says so
+    assert check.n == 12 and check.min_n == 100
+    assert "WARNING: 12 images: one image is 8.3 points; promising a drop of at most 1 points needs 100" in out
 
 
 def test_export_cli_refuses_int8_without_calibration_data(tiny_run, tmp_path, capsys):

@@ -16,7 +16,7 @@ from sm_moto import BUCKET, ROLE, aws_env, capture, conn, moto_url  # noqa: F401
 
 import dogclf.sagemaker as sm
 from conftest import tiny_config
-from dogclf.debug.config import CLASS_COUNTS_TENSOR, LABELS_TENSOR, RULE_INPUTS
+from dogclf.debug.config import CLASS_COUNTS_TENSOR, RULE_INPUTS, VALID_CONFUSION_TENSOR
 from dogclf.errors import ConfigError
 
 DATA = f"s3://{BUCKET}/data/dogs"
@@ -53,19 +53,19 @@ def test_rules_get_the_local_parameters_and_collections_the_run_s_interval(conn,
     assert hook["HookParameters"] == {"save_interval": "50"}
 
     rules = _rules(req)
-    assert set(rules) == {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining",
+    assert set(rules) == {"VanishingGradient", "ExplodingTensor", "dogclf-LossNotDecreasing", "dogclf-Overtraining",
                           "dogclf-Overfit", "dogclf-PoorWeightInitialization", "dogclf-AllZero",
                           "dogclf-ClassImbalance"}  # fmt: skip
     # DeadRelu reads relu_output, which the default collections leave out: no instance paid for nothing
     assert rules["dogclf-Overfit"]["ratio_threshold"] == "0.2" and rules["dogclf-Overfit"]["patience"] == "3"
     imbalance = rules["dogclf-ClassImbalance"]
-    assert imbalance["threshold_imbalance"] == "4" and imbalance["argmax"] == "True"
-    assert imbalance["labels_regex"] == re.escape(LABELS_TENSOR)
+    assert imbalance["threshold_imbalance"] == "4"
+    assert imbalance["confusion_regex"] == re.escape(VALID_CONFUSION_TENSOR) + "_output_0"
     assert imbalance["counts_regex"] == re.escape(CLASS_COUNTS_TENSOR)
     assert rules["dogclf-AllZero"]["collection_names"] == "relu_output,gradients"
     assert rules["VanishingGradient"] == {"rule_to_invoke": "VanishingGradient", "threshold": "1e-05"}
-    assert rules["LossNotDecreasing"]["mode"] == "TRAIN"
-    # one implementation: the custom rules' uploaded source is dogclf.debug.rules itself
+    assert rules["dogclf-LossNotDecreasing"]["mode"] == "TRAIN"
+    # one implementation: the custom rules' uploaded source is the dogclf.debug.rules package joined into one file
     bucket, key = rules["dogclf-Overfit"]["source_s3_uri"][5:].split("/", 1)
     s3 = conn.session.boto_session.client("s3", endpoint_url=conn.endpoint_url)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == sm.rules_source().read_bytes()
@@ -129,7 +129,7 @@ def test_saved_collections_feed_every_submitted_custom_rule(conn, tiny_data, tmp
     trial = load_trial(out)
     steps = trial.steps()
     custom = {k.removeprefix("dogclf-"): v for k, v in _rules(req).items() if k.startswith("dogclf-")}
-    assert set(custom) == set(RULES) - {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining"}
+    assert set(custom) == set(RULES) - {"VanishingGradient", "ExplodingTensor"}
     for name, sent in custom.items():
         rule = RULES[name](trial, **{k: v for k, v in sent.items() if k not in SDK_ADDED})
         assert rule.missing() == "", f"{name}: {rule.missing()}"

@@ -14,7 +14,7 @@ from dogclf.quickstart import QUICKSTART_CONFIG, tuning_config
 from dogclf.sagemaker.tuners import job_space
 from dogclf.tune import tune
 from dogclf.tune.results import format_differences, trial_differences
-from dogclf.tune.space import SPACE_NAMES, default_space, named_space, resolve_space
+from dogclf.tune.space import SPACE_NAMES, SearchSpace, default_space, load_space, named_space, resolve_space
 
 
 def _lr(space):
@@ -120,3 +120,35 @@ def test_study_started_with_an_old_freeze_name_resumes():
     study.set_user_attr("dogclf", {**current, "config": {**current["config"], "model.freeze": "full"}})
     with pytest.raises(ConfigError, match=r"model\.freeze: 'nothing' -> 'backbone'"):
         _check_same_study(study, current)
+
+
+@pytest.mark.parametrize(
+    ("objective", "direction"), [("valid:top1", "maximize"), ("valid:top5", "maximize"), ("valid:loss", "minimize")]
+)
+def test_direction_follows_the_objective_when_not_given(tmp_path, objective, direction):
+    path = tmp_path / "space.yaml"
+    path.write_text(f"parameters:\n  lr: {{type: continuous, min: 0.0001, max: 0.001}}\nobjective: {objective}\n")
+    assert load_space(path).direction == direction
+
+
+@pytest.mark.parametrize(
+    ("objective", "direction", "message"),
+    [
+        ("valid:top1", "minimize", "direction minimize contradicts objective valid:top1"),
+        ("valid:loss", "maximize", "direction maximize contradicts objective valid:loss"),
+        ("train:loss", "minimize", "train metrics reward overfitting"),
+        ("train:top1", "maximize", "train metrics reward overfitting"),
+    ],
+)
+def test_contradicting_direction_and_train_objectives_are_refused_in_one_line(tmp_path, objective, direction, message):
+    path = tmp_path / "space.yaml"
+    text = "parameters:\n  lr: {type: continuous, min: 0.0001, max: 0.001}\n"
+    path.write_text(text + f"objective: {objective}\ndirection: {direction}\n")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_space(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_consistent_direction_is_accepted():
+    space = named_space("course").model_copy(update={"objective": "valid:top1", "direction": "maximize"})
+    assert SearchSpace.model_validate(space.model_dump()).direction == "maximize"

@@ -38,7 +38,13 @@ class AccuracyCheck(BaseModel):
     max_logit_diff: float | None = Field(None, description="Largest |logit - reference logit| over the split.")
     precision: str = Field("fp32", description="The runtime precision the export ran at (the engine's hint).")
     max_drop_points: float
-    passed: bool = Field(description="drop_points <= max_drop_points.")
+    lost: int | None = Field(None, description="Images the reference got right and the export got wrong.")
+    gained: int | None = Field(None, description="Images the reference got wrong and the export got right.")
+    drop_upper_points: float | None = Field(
+        None, description="95% upper bound of the drop from the images whose answer changed (exact, paired)."
+    )
+    min_n: int | None = Field(None, description="Images needed for one image to weigh less than max_drop_points.")
+    passed: bool = Field(description="drop_upper_points (drop_points for old exports) <= max_drop_points.")
     forced: bool = Field(False, description="Kept by --force although it failed the gate; `auto` never picks it.")
 
 

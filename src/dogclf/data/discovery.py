@@ -1,8 +1,8 @@
-"""ImageFolder discovery: splits, class names and (for flat folders) a seeded stratified split."""
+"""ImageFolder discovery: splits, class names and (for flat folders) a split by a seeded hash of each path."""
 
 from __future__ import annotations
 
-import random
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ class DatasetLayout:
     class_folders: list[str]
     splits: dict[str, list[Sample]] = field(default_factory=dict)
     split_from_flat: bool = False
+    rule: dict[str, float | int] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -55,7 +56,11 @@ class DatasetLayout:
     def without(self, bad: set[Path]) -> DatasetLayout:
         """A copy without the given files."""
         splits = {k: [s for s in v if s.path not in bad] for k, v in self.splits.items()}
-        return DatasetLayout(self.root, self.class_folders, splits, self.split_from_flat)
+        return DatasetLayout(self.root, self.class_folders, splits, self.split_from_flat, self.rule)
+
+    def relative(self, sample: Sample) -> str:
+        """The sample's path relative to the dataset root, with forward slashes."""
+        return sample.path.relative_to(self.root).as_posix()
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -118,24 +123,41 @@ def discover(root: str | Path, valid_fraction: float = 0.1, test_fraction: float
     return layout
 
 
+def split_position(seed: int, relative: str) -> float:
+    """Where a file falls in [0, 1): a seeded hash of its path, so a file's split never depends on the others."""
+    digest = hashlib.sha256(f"{seed}\0{relative}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _assign(ranked: list[tuple[float, Path]], valid_fraction: float, test_fraction: float) -> dict[str, list[Path]]:
+    """Valid below valid_fraction, test below valid+test fraction, train above; by rank when a split is empty."""
+    cut = valid_fraction + test_fraction
+    parts = {
+        "valid": [p for u, p in ranked if u < valid_fraction],
+        "test": [p for u, p in ranked if valid_fraction <= u < cut],
+        "train": [p for u, p in ranked if u >= cut],
+    }
+    if parts["valid"] and parts["train"] and (parts["test"] or test_fraction == 0):
+        return parts
+    # Too few images for the fractions to fill every split: the lowest positions fill valid, then test.
+    files = [p for _, p in ranked]
+    n_valid = max(1, round(len(files) * valid_fraction))
+    n_test = max(1 if test_fraction > 0 else 0, round(len(files) * test_fraction))
+    return {"valid": files[:n_valid], "test": files[n_valid : n_valid + n_test], "train": files[n_valid + n_test :]}
+
+
 def _split_flat(root: Path, valid_fraction: float, test_fraction: float, seed: int) -> DatasetLayout:
+    """Each file's split is decided by split_position(seed, its relative path): adding images moves no other."""
     folders = _class_dirs(root)
     if not folders:
         raise DatasetError(f"{root}: neither train/ valid/ split folders nor class folders found")
-    layout = DatasetLayout(root, folders, {s: [] for s in SPLITS}, split_from_flat=True)
-    rng = random.Random(seed)
+    rule = {"seed": seed, "valid_fraction": valid_fraction, "test_fraction": test_fraction}
+    layout = DatasetLayout(root, folders, {s: [] for s in SPLITS}, split_from_flat=True, rule=rule)
     for label, folder in enumerate(folders):
         files = _images(root / folder)
         if len(files) < 3:
             raise DatasetError(f"{root / folder}: {len(files)} image(s); at least 3 are needed to split")
-        rng.shuffle(files)
-        n_valid = max(1, round(len(files) * valid_fraction))
-        n_test = max(1 if test_fraction > 0 else 0, round(len(files) * test_fraction))
-        parts = {
-            "valid": files[:n_valid],
-            "test": files[n_valid : n_valid + n_test],
-            "train": files[n_valid + n_test :],
-        }
-        for split, chosen in parts.items():
+        ranked = sorted((split_position(seed, p.relative_to(root).as_posix()), p) for p in files)
+        for split, chosen in _assign(ranked, valid_fraction, test_fraction).items():
             layout.splits[split].extend(Sample(p, label) for p in sorted(chosen))
     return layout

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dogclf.debug.config import DebugConfig
+from dogclf.debug.config import TRAIN_LOSS_TENSOR, VALID_CONFUSION_TENSOR, DebugConfig
 from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_LOSS_TENSOR
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
@@ -68,13 +68,18 @@ class DebugHookCallback(Callback):
             log.info("debug hook: gradients of newly unfrozen parameters are now saved")
 
     def on_epoch_end(self, ctx: TrainContext, record: dict[str, Any]) -> None:
-        """Save the validation loss, then run the live rules, which may stop training."""
+        """Save the valid loss, the epoch's plain-CE train loss and the valid confusion; run the live rules."""
         if self.hook is None:
             return
         import torch
 
-        # The evaluation loop computes its loss functionally: save the epoch's validation loss explicitly.
+        # The evaluation loop computes its loss functionally: save the epoch's validation loss explicitly, with
+        # the train loss of the same kind (plain CE, whatever the training objective) for the Overfit rule.
         self.hook.record_tensor_value(VALID_LOSS_TENSOR, torch.tensor(float(record["valid"]["loss"])))
+        self.hook.record_tensor_value(TRAIN_LOSS_TENSOR, torch.tensor(float(record["train"]["loss"])))
+        if ctx.valid_confusion:
+            confusion = torch.tensor(ctx.valid_confusion, dtype=torch.float32)
+            self.hook.record_tensor_value(VALID_CONFUSION_TENSOR, confusion)
         if self.cfg.live_rules and ctx.is_main and self._live_rules_fired():
             ctx.request_stop()
 

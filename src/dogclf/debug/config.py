@@ -45,22 +45,24 @@ COLLECTIONS = (
 LABELS_TENSOR = "CrossEntropyLoss_input_1"
 PREDICTIONS_TENSOR = "CrossEntropyLoss_input_0"
 CLASS_COUNTS_TENSOR = "dataset/class_counts"
+VALID_CONFUSION_TENSOR = "valid_confusion"  # saved as valid_confusion_output_0 with each validation
+TRAIN_LOSS_TENSOR = "train_loss"  # the epoch's plain-CE train loss, saved next to the valid loss (EVAL mode)
 
 # Parameters dogclf gives a rule on top of AWS's defaults, pointing it at dogclf's tensors; the same locally
 # (dogclf.debug.engine) and on SageMaker (built-in and custom rules).
 DOGCLF_PARAMETERS: dict[str, dict[str, Any]] = {
-    # AWS's increase_threshold_percent (default 5) bounds the rise over the first loss: 100 = "doubled".
-    "LossNotDecreasing": {"mode": "TRAIN", "increase_threshold_percent": 100},
-    # Two validations in a row, and an absolute gap, so one noisy validation or tiny losses never decide.
-    "Overfit": {"patience": 2, "min_gap": 0.1},
+    # AWS's increase_threshold_percent (default 5) bounds the rise over the early loss: 100 = "doubled".
+    # diff_percent: the least drop per 10 steps that counts as progress, chosen on the tuning cases of
+    # tests/debug/synthetic_suite.py (benchmarks/bench_rules.py --tune) with z at its default 3.
+    "LossNotDecreasing": {"mode": "TRAIN", "increase_threshold_percent": 100, "diff_percent": 0.3},
+    # Two validations in a row, an absolute gap and gap growth, so a flat gap or one noisy validation never decide.
+    "Overfit": {"patience": 2, "min_gap": 0.1, "min_growth": 0.05},
     # A fine-tuned pretrained network has small gradients (spread ~1e-4); zero-initialized layers have none.
     "PoorWeightInitialization": {"distribution_range": 1e-6},
     "AllZero": {"collection_names": "relu_output,gradients"},
     "ClassImbalance": {
-        "argmax": True,
-        "labels_regex": re.escape(LABELS_TENSOR),
-        "predictions_regex": re.escape(PREDICTIONS_TENSOR),
         "counts_regex": re.escape(CLASS_COUNTS_TENSOR),
+        "confusion_regex": re.escape(VALID_CONFUSION_TENSOR) + "_output_0",
     },
 }
 
@@ -75,7 +77,7 @@ RULE_INPUTS: dict[str, tuple[str, ...]] = {
     "PoorWeightInitialization": ("relu_input", "gradients"),  # the activation check needs relu_input
     "DeadRelu": ("relu_output",),
     "AllZero": ("relu_output", "gradients"),
-    "ClassImbalance": ("dataset", "labels"),
+    "ClassImbalance": ("dataset",),
 }
 
 

@@ -92,7 +92,7 @@ def evaluate_rules(
 
 
 def _evaluate(name: str, params: dict[str, Any], trial, steps: list[int], saved: list[str]) -> RuleResult:
-    """One rule's row: IssuesFound/NoIssuesFound, NotEvaluated when its inputs are missing, Error on a crash."""
+    """One rule's row: IssuesFound/NoIssuesFound, NotEvaluated when its inputs or data fall short, Error on a crash."""
     from smdebug.exceptions import RuleEvaluationConditionMet
     from smdebug.rules import invoke_rule
 
@@ -107,6 +107,9 @@ def _evaluate(name: str, params: dict[str, Any], trial, steps: list[int], saved:
             row.status, row.finding = NOT_EVALUATED, not_evaluated_finding(name, params, missing, saved)
         else:
             invoke_rule(rule, start_step=steps[0], end_step=steps[-1] + 1, raise_eval_cond=True)
+            too_little = rule.insufficient()
+            if too_little:
+                row.status, row.finding = NOT_EVALUATED, f"not evaluated: too little data: {too_little}"
     except RuleEvaluationConditionMet as met:
         row.status, row.step, row.finding = ISSUES, met.step, rule.finding
     except Exception as exc:  # a rule's failure is its row's verdict, not the command's

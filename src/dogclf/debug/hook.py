@@ -9,7 +9,13 @@ from typing import Any
 
 from torch import nn
 
-from dogclf.debug.config import CLASS_COUNTS_TENSOR, LABELS_TENSOR, PREDICTIONS_TENSOR, DebugConfig
+from dogclf.debug.config import (
+    CLASS_COUNTS_TENSOR,
+    LABELS_TENSOR,
+    PREDICTIONS_TENSOR,
+    VALID_CONFUSION_TENSOR,
+    DebugConfig,
+)
 
 log = logging.getLogger("dogclf")
 
@@ -99,14 +105,16 @@ def _numpy(tensor: Any) -> Any:
 
 
 def configure(hook: Any, cfg: DebugConfig) -> None:
-    """Fill dogclf's collections: losses every step in TRAIN and EVAL, labels, predictions, class counts, custom."""
+    """Fill dogclf's collections: losses every step, labels, predictions, class counts and valid confusion, custom."""
     import smdebug.pytorch as smd
 
     every_step = smd.SaveConfigMode(save_interval=1)
     hook.get_collection("losses").save_config = {smd.modes.TRAIN: every_step, smd.modes.EVAL: every_step}
     hook.get_collection("labels").include(re.escape(LABELS_TENSOR))
     hook.get_collection("predictions").include(re.escape(PREDICTIONS_TENSOR))
-    hook.get_collection("dataset").include(re.escape(CLASS_COUNTS_TENSOR))
+    dataset = hook.get_collection("dataset")
+    dataset.include([re.escape(CLASS_COUNTS_TENSOR), re.escape(VALID_CONFUSION_TENSOR) + "_output_0"])
+    dataset.save_config = {smd.modes.TRAIN: every_step, smd.modes.EVAL: every_step}  # custom tensors only
     for kind in ("relu_input", "relu_output"):  # ReluRecorder's names; a non-empty collection gets saved
         hook.get_collection(kind).include(rf".*\.\d+_{kind}$")
     if cfg.include_regex:

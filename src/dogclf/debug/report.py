@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dogclf.debug.config import TRAIN_LOSS_TENSOR
 from dogclf.debug.engine import evaluate_rules, load_trial, tensors_dir
 from dogclf.fsutil import atomic_write_text
 from dogclf.report_html import figure_to_data_uri, img, page, table
@@ -26,7 +27,8 @@ def _loss_figure(trial) -> Any:
     fig, ax = subplots(figsize=(9, 3.6))
     for name in trial.tensor_names(collection="losses"):
         t = trial.tensor(name)
-        for mode, label, style in ((ModeKeys.TRAIN, "train", "-"), (ModeKeys.EVAL, "valid", "o-")):
+        evaluated = "train, per epoch" if name.startswith(TRAIN_LOSS_TENSOR) else "valid"
+        for mode, label, style in ((ModeKeys.TRAIN, "train", "-"), (ModeKeys.EVAL, evaluated, "o-")):
             steps = t.steps(mode=mode)
             if steps:
                 xs = [trial.global_step(mode, s) for s in steps]
@@ -118,7 +120,7 @@ def write_report(
     skipped = sum(r.status == NOT_EVALUATED for r in results)
     sections = [("Rules", rules_table(results))]
     sections += [(title, img(figure_to_data_uri(fig), alt)) for title, fig, alt in figures]
-    counts = f"{issues} rule(s) found issues, {skipped} not evaluated (collections not saved)"
+    counts = f"{issues} rule(s) found issues, {skipped} not evaluated (collections not saved, or too little data)"
     subtitle = f"{Path(run_dir).resolve()} - {counts}, {len(trial.steps())} saved steps"
     atomic_write_text(out, page("dogclf debug report", sections, subtitle))
     return out

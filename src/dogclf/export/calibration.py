@@ -10,8 +10,9 @@ import torch
 
 from dogclf.artifact import Artifact
 from dogclf.data.dataset import ImageDataset, default_workers, make_loader
-from dogclf.data.discovery import DatasetLayout, discover
+from dogclf.data.discovery import DatasetLayout
 from dogclf.data.preprocess import eval_transform
+from dogclf.data.splits import SplitRecord, resolve_data
 from dogclf.errors import DatasetError
 from dogclf.export.settings import DEFAULT_CALIBRATION_IMAGES
 
@@ -28,6 +29,11 @@ def held_out_split(layout: DatasetLayout, data: str | Path, split: str | None = 
     raise DatasetError(f"{data}: no test or valid images to check the export's accuracy on")
 
 
+def run_layout(artifact: Artifact, data: str | Path) -> DatasetLayout:
+    """`data` split as the artifact's split record says (see dogclf.data.splits)."""
+    return resolve_data(data, SplitRecord.read(artifact.path) if artifact.path else None).layout
+
+
 def calibration_batches(
     artifact: Artifact,
     data: str | Path,
@@ -40,7 +46,7 @@ def calibration_batches(
     Batches of one by default: NNCF and onnxruntime gather statistics per item, and a dynamic batch axis
     accepts any size later.
     """
-    layout = discover(data)
+    layout = run_layout(artifact, data)
     samples = layout.splits.get(split) or []
     if not samples:
         raise DatasetError(f"{data}: calibration split {split!r} has no images (have: {sorted(layout.splits)})")

@@ -26,7 +26,7 @@ from dogclf.backends.exports import (
 )
 from dogclf.backends.select import Choice
 from dogclf.errors import ArtifactError, ConfigError
-from dogclf.export.calibration import calibration_batches, held_out_split
+from dogclf.export.calibration import calibration_batches, held_out_split, run_layout
 from dogclf.export.gate import enforce, measure
 from dogclf.export.settings import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP
 from dogclf.fsutil import atomic_write_text
@@ -200,7 +200,9 @@ def export_model(
     name = export_name(format, "int8" if int8 else "fp32")
     calibration = Calibration(Path(calibration_data), calibration_split, calibration_images) if int8 else None
     data = eval_data if eval_data is not None else calibration_data
-    split = _eval_split(data, eval_split) if data is not None else None  # fail before the slow part
+    split = held_out_split(run_layout(artifact, data), data, eval_split) if data is not None else None
+    if calibration is not None and split is not None:
+        _check_disjoint(calibration, Path(data), split)  # type: ignore[arg-type]
     staging = _staging(artifact.path, name)
     try:
         meta = _build(artifact, format, staging, calibration)
@@ -218,8 +220,10 @@ def export_model(
     return ExportResult(folder, meta, seconds)
 
 
-def _eval_split(data: str | Path, split: str | None) -> str:
-    """The held-out split of `data` the gate measures on (see held_out_split)."""
-    from dogclf.data.discovery import discover
-
-    return held_out_split(discover(data), data, split)
+def _check_disjoint(calibration: Calibration, data: Path, split: str) -> None:
+    """Refuse an accuracy gate measured on the images int8 was calibrated on."""
+    if split == calibration.split and data.resolve() == calibration.data.resolve():
+        raise ConfigError(
+            f"--eval-split {split} is the calibration split of {data}: the gate would measure int8 on the images it "
+            "was calibrated on; choose another --eval-split or --calibration-split"
+        )

@@ -1,13 +1,12 @@
 """Debugger and profiler plans of a training job: hook collections, built-in and custom rules, their images.
 
-dogclf's own rules (dogclf.debug.rules) run as custom rules, read with ast on the submitting machine (which
-needs no smdebug); AWS-maintained rules run as built-ins. The SDK loads inside functions only.
+dogclf's own rules (dogclf.debug.rules, joined into one file) run as custom rules, read with ast on the
+submitting machine (which needs no smdebug); AWS-maintained rules run as built-ins. The SDK loads inside functions only.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,11 @@ from dogclf.errors import ConfigError
 if TYPE_CHECKING:
     from dogclf.sagemaker.session import Connection
 
-# AWS-maintained rules run as built-ins; the rest of dogclf.debug.rules runs as custom rules, so each
+# AWS-maintained rules run as built-ins where dogclf's rule checks the same thing; the rest of dogclf.debug.rules
+# (its loss rules decide on windowed means and the run's own noise, unlike AWS's) runs as custom rules, so each
 # check runs once. Custom rule names get a "dogclf-" prefix so both kinds can coexist.
-BUILTIN_RULES = ("vanishing_gradient", "exploding_tensor", "loss_not_decreasing", "overtraining")
-_BUILTIN_CLASSES = {"VanishingGradient", "ExplodingTensor", "LossNotDecreasing", "Overtraining"}
+BUILTIN_RULES = ("vanishing_gradient", "exploding_tensor")
+_BUILTIN_CLASSES = {"VanishingGradient", "ExplodingTensor"}
 # Per-region account of the custom-rule evaluator image `sagemaker-debugger-rule-evaluator:latest`. The SDK has
 # no lookup for it: image_uris.retrieve("debugger", region) is the built-in rules image (sagemaker-debugger-rules),
 # which cannot run a rule file. Source: AWS docs "Amazon SageMaker Debugger Registry URLs for Custom Rule
@@ -104,11 +104,10 @@ def rule_signatures(source: Path) -> dict[str, list[str]]:
 
 
 def rules_source() -> Path:
-    """The file of dogclf.debug.rules, uploaded as the custom rules' source."""
-    spec = importlib.util.find_spec("dogclf.debug.rules")
-    if spec is None or spec.origin is None:
-        raise ConfigError("dogclf.debug.rules is missing: custom Debugger rules need it (or pass custom_rules=())")
-    return Path(spec.origin)
+    """The dogclf.debug.rules package joined into one file, uploaded as the custom rules' source."""
+    from dogclf.debug.rules_bundle import bundle_file
+
+    return bundle_file()
 
 
 def rule_image(region: str, rule_image_uri: str | None) -> str:
@@ -176,7 +175,8 @@ def _add_builtin_rules(plan: DebuggerPlan, names: Sequence[str]) -> None:
         if not isinstance(base, dict) or "DebugRuleConfiguration" not in base:
             raise ConfigError(f"unknown built-in Debugger rule {name!r}; e.g. {', '.join(BUILTIN_RULES)}")
         rule = base["DebugRuleConfiguration"]["RuleConfigurationName"]
-        params = _rule_parameters(rule, plan.debug, signatures) if rule in signatures else {}
+        # dogclf's rule of that name takes parameters of its own where it decides differently: AWS's defaults then.
+        params = _rule_parameters(rule, plan.debug, signatures) if rule in _BUILTIN_CLASSES else {}
         # Our CollectionConfigs replace the rule's own (save_interval 500), so each collection is sent once.
         needed = [plan.collection(c["CollectionName"]) for c in base.get("CollectionConfigurations", [])]
         plan.rules.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dogclf.config import OptimConfig
@@ -24,9 +25,13 @@ class BestEpoch:
         return cls(cfg.monitor, cfg.early_stopping_min_delta, cfg.early_stopping_patience)
 
     def update(self, epoch: int, valid: dict[str, float]) -> bool:
-        """Record epoch `epoch` (1-based) by its validation metrics; True when it is the new best."""
+        """Record epoch `epoch` (1-based) by its validation metrics; True when it is the new best.
+
+        A NaN or infinite value is never best: it counts as an epoch without improvement.
+        """
         value = valid["loss"] if self.monitor == "valid_loss" else -valid["top1"]
-        if self.best_value is None or value < self.best_value - self.min_delta:
+        finite = math.isfinite(value)
+        if finite and (self.best_value is None or value < self.best_value - self.min_delta):
             self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True
         self.bad_epochs += 1

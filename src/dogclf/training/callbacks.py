@@ -28,6 +28,7 @@ class TrainContext:
     workers: int
     class_names: list[str]
     class_counts: dict[str, list[int]] = field(default_factory=dict)
+    valid_confusion: list[list[int]] = field(default_factory=list)  # the latest validation's, set before on_epoch_end
     global_step: int = 0
     epoch: int = 0
     stop_requested: bool = False

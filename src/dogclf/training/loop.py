@@ -20,6 +20,7 @@ from dogclf.config import RunConfig, config_to_yaml, read_config_file
 from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader, train_batches
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
+from dogclf.data.splits import SPLITS_FILE, SplitRecord
 from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
@@ -43,6 +44,7 @@ from dogclf.training.result import TrainResult
 from dogclf.training.resume import config_differences
 from dogclf.training.rundir import RunPaths
 from dogclf.training.running import RunningMetrics
+from dogclf.training.stability import warn_jumps
 from dogclf.training.step import epoch_seed, train_step
 
 __all__ = ["Trainer", "TrainResult"]
@@ -85,6 +87,8 @@ class Trainer:
         self.fast_reason: str | None = "not decided before training"  # why the fast forward is not used
         self.fast_forward: FrozenBackboneForward | None = None
         self.best_valid: tuple[int, EvalResult] | None = None  # (epoch, its valid result) of this process
+        self.temperature_note: str | None = None
+        self.unstable_epochs: list[str] = []
 
     # ----------------------------------------------------------------- setup
     def _prepare_run_dir(self) -> None:
@@ -311,6 +315,7 @@ class Trainer:
             if self.fast_forward is not None:  # the final evaluation runs the same model: it reuses this pass
                 self.best_valid = (epoch + 1, result)
         self.history.append(record)
+        self.ctx.valid_confusion = result.confusion
         self._notify("on_epoch_end", record)
         if self.best.exhausted:
             log.info("early stopping: no better %s for %d epochs", self.best.monitor, self.best.patience)
@@ -407,9 +412,9 @@ class Trainer:
         if test is not None:
             self._emit(self.best.best_epoch, "test", test)
         valid = results["valid"].metrics()
-        result = TrainResult(
-            self.paths.root, self.paths.model, self.history, self.best.best_epoch, valid, test, self.bad_images
-        )
+        self.unstable_epochs = warn_jumps([h["valid"]["loss"] for h in self.history], self.num_classes)
+        paths, best, bad = self.paths, self.best.best_epoch, self.bad_images
+        result = TrainResult(paths.root, paths.model, self.history, best, valid, test, bad, self.unstable_epochs)
         self._write_outputs(results)
         timings.mark("outputs_written")
         self._notify("on_train_end", result)
@@ -440,13 +445,11 @@ class Trainer:
         valid = results["valid"]
         if not self.cfg.model.calibrate or valid.logits is None:
             return
-        from dogclf.calibration import fit_temperature, separable
+        from dogclf.calibration import decide_temperature
 
-        temperature = fit_temperature(valid.logits, valid.targets)
-        if separable(valid.logits, valid.targets):
-            log.info("temperature kept at 1: every valid image is classified correctly, so none is identifiable")
-        else:
-            log.info("temperature fitted on valid: %.4f", temperature)
+        temperature, self.temperature_note = decide_temperature(valid.logits, valid.targets)
+        log.info("%s", self.temperature_note)
+        valid.in_sample = temperature != 1.0
         for r in results.values():
             r.temperature = temperature
 
@@ -465,11 +468,13 @@ class Trainer:
             preprocess=self.preprocess,
             metrics=metrics,
             temperature=results["valid"].temperature,
+            temperature_note=self.temperature_note,
             dataset_fingerprint=self.fingerprint,
             run_name=self.cfg.name or self.paths.root.name,
             versions=runtime_versions(),
         )
-        save_artifact(self.paths.model, self.model, meta)
+        record = SplitRecord.of(self.layout)
+        save_artifact(self.paths.model, self.model, meta, {SPLITS_FILE: record.to_json()})
         if self.bad_images:
             atomic_write_text(self.paths.bad_images, "".join(f"{b.path}\t{b.reason}\n" for b in self.bad_images))
         if self.history:
@@ -483,6 +488,8 @@ class Trainer:
             "best_epoch": self.best.best_epoch,
             "epochs_run": len(self.history),
             "metrics": metrics,
+            "temperature_note": self.temperature_note,
+            "unstable_epochs": self.unstable_epochs,
             "evaluation": {s: r.to_dict() for s, r in results.items()},
             "runtime": self.runtime.describe(),
             "bad_images": [{"path": str(b.path), "reason": b.reason} for b in self.bad_images],

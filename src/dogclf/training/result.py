@@ -21,3 +21,4 @@ class TrainResult:
     valid: dict[str, float]
     test: dict[str, float] | None
     bad_images: list[BadImage] = field(default_factory=list)
+    unstable: list[str] = field(default_factory=list)

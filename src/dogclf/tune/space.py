@@ -68,7 +68,15 @@ class Categorical(_Param):
 
 
 Parameter = Annotated[Continuous | Integer | Categorical, Field(discriminator="type")]
-OBJECTIVES = [d["Name"] for d in metric_definitions() if not d["Name"].startswith("test:")]
+OBJECTIVES = [d["Name"] for d in metric_definitions() if d["Name"].startswith("valid:")]
+Direction = Literal["minimize", "maximize"]
+# Metrics where larger is better; every other objective (a loss) is minimized.
+_MAXIMIZED = ("top1", "top5", "balanced_accuracy", "macro_f1", "f1")
+
+
+def objective_direction(objective: str) -> Direction:
+    """`maximize` for accuracy-like metrics (top1, top5, balanced accuracy, F1), else `minimize`."""
+    return "maximize" if objective.split(":")[-1] in _MAXIMIZED else "minimize"
 
 
 class SearchSpace(BaseModel):
@@ -78,7 +86,9 @@ class SearchSpace(BaseModel):
 
     parameters: dict[str, Parameter]
     objective: str = Field("valid:loss", description="Metric to optimize; never a test-split metric.")
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction | None = Field(
+        None, description="Inferred from the objective (maximize top1/top5, minimize loss); a contradiction is refused."
+    )
     max_trials: int = Field(8, ge=1, le=1000)
     parallel_trials: int = Field(1, ge=1, le=100)
     strategy: Strategy = "bayesian"
@@ -97,8 +107,20 @@ class SearchSpace(BaseModel):
     @classmethod
     def _objective(cls, value: str) -> str:
         if value not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES} (test metrics are never tuned on)")
+            raise ValueError(
+                f"objective must be one of {OBJECTIVES} (train metrics reward overfitting; test metrics are never "
+                "tuned on)"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _direction(self) -> SearchSpace:
+        expected = objective_direction(self.objective)
+        if self.direction is None:
+            self.direction = expected
+        elif self.direction != expected:
+            raise ValueError(f"direction {self.direction} contradicts objective {self.objective} ({expected} it)")
+        return self
 
     @property
     def config_fields(self) -> dict[str, str]:

@@ -23,15 +23,21 @@ def default_plot_path(model: str, split: str) -> Path:
 
 
 def _print_text(result, split: str, report: dict | None) -> None:
+    low, high = result.counted()["top1_interval"]
+    print(f"data: {result.data}")
     print(
-        f"{split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} top5={_fmt(result.top5)} "
-        f"balanced_accuracy={result.balanced_accuracy:.4f} macro_f1={result.macro_f1:.4f}"
+        f"{split}: n={result.n} loss={result.loss:.4f} top1={result.top1:.4f} (95% interval {low:.3f}-{high:.3f}) "
+        f"top5={_fmt(result.top5)} balanced_accuracy={result.balanced_accuracy:.4f} macro_f1={result.macro_f1:.4f}"
     )
     if report is not None:
         before, after = report["before"], report["after"]
-        print(f"calibration (temperature {report['temperature']:.4g}):")
-        print(f"  before: nll={before['nll']:.4f} ece={before['ece']:.4f}")
-        print(f"  after:  nll={after['nll']:.4f} ece={after['ece']:.4f}")
+        where = "; in-sample: the temperature was fitted on these images" if report["in_sample"] else ""
+        print(f"calibration (temperature {report['temperature']:.4g}, n={report['n']}{where}):")
+        for name, row in (("before", before), ("after", after)):
+            low, high = row["ece_interval"]
+            print(f"  {name + ':':<7} nll={row['nll']:.4f} ece={row['ece']:.4f} (95% interval {low:.4f}-{high:.4f})")
+        if report["warning"]:
+            print(f"  warning: {report['warning']}")
         print("selective prediction (most confident share kept):")
         for row in report["selective"]:
             kept = f"accuracy {_fmt(row['accuracy'])} at confidence >= {_fmt(row['threshold'])}"

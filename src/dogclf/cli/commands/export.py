@@ -20,10 +20,18 @@ def _print_accuracy(check, name: str) -> None:
     verdict = "passed" if check.passed else "FAILED"
     print(f"accuracy on {check.split} (n={check.n}), the export at runtime precision {check.precision}:")
     print(f"  {'':<16}{'eager fp32':>12}{name:>16}")
+    bound = "" if check.drop_upper_points is None else f", 95% upper bound {check.drop_upper_points:.2f}"
     print(
         f"  {'top-1':<16}{check.top1_reference:>12.4f}{check.top1:>16.4f}   drop {check.drop_points:.2f} "
-        f"points (max {check.max_drop_points:g}): {verdict}"
+        f"points{bound} (max {check.max_drop_points:g}): {verdict}"
     )
+    if check.lost is not None:
+        print(f"  {'answers changed':<16}{'':>12}{f'{check.lost} lost, {check.gained} gained':>16}")
+    if check.min_n and check.n < check.min_n:
+        print(
+            f"  WARNING: {check.n} images: one image is {100 / max(check.n, 1):.2g} points; promising a drop of at "
+            f"most {check.max_drop_points:g} points needs {check.min_n} images"
+        )
     print(f"  {'ECE':<16}{ece_ref:>12}{ece:>16}")
     print(f"  {'agreement':<16}{'':>12}{check.agreement:>16.1%}")
     print(f"  {'max |dlogit|':<16}{'':>12}{check.max_logit_diff or 0.0:>16.4f}")

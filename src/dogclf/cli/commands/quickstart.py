@@ -28,7 +28,10 @@ def _print_soundness(r: QuickstartResult) -> None:
     print(f"  final run: {_losses(r.final_valid_losses)}")
     if r.differences:
         print(format_differences(r.differences))
-    print("training: " + ("; ".join(r.problems) if r.problems else "no diverging trial or epoch; final run converged"))
+    print(
+        "training: "
+        + ("; ".join(r.problems) if r.problems else "no diverging or unstable trial or epoch; final run converged")
+    )
 
 
 def _print_summary(r: QuickstartResult) -> None:

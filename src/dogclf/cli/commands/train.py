@@ -59,6 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run: {result.run_dir}")
     print(f"model: {result.artifact_dir}")
     print(f"plots: {result.run_dir / 'plots'}")
+    for jump in result.unstable:
+        print(f"warning: unstable training: {jump}")
     return 0
 
 

@@ -1,0 +1,134 @@
+"""Each loss and class rule on held-out synthetic runs written as real smdebug trials: fires on its failure,
+silent on the healthy shapes that fooled the earlier rules, NotEvaluated (with the reason) on too little data."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_runs import Run, write_trial
+from synthetic_suite import FAMILIES, make_run
+
+from dogclf.debug import compat
+
+HELD_OUT = {f.name: f.held_out for f in FAMILIES}
+SEED = 100  # a held-out seed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _smdebug():
+    compat.load()
+
+
+def verdicts(run: Run, folder: Path, names=None) -> dict:
+    """{rule: RuleResult} of the rules over `run` written under `folder`."""
+    from dogclf.debug.engine import evaluate_rules
+
+    write_trial(run, folder)
+    names = names or ["ExplodingTensor", "LossNotDecreasing", "Overfit", "Overtraining", "ClassImbalance"]
+    return {r.rule: r for r in evaluate_rules(folder, names=names)}
+
+
+def held_out(family: str, variant: int, seed: int = SEED) -> Run:
+    return make_run(family, HELD_OUT[family][variant], seed)
+
+
+@pytest.mark.parametrize("variant", [0, 1])  # 120 classes, 4.79 -> 3.3 over 600 steps, noise 0.1 and 0.3
+def test_slow_noisy_120_class_run_is_healthy(tmp_path, variant):
+    rows = verdicts(held_out("slow-healthy", variant), tmp_path)
+    assert [r.rule for r in rows.values() if r.triggered] == []
+    assert rows["LossNotDecreasing"].status == "NoIssuesFound"  # decided, not skipped
+    # 6 valid images per class: too few to judge mispredictions, and the verdict says so
+    assert rows["ClassImbalance"].status == "NotEvaluated" and "10 valid images" in rows["ClassImbalance"].finding
+
+
+def test_early_bump_that_recovers_never_fires_not_even_live(tmp_path):
+    run = held_out("early-bump", 0)  # x2.5 over steps 10-30
+    e = run.steps_per_epoch
+    for epochs in range(1, len(run.valid) + 1):  # what live rules see at each epoch's end
+        prefix = Run(run.train[: epochs * e], e, run.valid[:epochs], counts=run.counts)
+        row = verdicts(prefix, tmp_path / str(epochs), ["LossNotDecreasing"])["LossNotDecreasing"]
+        assert not row.triggered, (epochs, row.finding)
+
+
+@pytest.mark.parametrize(("family", "variant"), [("partial-stall", 0), ("stuck", 0),
+                                                 ("diverging", 0), ("diverging", 1)])  # fmt: skip
+def test_loss_not_decreasing_catches_stalls_and_sustained_rises(tmp_path, family, variant):
+    row = verdicts(held_out(family, variant), tmp_path, ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert row.triggered, row.finding
+
+
+def test_short_runs_are_not_evaluated_and_nan_is_flagged(tmp_path):
+    short = verdicts(held_out("short", 0), tmp_path / "short")
+    assert short["LossNotDecreasing"].status == "NotEvaluated"
+    assert "only 15 losses saved; comparing windows needs 40" in short["LossNotDecreasing"].finding
+    assert (
+        short["Overtraining"].status == "NotEvaluated" and "3 validation(s); needs 6" in short["Overtraining"].finding
+    )
+    all_nan = verdicts(held_out("nan", 0), tmp_path / "nan")  # 15 steps, every loss NaN
+    assert all_nan["LossNotDecreasing"].triggered and "nan" in all_nan["LossNotDecreasing"].finding
+    assert all_nan["ExplodingTensor"].triggered
+
+
+def test_overfit_fires_on_a_growing_gap_over_two_validations_not_on_a_flat_one(tmp_path):
+    two = verdicts(held_out("overfit", 0), tmp_path / "two", ["Overfit"])["Overfit"]
+    assert two.triggered and "grew" in two.finding
+    flat = verdicts(held_out("converged-gap", 0), tmp_path / "flat", ["Overfit"])["Overfit"]  # 0.30 vs 0.42
+    assert flat.status == "NoIssuesFound", flat.finding
+
+
+def test_overfit_compares_like_with_like(tmp_path):
+    # Label smoothing keeps the per-step objective (2.0) above the valid loss; the plain CE saved with each
+    # validation (0.3 -> 0.1 -> 0.05) shows the growing gap.
+    run = Run(np.full(30, 2.0), 10, [0.6, 0.9, 1.2], [0.3, 0.1, 0.05])
+    row = verdicts(run, tmp_path, ["Overfit"])["Overfit"]
+    assert row.triggered and "train loss 0.1:" in row.finding
+
+
+def test_overtraining_patience_fits_the_run(tmp_path):
+    textbook = verdicts(held_out("overtraining", 0), tmp_path / "t", ["Overtraining"])["Overtraining"]
+    assert textbook.triggered, textbook.finding
+    healthy = verdicts(held_out("fast-healthy", 0), tmp_path / "h", ["Overtraining"])["Overtraining"]
+    assert healthy.status == "NoIssuesFound", healthy.finding
+
+
+def test_class_imbalance_needs_enough_images_and_catches_a_zero_accuracy_run(tmp_path):
+    zero = verdicts(held_out("zero-accuracy", 0), tmp_path / "zero", ["ClassImbalance"])["ClassImbalance"]
+    assert zero.triggered and "mispredicted" in zero.finding
+    healthy = verdicts(held_out("fast-healthy", 1), tmp_path / "ok", ["ClassImbalance"])["ClassImbalance"]
+    assert healthy.status == "NoIssuesFound", healthy.finding
+    counts = verdicts(held_out("imbalanced", 1), tmp_path / "counts", ["ClassImbalance"])["ClassImbalance"]
+    assert counts.triggered and "class counts" in counts.finding
+
+
+def test_the_bundled_rules_file_is_the_package(tmp_path):
+    """SageMaker runs one file: the joined package defines the same rules and reaches the same verdicts."""
+    from smdebug.exceptions import RuleEvaluationConditionMet
+    from smdebug.rules import invoke_rule
+
+    from dogclf.debug.config import DOGCLF_PARAMETERS
+    from dogclf.debug.engine import load_trial
+    from dogclf.debug.rules import RULES
+    from dogclf.debug.rules_bundle import bundle_file
+    from dogclf.sagemaker.debugger import custom_rule_classes, rule_signatures, rules_source
+
+    path = bundle_file(tmp_path)
+    assert rules_source().read_text() == path.read_text()
+    assert sorted(custom_rule_classes(path)) == sorted(RULES)
+    spec = importlib.util.spec_from_file_location("dogclf_rules_bundled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, cls in module.RULES.items():
+        assert rule_signatures(path)[name] == [p for p in inspect.signature(cls).parameters if p != "base_trial"]
+    trial = load_trial(write_trial(held_out("partial-stall", 0), tmp_path / "stall"))
+    fired = {}
+    for source, rules in (("package", RULES), ("bundle", module.RULES)):
+        rule = rules["LossNotDecreasing"](trial, **DOGCLF_PARAMETERS["LossNotDecreasing"])
+        try:
+            invoke_rule(rule, start_step=0, end_step=trial.steps()[-1] + 1, raise_eval_cond=True)
+        except RuleEvaluationConditionMet as met:
+            fired[source] = (met.step, rule.finding)
+    assert fired["package"] == fired["bundle"] and fired["package"][1]
