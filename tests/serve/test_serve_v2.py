@@ -123,3 +123,30 @@ def test_v2_requests_are_counted_in_the_metrics(client, endpoint, images):
     after = requests.get(f"{endpoint.url}/metrics", timeout=5).text
     assert count(after) == count(before) + 1
     assert images_total(after) == images_total(before) + len(images)
+
+
+def _stages(endpoint) -> dict[str, tuple[float, int]]:
+    found: dict[str, list] = {}
+    for line in requests.get(f"{endpoint.url}/metrics", timeout=5).text.splitlines():
+        for metric, slot in (("dogclf_stage_seconds_total{", 0), ("dogclf_stage_observations_total{", 1)):
+            if line.startswith(metric):
+                found.setdefault(line.split('"')[1], [0.0, 0])[slot] = float(line.split()[-1])
+    return {stage: (seconds, int(count)) for stage, (seconds, count) in found.items()}
+
+
+@pytest.mark.parametrize("route", ["invocations", "v2"])
+def test_stage_timers_count_every_stage_of_a_request(client, endpoint, images, route):
+    before = _stages(endpoint)
+    if route == "v2":
+        client.infer(MODEL, [_image_input(images)])
+    else:
+        _invocations(endpoint, images)
+    after = _stages(endpoint)
+    added = {stage: after[stage][1] - before[stage][1] for stage in after}
+    per_image, per_request = ("decode", "resize_crop"), ("read", "decode_queue", "return", "encode")
+    assert {s: added[s] for s in per_image + per_request} == {
+        **dict.fromkeys(per_image, 3),
+        **dict.fromkeys(per_request, 1),
+    }
+    assert added["batch_wait"] == 1 and added["engine"] >= 1 and added["write"] >= 1
+    assert all(after[s][0] > before[s][0] for s in ("decode", "resize_crop", "engine", "encode", "read"))

@@ -25,6 +25,7 @@ from dogclf.serve.codecs import (
     media_type,
 )
 from dogclf.serve.config import MAX_IMAGES, REQUEST_MAX_PIXELS, SERVE_MAX_PIXELS
+from dogclf.serve.stages import StageHook
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +44,8 @@ class DeadlineExceeded(RequestError):
 
 class ClassifierAPI:
     """Loads an artifact once, then turns request bodies into top-k breed predictions."""
+
+    on_stage: StageHook | None = None  # told the seconds of each image's decode and resize_crop (the server's)
 
     def __init__(
         self,
@@ -172,13 +175,20 @@ class ClassifierAPI:
 
         from dogclf.data.images import ImageDecodeError, decode_image
 
+        start = time.perf_counter()
         if isinstance(item, np.ndarray):
-            return self.engine.transform(Image.fromarray(np.ascontiguousarray(item)))
-        try:
-            image = decode_image(item, replace(self.engine.decode_options, formats=formats))
-        except ImageDecodeError as exc:
-            raise _request_error(exc, where, content_type) from None
-        return self.engine.transform(image)
+            image = Image.fromarray(np.ascontiguousarray(item))
+        else:
+            try:
+                image = decode_image(item, replace(self.engine.decode_options, formats=formats))
+            except ImageDecodeError as exc:
+                raise _request_error(exc, where, content_type) from None
+        decoded = time.perf_counter()
+        tensor = self.engine.transform(image)
+        if self.on_stage is not None:
+            self.on_stage("decode", decoded - start)
+            self.on_stage("resize_crop", time.perf_counter() - decoded)
+        return tensor
 
     def predict(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Preprocessed images -> float32 logits (N, classes), in one batch."""

@@ -6,6 +6,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from dogclf.serve.stages import StageClock
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -50,6 +52,7 @@ class ServerMetrics:
         self.images = 0
         self.queue_depth = queue_depth
         self.ready = ready
+        self.stages = StageClock()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float, images: int) -> None:
         """Record a finished request; only inference requests (/invocations, v2 infer) count toward the latency."""
@@ -90,4 +93,5 @@ class ServerMetrics:
                 "# TYPE dogclf_model_ready gauge",
                 f"dogclf_model_ready {int(self.ready())}",
             ]
+        lines += self.stages.render()
         return "\n".join(lines) + "\n"

@@ -161,13 +161,16 @@ async def _infer(state: EndpointState, request: Request, deadline: float) -> Res
     if encoding != "identity":
         raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding[:32]!r}; send the body uncompressed")
     cfg = state.cfg
+    start = time.perf_counter()
     body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s, cfg.body_min_rate)
+    state.metrics.stages.add("read", time.perf_counter() - start)
     header_length = request.headers.get(HEADER_LENGTH)
-    loop = asyncio.get_running_loop()
-    parsed, images = await loop.run_in_executor(state.decode_pool, _decode, state, body, header_length, deadline)
+    parsed, images = await state.in_decode_pool(_decode, state, body, header_length, deadline)
     request.state.images = len(images)
     logits = await state.batcher.submit(images)
+    start = time.perf_counter()
     payload, json_size = _respond(state, parsed, logits)
+    state.metrics.stages.add("encode", time.perf_counter() - start)
     headers = {"X-Dogclf-Model-Version": state.api.version}
     if json_size is None:
         return Response(payload, media_type="application/json", headers=headers)
