@@ -14,7 +14,7 @@ from dogclf.cli.main import main as cli_main
 from dogclf.config import build_config
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.tune import Categorical, Continuous, SearchSpace, tune
-from dogclf.tune.study import default_storage
+from dogclf.tune.storage import default_storage
 
 
 def _frozen(data, **overrides):
@@ -113,10 +113,12 @@ def test_parallel_workers_share_the_study(tiny_data, tmp_path):
     out = tmp_path / "tune"
     result = tune(_frozen(tiny_data), space, out, n_trials=4, jobs=2)
     trials = _trials(out)
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 4 and result.finished_trials == 4
-    pids = {t.user_attrs["worker_pid"] for t in trials}
-    assert len(pids) == 2 and pids.isdisjoint({__import__("os").getpid()})
-    assert len({t.params["lr"] for t in trials}) == 4  # each worker samples with its own seed
+    # Both workers count the study's trials: 4, or 5 when both started the last one at the same instant.
+    assert {t.state.name for t in trials} == {"COMPLETE"} and len(trials) in (4, 5)
+    assert result.finished_trials == len(trials)
+    assert {t.user_attrs["worker"].rsplit("#", 1)[1] for t in trials} <= {"0", "1"}
+    assert {t.user_attrs["worker_pid"] for t in trials}.isdisjoint({__import__("os").getpid()})
+    assert len({t.params["lr"] for t in trials}) == len(trials)  # each worker samples with its own seed
     assert {t.user_attrs["path"] for t in trials} == {"feature-cache"}
     assert len(list((out / "feature_cache").iterdir())) == 1  # built once, before the workers started
 
@@ -158,7 +160,7 @@ def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from dogclf.tune.study import default_storage, open_storage
+    from dogclf.tune.storage import default_storage, open_storage
 
     for attempt in range(3):
         url = default_storage(tmp_path / f"db{attempt}")
@@ -172,3 +174,18 @@ def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path):
         with ThreadPoolExecutor(4) as pool:
             storages = list(pool.map(lambda _: open_together(), range(4)))
         assert len({id(s) for s in storages}) == 4 and all(s.get_all_studies() == [] for s in storages)
+
+
+def test_a_finite_space_runs_each_point_once_and_stops_when_all_are_taken(tiny_data, tmp_path, caplog):
+    space = SearchSpace(parameters={"lr": Categorical(values=[0.01, 0.1, 0.3])})
+    out = tmp_path / "tune"
+    with caplog.at_level("INFO", logger="dogclf"):
+        result = tune(_frozen(tiny_data), space, out, n_trials=5)
+    trials = _trials(out)
+    trained = [t for t in trials if "skipped" not in t.user_attrs]
+    assert sorted(t.params["lr"] for t in trained) == [0.01, 0.1, 0.3]  # every point once, none twice
+    assert all(t.state.name == "COMPLETE" for t in trained) and result.finished_trials == 3
+    skipped = [t for t in trials if "skipped" in t.user_attrs]
+    assert all(t.state.name == "FAIL" and t.params in [o.params for o in trained] for t in skipped)
+    assert "every point of the search space is finished or running: this worker stops" in caplog.text
+    assert result.workers == {trained[0].user_attrs["worker"]: 3}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,10 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     return params
 
 
+class SkippedTrial(DogclfError):
+    """The trial's parameters are held by another trial; it does not run."""
+
+
 class EpochReporter:
     """Reports each epoch's objective value to the trial and prunes (raises TrialPruned) when told to."""
 
@@ -81,7 +87,9 @@ class EpochReporter:
         self.valid_losses.append(float(record["valid"]["loss"]))
         self.trial.set_user_attr("valid_losses", self.valid_losses)  # every epoch's, for divergence checks
         if math.isfinite(value):
-            self.trial.report(value, record["epoch"])
+            with warnings.catch_warnings():  # a rerun of a lost trial keeps the reports it inherited
+                warnings.filterwarnings("ignore", message="The reported value is ignored")
+                self.trial.report(value, record["epoch"])
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {record['epoch']} ({self.phase}:{self.field}={value:.4g})")
 
@@ -106,21 +114,23 @@ class TrialRunner:
         space: SearchSpace,
         output: Path,
         cache: FeatureCache | None,
+        worker: str = "",
+        seed: int = 0,
     ) -> None:
-        self.cfg, self.space, self.output, self.cache = cfg, space, output, cache
+        from dogclf.tune.workers import grid_points
+
+        self.cfg, self.space, self.output, self.cache, self.worker = cfg, space, output, cache, worker
         self._datasets: dict[tuple, tuple[DatasetLayout, str]] = {}
+        self._points = grid_points(space)
+        self._rng = random.Random(seed)
+        self.exhausted = False
 
     def __call__(self, trial: optuna.Trial) -> float:
-        """Train the trial's suggested configuration (or reuse a finished twin's value) and return its objective."""
+        """Train the trial's suggested configuration and return its objective; skip a set another trial holds."""
+        trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("worker_pid", os.getpid())
         params = suggest(trial, self.space)
-        duplicate = self._completed_twin(trial, params)
-        if duplicate is not None:
-            for key in ("valid_top1", "valid_loss", "best_epoch", "path"):
-                if key in duplicate.user_attrs:
-                    trial.set_user_attr(key, duplicate.user_attrs[key])
-            trial.set_user_attr("duplicate_of", duplicate.number)
-            return float(duplicate.value)
+        self._skip_if_held(trial, params)
         started = time.perf_counter()
         try:
             value = self._run(trial, params)
@@ -140,15 +150,22 @@ class TrialRunner:
         log.info("trial %d: %s -> %s", trial.number, _fmt(params), took)
         return value
 
-    @staticmethod
-    def _completed_twin(trial: optuna.Trial, params: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
-        """A finished trial with the same parameters: trials are deterministic, so its value is this one's."""
-        from optuna.trial import TrialState
+    def _skip_if_held(self, trial: optuna.Trial, params: dict[str, Any]) -> None:
+        """Raise SkippedTrial when another trial holds `params`; in a finite space, queue a free point instead."""
+        from dogclf.tune.workers import free_points, twin
 
-        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if other.params == params:
-                return other
-        return None
+        other = twin(trial.study, trial.number, params)
+        if other is None:
+            return
+        trial.set_user_attr("skipped", other.number)
+        if self._points is not None:
+            free = free_points(trial.study, self._points)
+            if free:
+                trial.study.enqueue_trial(self._rng.choice(free))
+            else:
+                self.exhausted = True
+        log.info("trial %d: %s skipped: trial %d holds these parameters", trial.number, _fmt(params), other.number)
+        raise SkippedTrial(f"same parameters as trial {other.number}")
 
     def remember_dataset(self, cfg: RunConfig, layout: DatasetLayout, fingerprint: str) -> None:
         """Reuse an already scanned dataset (scanning a large one takes a while)."""

@@ -40,6 +40,7 @@ class TuneResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     final_run: Path | None = None
     differences: dict[str, list[Any]] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
 
 
 # Settings that never change what a trial learns: names, hooks, data location, loader parallelism, threads.
@@ -74,10 +75,16 @@ def _note(t: optuna.trial.FrozenTrial) -> str:
         return attrs["error"]
     if attrs.get("interrupted"):
         return "interrupted (its parameters run again)"
+    if "skipped" in attrs:
+        return f"skipped: trial {attrs['skipped']} holds these parameters"
     if "duplicate_of" in attrs:
         return f"same parameters as trial {attrs['duplicate_of']} (not retrained)"
     if "retry_of" in attrs:
         return f"rerun of interrupted trial {attrs['retry_of']}"
+    if "failed_trial" in t.system_attrs:
+        return f"rerun of trial {t.system_attrs['failed_trial']} (its worker stopped)"
+    if t.state.name == "FAIL":
+        return "its worker stopped sending heartbeats"
     if t.state.name == "PRUNED" and t.intermediate_values:
         return f"pruned after epoch {max(t.intermediate_values)}"
     return ""
@@ -198,6 +205,8 @@ def write_results(
     differences: dict[str, list[Any]] | None = None,
 ) -> TuneResult:
     """Write the table, plots, best config and best.json (with trial-vs-final differences); errors if none completed."""
+    from dogclf.tune.workers import per_worker
+
     rows = trial_rows(study, space)
     table = write_csv(rows, output / TABLE)
     states = dict(Counter(r["state"] for r in rows))
@@ -209,6 +218,7 @@ def write_results(
         plot_params(study, space, output / "plots" / "params.png"),
     ]
     config = write_best_config(cfg, space, best, output / BEST_CONFIG)
+    workers = per_worker(study)
     summary = {
         "best_trial": best.number,
         "objective": space.objective,
@@ -218,6 +228,7 @@ def write_results(
         "valid_top1": best.user_attrs.get("valid_top1"),
         "states": states,
         "differences": differences or {},
+        "workers": workers,
     }
     atomic_write_text(output / "best.json", json.dumps(summary, indent=2))
     return TuneResult(
@@ -233,4 +244,37 @@ def write_results(
         states,
         rows,
         differences=differences or {},
+        workers=workers,
     )
+
+
+def format_status(study: optuna.Study) -> str:
+    """The study as its storage holds it: budget, trials by state and by worker, best so far, the table."""
+    from datetime import datetime
+
+    from dogclf.tune.workers import counts, tally
+
+    now, budget = tally(study), study.user_attrs.get("n_trials", "?")
+    trials = study.get_trials(deepcopy=False)
+    lines = [
+        f"study {study.study_name!r}: {now.finished} of {budget} finished trials, {now.running} running, "
+        f"{now.waiting} waiting, {len(trials)} in all"
+    ]
+    workers: dict[str, list[str]] = {}
+    for t in trials:
+        name = t.user_attrs.get("worker", "(unrecorded)")
+        if counts(t):
+            workers.setdefault(name, []).append("finished")
+        elif t.state.name == "RUNNING" and t.datetime_start is not None:
+            age = (datetime.now() - t.datetime_start).total_seconds()
+            workers.setdefault(name, []).append(f"trial {t.number} running for {age:.0f} s")
+    for name, items in sorted(workers.items()):
+        done = items.count("finished")
+        lines.append(f"  {name}: {done} finished" + "".join(f", {i}" for i in items if i != "finished"))
+    if _complete(study):
+        best = study.best_trial
+        lines.append(f"best: trial {best.number} value={best.value:.6g} {best.params}")
+    saved = study.user_attrs.get("dogclf")
+    if saved is not None:
+        lines.append(format_table(trial_rows(study, SearchSpace.model_validate(saved["space"]))))
+    return "\n".join(lines)

@@ -1,15 +1,15 @@
 """The local tuner: a resumable Optuna study (TPE + pruner) over a SearchSpace, in-process or in workers.
 
-`n_trials` is the number of finished trials the study should hold: a rerun of an interrupted study runs
-only what is missing (the interrupted trial's parameters first), and a larger `n_trials` adds more.
+`n_trials` is the number of finished trials the study should hold, however many workers share it (see
+dogclf.tune.workers): a rerun of an interrupted study runs only what is missing (the interrupted trial's
+parameters first), and a larger `n_trials` adds more.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +21,8 @@ from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
 from dogclf.tune.results import TuneResult, masked_url
 from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
+from dogclf.tune.storage import default_storage, open_storage
+from dogclf.tune.workers import HEARTBEAT
 
 if TYPE_CHECKING:
     import optuna
@@ -48,42 +50,8 @@ class _Job:
     cache_dir: str | None
     threads: int | None = None
     log_level: int = logging.INFO
-
-
-def default_storage(output: Path) -> str:
-    """SQLite file in the tune folder."""
-    return f"sqlite:///{(output / 'study.db').resolve()}"
-
-
-def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats, so trials of a dead machine are failed and retried by the others.
-
-    Workers that open a new database at the same moment race to create its tables; the losers see
-    "table already exists" or a duplicate schema version and simply open it again.
-    """
-    import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-
-    def open_once() -> optuna.storages.RDBStorage:
-        with warnings.catch_warnings():  # heartbeats are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=30,
-                grace_period=120,
-                heartbeat_stale_trial_callback=retry,
-            )
-
-    for attempt in range(attempts - 1):
-        try:
-            return open_once()
-        except (IntegrityError, OperationalError):
-            time.sleep(0.05 * (attempt + 1))
-    return open_once()
+    worker: str = ""
+    heartbeat: int = HEARTBEAT
 
 
 def make_sampler(space: SearchSpace, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
@@ -152,6 +120,18 @@ def _check_same_study(study: optuna.Study, current: dict[str, Any]) -> None:
         )
 
 
+def _open_study(
+    rdb: optuna.storages.BaseStorage, name: str, comparable: dict[str, Any], direction: str, n_trials: int
+) -> optuna.Study:
+    """Create or load the study, check it tunes the same thing, and record the budget (for --status)."""
+    import optuna
+
+    study = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True)
+    _check_same_study(study, comparable)
+    study.set_user_attr("n_trials", n_trials)
+    return study
+
+
 @contextmanager
 def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bool]:
     """Claim the tune folder and check it holds this study; yields whether this process is its only tuner."""
@@ -185,14 +165,9 @@ def _tune_dir(output: Path, storage: str | None, study_name: str) -> Iterator[bo
 
 def _finished(study: optuna.Study) -> int:
     """Trials that count toward n_trials: complete, pruned, or failed by their own error."""
-    from optuna.trial import TrialState
+    from dogclf.tune.workers import counts
 
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        or (t.state == TrialState.FAIL and "error" in t.user_attrs)
-    )
+    return sum(1 for t in study.get_trials(deepcopy=False) if counts(t))
 
 
 def _fail_running(
@@ -219,24 +194,25 @@ def _fail_running(
 
 
 def run_trials(job: _Job, scanned: tuple[DatasetLayout, str] | None = None) -> None:
-    """Run `job.n_trials` trials of the study in this process (`scanned`: the base config's dataset)."""
+    """Run trials in this process until the study holds `job.n_trials` (`scanned`: the base config's dataset)."""
     import optuna
 
     from dogclf.tune.features import FeatureCache
     from dogclf.tune.objective import TrialRunner
+    from dogclf.tune.workers import run_budget
 
     cfg, space = RunConfig.model_validate(job.cfg), SearchSpace.model_validate(job.space)
     study = optuna.load_study(
         study_name=job.study_name,
-        storage=open_storage(job.storage),
+        storage=open_storage(job.storage, job.heartbeat),
         sampler=make_sampler(space, job.seed, job.n_trials),
         pruner=make_pruner(job.pruner, cfg.optim.epochs),
     )
     cache = FeatureCache(job.cache_dir) if job.cache_dir else None
-    runner = TrialRunner(cfg, space, Path(job.output), cache)
+    runner = TrialRunner(cfg, space, Path(job.output), cache, job.worker, job.seed)
     if scanned is not None:
         runner.remember_dataset(cfg, *scanned)
-    study.optimize(runner, n_trials=job.n_trials, catch=(Exception,))
+    run_budget(study, runner, job.n_trials, job.heartbeat, lambda: runner.exhausted)
 
 
 def _worker_main(job: _Job) -> None:
@@ -279,16 +255,21 @@ def _run_workers(study: optuna.Study, storage: optuna.storages.BaseStorage, jobs
         )
 
 
-def _jobs(base: _Job, remaining: int, jobs: int, seed: int) -> list[_Job]:
-    """Split the remaining trials over `jobs` workers, each with its own sampler seed."""
-    import dataclasses
-
-    shares = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
+def _jobs(base: _Job, remaining: int, jobs: int, started_at: int) -> list[_Job]:
+    """Up to `jobs` workers (no more than trials remain), each with its identity and sampler seed."""
     from dogclf.system import cpu_count
+    from dogclf.tune.workers import worker_identity, worker_seed
 
-    threads = base.threads or max(1, cpu_count() // jobs)
-    threads = threads if jobs > 1 else base.threads
-    return [dataclasses.replace(base, n_trials=n, seed=seed + i, threads=threads) for i, n in enumerate(shares) if n]
+    count = min(jobs, remaining)
+    threads = (base.threads or max(1, cpu_count() // count)) if count > 1 else base.threads
+    # A study in its own folder samples the same points wherever the folder is; shared, each machine its own.
+    shared = base.storage != default_storage(Path(base.output))
+    out = []
+    for i in range(count):
+        worker = worker_identity(Path(base.output), i if count > 1 else None)
+        seed = worker_seed(base.seed, base.study_name, worker if shared else f"#{i}", started_at)
+        out.append(dataclasses.replace(base, worker=worker, seed=seed, threads=threads))
+    return out
 
 
 def _run_missing(
@@ -303,14 +284,16 @@ def _run_missing(
     remaining = n_trials - _finished(study)
     if remaining <= 0:
         log.info(
-            "study %r already has %d finished trials (raise --n-trials to add more)",
+            "study %r already holds %d finished trials: budget of %d met, nothing to run "
+            "(raise --n-trials to add more)",
             base.study_name,
             _finished(study),
+            n_trials,
         )
         return
-    seed = base.seed + 7919 * len(study.trials)  # a rerun must not replay the first run's samples
-    work = _jobs(base, remaining, jobs, seed)
-    log.info("study %r: running %d trial(s) in %d process(es)", base.study_name, remaining, len(work))
+    # The trial count at start is part of each worker's seed: a rerun must not replay the first run's samples.
+    work = _jobs(dataclasses.replace(base, n_trials=n_trials), remaining, jobs, len(study.trials))
+    log.info("study %r: %d trial(s) to go, %d process(es) here", base.study_name, remaining, len(work))
     if len(work) == 1:
         run_trials(work[0], scanned)
     else:
@@ -332,9 +315,16 @@ def _prepare_cache(cfg: RunConfig, cache: Path | None, jobs: int, layout: Datase
 
 
 def _base_job(
-    cfg: RunConfig, space: SearchSpace, output: Path, url: str, study_name: str, pruner: str, cache: Path | None
+    cfg: RunConfig,
+    space: SearchSpace,
+    output: Path,
+    url: str,
+    study_name: str,
+    pruner: str,
+    cache: Path | None,
+    heartbeat: int,
 ) -> _Job:
-    """The job every worker starts from (its trial count and seed are set per worker)."""
+    """The job every worker starts from (its worker identity and seed are set per worker)."""
     return _Job(
         cfg.model_dump(mode="json"),
         space.model_dump(mode="json"),
@@ -347,6 +337,7 @@ def _base_job(
         str(cache) if cache else None,
         cfg.runtime.threads,
         logging.getLogger().getEffectiveLevel(),
+        heartbeat=heartbeat,
     )
 
 
@@ -363,11 +354,13 @@ def tune(
     cache_dir: str | Path | None = None,
     final_train: bool = False,
     final: RunConfig | None = None,
+    heartbeat: int = HEARTBEAT,
 ) -> TuneResult:
     """Tune `cfg` over `space` into the folder `output` (resumable); see the module docstring for n_trials.
 
     `final`: the config the tuned values will train (default: `cfg`); where the trials train something else,
-    every differing setting is logged and recorded in best.json and TuneResult.differences.
+    every differing setting is logged and recorded in best.json and TuneResult.differences. `heartbeat`:
+    seconds between a running trial's heartbeats (a trial silent for four of them is failed and rerun).
     """
     import optuna
 
@@ -378,27 +371,25 @@ def tune(
     output = Path(output)
     n_trials = space.max_trials if n_trials is None else n_trials
     jobs = space.parallel_trials if jobs is None else jobs
-    for name, value in (("n_trials (--n-trials)", n_trials), ("jobs (--jobs)", jobs)):
+    for name, value in (("n_trials (--n-trials)", n_trials), ("jobs (--jobs)", jobs), ("--heartbeat", heartbeat)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1 (got {value})")
     validate_space(cfg, space)
     _check_tracking(cfg)
     layout, _, fingerprint = load_dataset(cfg)  # the data is checked before anything is written
+    shared = open_storage(storage, heartbeat) if storage else None  # a bad URL or driver fails before any write
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with _tune_dir(output, storage, study_name) as sole_tuner:
             url = storage or default_storage(output)
-            rdb = open_storage(url)
-            study = optuna.create_study(
-                storage=rdb, study_name=study_name, direction=space.direction, load_if_exists=True
-            )
-            _check_same_study(study, _comparable(cfg, space, fingerprint))
+            rdb = shared or open_storage(url, heartbeat)
+            study = _open_study(rdb, study_name, _comparable(cfg, space, fingerprint), space.direction, n_trials)
             if storage is None and sole_tuner and (n := _fail_running(study, rdb, None, None)):
                 log.info("%d trial(s) were interrupted by the last run; their parameters run again first", n)
             cache = Path(cache_dir or output / "feature_cache") if feature_cache else None
             _prepare_cache(cfg, cache, jobs, layout, fingerprint)
-            base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache)
+            base = _base_job(cfg, space, output, url, study_name, resolve_pruner(space, pruner), cache, heartbeat)
             _run_missing(study, rdb, base, n_trials, jobs, (layout, fingerprint))
             result = write_results(study, cfg, space, output, url, _finished(study), _differences(cfg, space, final))
             if cfg.tracking.mlflow_enabled():  # the study as a parent run, each trial a child run

@@ -6,16 +6,24 @@ import argparse
 
 from dogclf.cli.commands.train import add_tracking_option, add_train_options, build_run_config
 from dogclf.tune.space import PRUNERS, SPACE_NAMES
+from dogclf.tune.workers import HEARTBEAT
 
 
 def _run(args: argparse.Namespace) -> int:
     from dogclf.extras import require
 
     require("optuna", "tune", "dogclf tune needs optuna")
+    from dogclf.errors import ConfigError
     from dogclf.tune.results import format_differences, format_table
     from dogclf.tune.space import resolve_space
+    from dogclf.tune.storage import study_status
     from dogclf.tune.study import tune
 
+    if args.status:
+        print(study_status(args.output, args.storage, args.study_name))
+        return 0
+    if args.output is None:
+        raise ConfigError("--output is required (a tune folder; only --status reads a study without one)")
     cfg = build_run_config(args)
     if cfg.tracking.mlflow_enabled():
         require("mlflow", "mlflow", "--tracking mlflow needs mlflow")  # before the trials, not after them
@@ -33,12 +41,15 @@ def _run(args: argparse.Namespace) -> int:
         feature_cache=not args.no_feature_cache,
         cache_dir=args.feature_cache_dir,
         final_train=args.final_train,
+        heartbeat=args.heartbeat,
     )
     print(format_table(result.rows))
     print(f"best: trial {result.best_trial} {space.objective}={result.best_value:.6g} {result.best_params}")
     print(f"table: {result.table}")
     print(f"plots: {', '.join(str(p) for p in result.plots)}")
     print(f"config: {result.config}  (dogclf train --config {result.config} --output RUN)")
+    if len(result.workers) > 1:
+        print("finished trials per worker: " + ", ".join(f"{w} {n}" for w, n in sorted(result.workers.items())))
     if result.final_run is not None:
         print(f"final run: {result.final_run}")
     if result.differences:
@@ -64,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cached backbone features. Rerun the same command to resume an interrupted study.",
     )
     p.add_argument("--data", help="dataset root: train/ valid/ [test/] class folders, or one flat folder")
-    p.add_argument("--output", "-o", required=True, help="tune folder: study.db, results.csv, plots/, best_config.yaml")
+    p.add_argument("--output", "-o", help="tune folder (required): study.db, results.csv, plots/, best_config.yaml")
     p.add_argument(
         "--space",
         metavar="NAME|FILE",
@@ -80,6 +91,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, help="parallel worker processes [default: the space's parallel_trials]")
     p.add_argument("--storage", help="Optuna RDB URL shared by many machines [default: sqlite in --output]")
     p.add_argument("--study-name", default="dogclf", help="study name in the storage [default: dogclf]")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=HEARTBEAT,
+        metavar="SECONDS",
+        help="seconds between a running trial's heartbeats; a trial silent for 4 of them (its worker died) "
+        f"is failed and run again by another worker [default: {HEARTBEAT}]",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print the study's progress from --storage (or --output's study.db) and exit: budget, "
+        "trials by state and worker, best, the table",
+    )
     p.add_argument(
         "--pruner",
         choices=PRUNERS,
