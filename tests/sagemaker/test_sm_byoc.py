@@ -92,7 +92,7 @@ def test_cli_dockerfile_with_a_wheel_and_a_bad_one(tmp_path):
     assert lines[2] == "FROM python:3.12-slim"
     assert any("torch==2.6.0" in line and "/whl/cpu" in line for line in lines)
     assert f'RUN pip install "/tmp/{wheel.name}[serve,openvino]" && rm /tmp/{wheel.name}' in lines
-    assert lines[-1] == 'ENTRYPOINT ["python", "-m", "dogclf.serve.container"]'
+    assert lines[-1] == 'ENTRYPOINT ["python", "-m", "dogclf.cli.container"]'
     r = run_cli("sagemaker", "dockerfile", "-o", str(tmp_path / "bad"), "--wheel", str(tmp_path / "nope.whl"))
     assert r.returncode == 2 and "dogclf: error: --wheel must be an existing .whl file" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "bad" / "Dockerfile").exists()
@@ -136,5 +136,5 @@ def test_container_entry_serves_as_sagemaker_runs_it(tmp_path, exported_model, t
 
 
 def test_container_entry_refuses_other_commands():
-    r = subprocess.run([sys.executable, "-m", "dogclf.serve.container", "train"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "dogclf.cli.container", "train"], capture_output=True, text=True)
     assert r.returncode == 2 and "this container runs `serve`" in r.stderr and "'train'" in r.stderr

@@ -13,7 +13,7 @@ BASE_IMAGE = "python:3.12-slim"
 TORCH_CPU = ("torch==2.6.0", "torchvision==0.21.0")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 EXTRAS = "serve,openvino"
-ENTRYPOINT = '["python", "-m", "dogclf.serve.container"]'
+ENTRYPOINT = '["python", "-m", "dogclf.cli.container"]'
 
 
 def dockerfile_text(wheel: str | None = None, base_image: str = BASE_IMAGE) -> str:

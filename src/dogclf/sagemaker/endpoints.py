@@ -9,7 +9,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field
 
@@ -46,6 +46,9 @@ class ServingOptions(Options):
     image_uri: str | None = None  # bring your own container (`dogclf sagemaker dockerfile`) instead of the DLC
 
 
+T = TypeVar("T", bound=ServingOptions)
+
+
 class DeployOptions(ServingOptions):
     """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
 
@@ -56,6 +59,12 @@ class DeployOptions(ServingOptions):
     serverless_max_concurrency: int = Field(5, ge=1)
     autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
     autoscale_target_invocations: float = Field(70.0, gt=0)
+
+
+def shipped(conn: Connection, model_data: str, options: T) -> tuple[str, T]:
+    """(S3 model data, options): a local model is packaged and uploaded, then served as is (its code inside)."""
+    uri = ship_model(conn, model_data, options.export, options.wheel)
+    return (model_data, options) if uri is None else (uri, options.model_copy(update={"code_in_model": True}))
 
 
 def _client_codecs() -> tuple[Any, Any]:
@@ -128,7 +137,7 @@ def serving_model(
 def _own_container_model(
     conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None
 ) -> Any:
-    """A Model of the user's image, whose entry runs `dogclf serve` (dogclf.serve.container)."""
+    """A Model of the user's image, whose entry runs `dogclf serve` (dogclf.cli.container)."""
     from sagemaker.model import Model
     from sagemaker.predictor import Predictor
 
@@ -148,7 +157,7 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     o = options
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
-    model_data, o = ship_model(conn, model_data, o)
+    model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
     serializer, deserializer = _client_codecs()
@@ -162,7 +171,7 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
             serverless = ServerlessInferenceConfig(
                 memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
             )
-        with serving_model(conn, model_data, o, name, serving_env(o)) as model:
+        with serving_model(conn, model_data, o, name, serving_env(o.export)) as model:
             predictor = model.deploy(
                 initial_instance_count=None if serverless else o.instance_count,
                 instance_type=None if serverless else o.instance_type,

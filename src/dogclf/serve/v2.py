@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from starlette.requests import ClientDisconnect, Request
@@ -29,9 +29,29 @@ from dogclf.serve.v2_codec import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
-    from dogclf.serve.server import EndpointState
+    from dogclf.serve.api import ClassifierAPI
+    from dogclf.serve.batching import DynamicBatcher
+    from dogclf.serve.config import ServeConfig
+    from dogclf.serve.metrics import ServerMetrics
+
+    class EndpointState(Protocol):
+        """What the v2 routes use of the server's state (dogclf.serve.server.EndpointState)."""
+
+        cfg: ServeConfig
+        api: ClassifierAPI
+        batcher: DynamicBatcher
+        metrics: ServerMetrics
+
+        def check_ready(self) -> None:
+            """Raise NotReady while the model loads or after it failed to."""
+
+        async def in_decode_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+            """Run `fn` on a decode thread."""
+
 
 log = logging.getLogger("dogclf.serve")
 
