@@ -34,7 +34,7 @@ def run(data: Path, out: Path, args: argparse.Namespace, debug: bool) -> list[fl
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": args.size, "data.batch_size": args.batch,
         "data.num_workers": 0,
-        "model.arch": args.arch, "model.weights": None, "model.freeze": "full", "optim.epochs": 1,
+        "model.arch": args.arch, "model.weights": None, "model.freeze": "nothing", "optim.epochs": 1,
         "optim.max_steps_per_epoch": args.steps, "runtime.progress": False, "debug.enabled": debug,
     })  # fmt: skip
     times = StepTimes()

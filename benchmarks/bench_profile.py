@@ -64,7 +64,7 @@ def timed_run(data: Path, out: Path, profile: bool, args: argparse.Namespace) ->
     """Wall seconds of each training step of one run (the timer runs after the profiler's callback)."""
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": args.image_size, "data.batch_size": args.batch_size,
-        "model.arch": args.arch, "model.weights": None, "model.freeze": "full", "optim.epochs": args.epochs,
+        "model.arch": args.arch, "model.weights": None, "model.freeze": "nothing", "optim.epochs": args.epochs,
         "runtime.progress": False, "profile.enabled": profile,
     })  # fmt: skip
     configured = config_callbacks(cfg)  # what dogclf.train adds, built here so the timer can clock them

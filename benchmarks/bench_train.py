@@ -55,7 +55,7 @@ def reference_loop(data: Path, arch: str, batch: int, steps: int, warmup: int, w
     )
     ds = torchvision.datasets.ImageFolder(str(data / "train"), tf)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
-    model = create_model(arch, len(ds.classes), weights=None, freeze="full")
+    model = create_model(arch, len(ds.classes), weights=None, freeze="nothing")
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -92,7 +92,7 @@ def dogclf_loop(
     """The dogclf Trainer for one capped epoch; returns images/second after warmup and its runtime."""
     cfg = build_config(overrides={
         "data.root": str(data), "data.image_size": 224, "data.batch_size": batch, "data.num_workers": workers,
-        "model.arch": arch, "model.weights": None, "model.freeze": "full", "optim.epochs": 1,
+        "model.arch": arch, "model.weights": None, "model.freeze": "nothing", "optim.epochs": 1,
         "optim.max_steps_per_epoch": warmup + steps, "runtime.progress": False,
     })  # fmt: skip
     meter = _Throughput(warmup)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             "data.num_workers": args.workers,
             "model.arch": args.arch,
             "model.weights": args.weights,
-            "model.freeze": "head",
+            "model.freeze": "backbone",
             "optim.epochs": args.epochs,
             "runtime.progress": False,
         }

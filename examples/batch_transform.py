@@ -9,7 +9,7 @@ python examples/batch_transform.py --role arn:aws:iam::123456789012:role/SageMak
     --model-data s3://my-bucket/dogclf/output/JOB/output/model.tar.gz [--images path/to/images] \\
     [--bucket my-bucket] --region us-west-2
 
-MODEL_DATA is a dogclf training job's model.tar.gz (or `dogclf serve package` output): it holds its serving
+MODEL_DATA is a dogclf training job's model.tar.gz (or `dogclf package` output): it holds its serving
 code, so it is used as is. This starts paid AWS resources (--instance-count instances for the job's duration).
 With --endpoint-url every AWS client talks to that URL instead, e.g. a moto server on 127.0.0.1: the upload
 and the job request go through, and reading the results is skipped with a notice, because the job ran nothing.

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import dogclf
+from dogclf.config import normalize_freeze
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="run folder to create")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--weights", default="none", help="imagenet | none | PATH")
-    parser.add_argument("--freeze", default="full", choices=["head", "full", "staged"])
+    parser.add_argument(
+        "--freeze",
+        default="nothing",
+        type=normalize_freeze,  # the old names head/full still work
+        choices=["backbone", "nothing", "staged"],
+        help="what stays frozen: backbone (train the head), nothing (train all), staged (head first, then all)",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--skip-bad-images", action="store_true")

@@ -24,14 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # 1. A model for your own training code: any registered architecture with a new head.
-    net = dogclf.create_model("resnet50", num_classes=133, weights=None, freeze="head")
+    net = dogclf.create_model("resnet50", num_classes=133, weights=None, freeze="backbone")
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    print(f"resnet50 for 133 breeds: {trainable:,} trainable parameters with freeze='head'")
+    print(f"resnet50 for 133 breeds: {trainable:,} trainable parameters with freeze='backbone'")
 
     if args.demo:
         data = dogclf.make_dataset(args.demo / "data", classes=3, per_class=16, size=32)
         cfg = dogclf.build_config(overrides={"data.root": str(data), "data.image_size": 32, "model.arch": "tiny_cnn",
-                                             "model.weights": None, "model.freeze": "full", "optim.epochs": 3,
+                                             "model.weights": None, "model.freeze": "nothing", "optim.epochs": 3,
                                              "optim.lr": 0.01})  # fmt: skip
         args.model = dogclf.train(cfg, args.demo / "run").artifact_dir
         args.images = sorted((data / "test").rglob("*.jpg"))[:3]

@@ -191,7 +191,7 @@ def load_artifact(path: str | Path) -> Artifact:
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ArtifactError(f"cannot load {weights_file} (weights_only=True): {exc}") from None
-    model = create_model(meta.arch, meta.num_classes, weights=None, freeze="full", dropout=meta.dropout)
+    model = create_model(meta.arch, meta.num_classes, weights=None, freeze="nothing", dropout=meta.dropout)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -33,15 +33,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+def stream_sha256(f: IO[bytes]) -> str:
+    """Hex sha256 of the rest of an open binary file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    with Path(path).open("rb") as f:
+        return stream_sha256(f)
 
 
 def _size_text(n: int) -> str:

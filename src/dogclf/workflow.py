@@ -39,12 +39,15 @@ def train(
     callbacks: Sequence[Callback] = (),
     paths: RunPaths | None = None,
     metrics_only: bool = False,
+    evaluate_test: bool = True,
 ) -> TrainResult:
     """Train `cfg` into the run folder `output` (see Trainer); the config's callbacks run before `callbacks`.
 
-    `metrics_only` (tuning trials) keeps metrics.jsonl and skips checkpoints, the artifact and the test split.
+    `metrics_only` (tuning trials) keeps metrics.jsonl and skips checkpoints, the artifact and the test split;
+    `evaluate_test=False` (SageMaker tuning trials) keeps everything but the test split.
     """
     from dogclf.training.loop import Trainer
 
     configured = config_callbacks(cfg)
-    return Trainer(cfg, output, resume, [*configured, *callbacks], paths, metrics_only).fit()
+    trainer = Trainer(cfg, output, resume, [*configured, *callbacks], paths, metrics_only, evaluate_test)
+    return trainer.fit()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dogclf.backends.exports import EXPORT_FILE, AccuracyCheck, ExportMetadata, weights_digest
+from dogclf.backends.exports import EXPORT_FILE, FORMAT_FILES, AccuracyCheck, ExportMetadata, weights_digest
 from dogclf.backends.select import AUTO_ORDER, CHOICES, EXPORT_CHOICES, choose_backend
 from dogclf.errors import ArtifactError, ConfigError
 from dogclf.extras import MissingExtraError
+from dogclf.fsutil import file_sha256
 
 
 def _everything(engine: str) -> bool:
@@ -23,19 +24,21 @@ def _torch_only(engine: str) -> bool:
 
 def _accuracy(drop: float, forced: bool = False) -> AccuracyCheck:
     return AccuracyCheck(
-        split="test", n=100, top1_reference=0.9, top1=0.9 - drop / 100, drop_points=drop, agreement=0.98,
+        split="test", n=100, top1_reference=0.9, top1=round(0.9 - drop / 100, 6), drop_points=drop, agreement=0.98,
         max_drop_points=1.0, passed=drop <= 1.0, forced=forced,
     )  # fmt: skip
 
 
 def add_export(model_dir: Path, fmt: str, precision: str, accuracy: AccuracyCheck | None = None, digest=None) -> Path:
-    """An export folder as `dogclf export` lays it out (the model file's content is not read by selection)."""
+    """An export folder as `dogclf export` lays it out (the model files' content is not read by selection)."""
     folder = model_dir / "exports" / f"{fmt}-{precision}"
     folder.mkdir(parents=True)
-    (folder / "model.bin").write_bytes(b"\0")
+    files = FORMAT_FILES[fmt]
+    for name in files:
+        (folder / name).write_bytes(b"\0")
     meta = ExportMetadata(
-        format=fmt, precision=precision, files=["model.bin"], image_size=32,
-        weights_sha256=digest or weights_digest(model_dir), accuracy=accuracy,
+        format=fmt, precision=precision, files=files, digests={f: file_sha256(folder / f) for f in files},
+        image_size=32, weights_sha256=digest or weights_digest(model_dir), accuracy=accuracy,
     )  # fmt: skip
     (folder / EXPORT_FILE).write_text(meta.model_dump_json())
     return folder

@@ -63,7 +63,18 @@ def test_builtin_debugger_rules_are_named():
 def test_metric_line_and_regex_are_the_code_s():
     from dogclf.training.metrics import format_metric_line, metric_definitions, metric_regex
 
-    assert format_metric_line(3, "valid", {"loss": 0.4123, "top1": 0.912, "top5": 0.99, "n": 835}) in SAGEMAKER_MD
+    lines = [
+        format_metric_line(3, "train", {"loss": 0.3981, "top1": 0.925, "top5": 0.992, "n": 6680, "lr": 0.000812}),
+        format_metric_line(
+            3,
+            "valid",
+            {"loss": 0.4123, "top1": 0.912, "top5": 0.99, "balanced_accuracy": 0.905, "macro_f1": 0.901, "n": 835},
+        ),  # fmt: skip
+        format_metric_line(
+            1, "valid", {"loss": 0.605, "top1": 0.8, "top5": None, "balanced_accuracy": 0.8, "macro_f1": 0.79, "n": 40}
+        ),  # fmt: skip
+    ]
+    assert all(f"\n{line}\n" in SAGEMAKER_MD for line in lines), lines
     assert metric_regex("valid", "loss") in SAGEMAKER_MD
     assert all(f"`{d['Name']}`" in SAGEMAKER_MD for d in metric_definitions())
 
@@ -133,3 +144,22 @@ def test_sagemaker_doc_states_prices_regions_and_collections_as_the_code_has_the
     assert all(f"{r}" in rules for r in china)
     defaults = DebugConfig.model_fields["collections"].default
     assert "default " + ", ".join(f"`{c}`" for c in defaults) in rules
+
+
+OLD_FREEZE = re.compile(r"""freeze["'`]?\s*(?:[:=]\s*|\s+)["'`]?(?:head|full)\b""")
+FREEZE_TEXTS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("*.py")]
+    + [*(ROOT / "benchmarks").glob("*.py")]
+)
+
+
+def test_the_old_freeze_pattern_finds_old_names_only():
+    for old in ("--freeze head", 'freeze="full"', '"model.freeze": "head"', "model.freeze=full", "freeze: full"):
+        assert OLD_FREEZE.search(old), old
+    for current in ("--freeze backbone", 'freeze="nothing"', '"model.freeze": "staged"', "freeze the head"):
+        assert not OLD_FREEZE.search(current), current
+
+
+@pytest.mark.parametrize("path", FREEZE_TEXTS, ids=[p.name for p in FREEZE_TEXTS])
+def test_docs_and_examples_use_current_freeze_names(path):
+    assert OLD_FREEZE.findall(path.read_text(encoding="utf-8")) == []

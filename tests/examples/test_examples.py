@@ -64,11 +64,21 @@ def test_custom_dataset_example_trains_and_shows_the_confusions(tmp_path):
     assert "most confused breeds" in proc.stdout
     assert (tmp_path / "run" / "plots" / "confusion_test.png").is_file()
     assert (tmp_path / "run" / "model" / "model.pth").is_file()
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"]["freeze"] == "nothing"
+
+
+@pytest.mark.parametrize(("given", "saved"), [("backbone", "backbone"), ("head", "backbone")])
+def test_custom_dataset_example_takes_current_freeze_names_and_old_aliases(tmp_path, given, saved):
+    data = tmp_path / "data"
+    run_example("custom_dataset.py", "--sample", str(data), "--output", str(tmp_path / "run"), "--arch", "tiny_cnn",
+                "--epochs", "2", "--image-size", "32", "--freeze", given, cwd=tmp_path)  # fmt: skip
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"]["freeze"] == saved
 
 
 def test_use_as_library_example_loads_and_predicts(tmp_path):
     proc = run_example("use_as_library.py", "--demo", str(tmp_path / "demo"), cwd=tmp_path)
-    assert "resnet50 for 133 breeds" in proc.stdout
+    trainable = r"^resnet50 for 133 breeds: [\d,]+ trainable parameters with freeze='backbone'$"
+    assert re.search(trainable, proc.stdout, re.M), proc.stdout
     assert "loaded tiny_cnn with 3 classes" in proc.stdout
     assert len(re.findall(r"^\w+_\d+\.(jpg|png): \w+ [0-9.]+", proc.stdout, re.M)) == 3, proc.stdout
     assert "logits shape: (3, 3)" in proc.stdout

@@ -207,3 +207,17 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert bad.returncode == 2 and "unknown rule parameter(s) StepOutlier_sigma" in bad.stderr
     bad = run_cli("profile", "rules", str(tmp_path), "--rule", "StepOutlier_stddev")
     assert bad.returncode == 2 and "--rule expects Rule_parameter=NUMBER" in bad.stderr
+
+
+@pytest.mark.parametrize(("start", "traced"), [(9, False), (2, True)])
+def test_a_run_too_short_for_the_trace_window_says_so(tiny_data, tmp_path, caplog, start, traced):
+    cfg = tiny_config(tiny_data, **{**PROFILE, "profile.trace_start_step": start, "profile.trace_steps": 1,
+                                    "profile.report": False, "optim.epochs": 1})  # fmt: skip
+    with caplog.at_level("WARNING", logger="dogclf"):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "profile" / "trace.json").exists() == traced
+    warned = [r.getMessage() for r in caplog.records if "no torch.profiler trace" in r.getMessage()]
+    if traced:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and f"window opens at step {start}" in warned[0], warned

@@ -271,12 +271,13 @@ def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa:
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.model.arch) == (0.05, 3, "tiny_cnn")
     default = f"sagemaker-{REGION}-123456789012"  # moto's account
     s3 = conn.session.boto_session.client("s3", endpoint_url=aws_env)
+    s3.put_object(Bucket=BUCKET, Key="x/y/train/a/1.jpg", Body=b"x")  # --data s3:// must hold objects
     assert default not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     r = run_cli(
         "sagemaker",
         "train",
         "--data",
-        "s3://x/y",
+        f"s3://{BUCKET}/x/y",
         "--role",
         ROLE,
         "--no-debugger",
@@ -288,7 +289,7 @@ def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa:
     assert default in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # created
     desc = conn.session.sagemaker_client.describe_training_job(TrainingJobName=r.stdout.split(": ")[-1].strip())
     assert desc["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{default}/dogclf/")
-    r = run_cli("sagemaker", "train", "--data", "s3://x/y", "--role", ROLE, "--spot", "--max-run", "3600",
+    r = run_cli("sagemaker", "train", "--data", f"s3://{BUCKET}/x/y", "--role", ROLE, "--spot", "--max-run", "3600",
                 "--max-wait", "600", *common)  # fmt: skip
     assert r.returncode == 2 and "--max-wait (600 s) must be at least --max-run (3600 s)" in r.stderr
 

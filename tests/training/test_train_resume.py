@@ -99,6 +99,7 @@ def test_broken_resume_inputs_are_one_line_errors_naming_the_file(tmp_path):
     ckpt_path = out / "checkpoints" / "last.pt"
     good = torch.load(ckpt_path, weights_only=True)
     config = (out / "config.yaml").read_text()
+    (out / "summary.json").unlink()  # killed before its final outputs: a resume has work to do
 
     torch.save({k: v for k, v in good.items() if k != "scaler"}, ckpt_path)
     assert f"cannot resume from {ckpt_path}: it lacks scaler" in _one_line_error(run_cli(*resume))

@@ -71,7 +71,9 @@ class OnnxBackend:
         ort = require_onnxruntime()
         start = time.perf_counter()
         if choice.folder is not None and choice.export is not None:
-            model: str | bytes = str(choice.folder / choice.export.files[0])
+            from dogclf.backends.exports import read_onnx
+
+            model = read_onnx(choice.folder, choice.export)  # checked bytes: the engine opens no file itself
             source, precision = f"export {choice.export.name}", choice.export.precision
         else:
             buffer = io.BytesIO()

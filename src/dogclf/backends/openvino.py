@@ -81,6 +81,9 @@ class OpenVINOBackend:
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(compiled_cache())})
         if choice.folder is not None and choice.export is not None:
+            from dogclf.backends.exports import verify_export
+
+            verify_export(choice.folder, choice.export)
             model = core.read_model(choice.folder / choice.export.files[0])
             source, int8 = f"export {choice.export.name}", choice.export.precision == "int8"
         else:

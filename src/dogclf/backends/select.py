@@ -72,18 +72,13 @@ def choose_backend(
         if backend not in ("auto", "eager", "compile"):
             raise ConfigError(f"backend {backend} runs on the CPU only; use eager or compile on this device")
         return Choice("eager" if backend == "auto" else backend)
-    found = list_exports(model_dir) if model_dir is not None else {}
+    found, skipped = list_exports(model_dir) if model_dir is not None else ({}, {})
     exports = _fresh(model_dir, found) if model_dir is not None else {}
     if backend in EXPORT_CHOICES:
-        if backend not in exports:
-            fmt, precision = backend.split("-")
-            why = "was exported from other weights (model.pth changed since)" if backend in found else "does not exist"
-            flag = " --int8 --calibration-data DIR" if precision == "int8" else ""
-            raise ArtifactError(f"{model_dir}/exports/{backend} {why}; run: dogclf export MODEL --format {fmt}{flag}")
-        folder = model_dir / EXPORTS_DIR / backend
-        return check_installed(Choice(exports[backend].format, folder, exports[backend]), installed)
+        return _named_export(model_dir, backend, found, exports, skipped, installed)
     if backend in ("eager", "compile"):
         return Choice(backend)
+    _report_unused(backend, exports, skipped)
     candidates = [n for n in AUTO_ORDER if n in exports and exports[n].trusted]
     if backend != "auto":
         candidates = [n for n in candidates if exports[n].format == backend]
@@ -96,6 +91,34 @@ def choose_backend(
             return Choice(exports[name].format, model_dir / EXPORTS_DIR / name, exports[name])
         log.warning("export %s found but %s is not installed; serving with eager torch", name, exports[name].format)
     return Choice("eager")
+
+
+def _report_unused(backend: str, exports: dict[str, ExportMetadata], skipped: dict[str, str]) -> None:
+    """Warn for every entry of exports/ that `backend` (auto or an engine) will not consider, and why."""
+    for reason in skipped.values():
+        log.warning("export not used: %s", reason)
+    for name in (n for n in AUTO_ORDER if n in exports and not exports[n].trusted):
+        log.warning("export %s not used by %s: %s", name, backend, exports[name].distrust)
+
+
+def _named_export(
+    model_dir: Path | None,
+    name: str,
+    found: dict[str, ExportMetadata],
+    exports: dict[str, ExportMetadata],
+    skipped: dict[str, str],
+    installed: Callable[[str], bool],
+) -> Choice:
+    """Exactly the export `name`, or an ArtifactError saying why it cannot be used and how to make it."""
+    if name in skipped or EXPORTS_DIR in skipped:
+        raise ArtifactError(skipped.get(name) or skipped[EXPORTS_DIR])
+    if model_dir is None or name not in exports:
+        fmt, precision = name.split("-")
+        why = "was exported from other weights (model.pth changed since)" if name in found else "does not exist"
+        flag = " --int8 --calibration-data DIR" if precision == "int8" else ""
+        raise ArtifactError(f"{model_dir}/exports/{name} {why}; run: dogclf export MODEL --format {fmt}{flag}")
+    folder = model_dir / EXPORTS_DIR / name
+    return check_installed(Choice(exports[name].format, folder, exports[name]), installed)
 
 
 def check_installed(choice: Choice, installed: Callable[[str], bool] = engine_installed) -> Choice:

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+QUIET_LOGGERS = ("httpx", "botocore", "boto3", "sagemaker", "sagemaker.config")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse argv and run the chosen command; returns the process exit code.
 
@@ -44,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
+    for chatty in QUIET_LOGGERS:  # INFO on every request, credential lookup and endpoint resolution
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit

@@ -80,7 +80,9 @@ def make_dataset(
         )
     if root.exists() and any(root.iterdir()):
         if not overwrite:
-            raise DatasetError(f"{root} exists and is not empty; choose another folder or pass overwrite=True")
+            raise DatasetError(
+                f"{root} exists and is not empty; choose another folder or replace it (--overwrite, overwrite=True)"
+            )
         shutil.rmtree(root)
     n_eval = eval_per_class or max(2, per_class // 4)
     counts = {"train": per_class, "valid": n_eval, "test": n_eval}

@@ -34,6 +34,7 @@ class DebugHookCallback(Callback):
     def __init__(self, cfg: DebugConfig, sagemaker_config: Path = SAGEMAKER_HOOK_CONFIG) -> None:
         self.cfg, self.sagemaker_config = cfg, sagemaker_config
         self.folder: Path | None = None
+        self.local = False  # the hook writes to RUN/debug (not SageMaker's tensor folder)
         self.hook: Any = None
         self.gradients = None
 
@@ -41,20 +42,28 @@ class DebugHookCallback(Callback):
         """Create the hook, attach it to model and loss, and save the training set's class counts."""
         import numpy as np
 
+        from dogclf.debug import resume
         from dogclf.debug.hook import attach, create_hook
 
         if not (ctx.is_main or self.sagemaker_config.exists()):
             return  # locally, rank 0 alone writes tensors
         self.folder = debug_folder(ctx.run_root)
+        self.local = not self.sagemaker_config.exists()
+        # The run folder holds a debug folder only when resuming (the Trainer refuses others).
+        state = resume.prepare_folder(self.folder, ctx.epoch) if self.local and self.folder.exists() else None
         self.hook = create_hook(self.cfg, self.folder, self.sagemaker_config)
         if self.hook is None:
             return
+        if state is not None:
+            resume.restore(self.hook, state)
         self.gradients = attach(self.hook, ctx.model, ctx.criterion, self.cfg)
         if ctx.is_main:
             self.folder.mkdir(parents=True, exist_ok=True)
             classes = {"classes": ctx.class_names, "counts": ctx.class_counts}
             atomic_write_text(self.folder / CLASS_COUNTS_FILE, json.dumps(classes, indent=2))
-        self.hook.save_tensor(CLASS_COUNTS_TENSOR, np.asarray(ctx.class_counts["train"], dtype=np.float32), "dataset")
+        if state is None:  # a resumed run saved them at its start
+            counts = np.asarray(ctx.class_counts["train"], dtype=np.float32)
+            self.hook.save_tensor(CLASS_COUNTS_TENSOR, counts, "dataset")
 
     def on_phase_start(self, ctx: TrainContext, phase: str) -> None:
         """Switch the hook's mode to the phase's; on 'train', pick up gradients of newly unfrozen layers."""
@@ -80,6 +89,11 @@ class DebugHookCallback(Callback):
         if ctx.valid_confusion:
             confusion = torch.tensor(ctx.valid_confusion, dtype=torch.float32)
             self.hook.record_tensor_value(VALID_CONFUSION_TENSOR, confusion)
+        self.hook._close_writers()  # the epoch's tensors are on disk before its checkpoint is
+        if self.local:
+            from dogclf.debug.resume import record_epoch
+
+            record_epoch(self.folder, ctx.epoch, self.hook)
         if self.cfg.live_rules and ctx.is_main and self._live_rules_fired():
             ctx.request_stop()
 
@@ -87,7 +101,6 @@ class DebugHookCallback(Callback):
         """Evaluate the live rules on what the hook saved so far; True when one of `live_stop_on` fired."""
         from dogclf.debug.engine import evaluate_rules
 
-        self.hook._close_writers()  # flush this step's event files so the trial sees them
         results = evaluate_rules(Path(self.hook.out_dir), self.cfg.rule_parameters)
         atomic_write_text(self.folder / LIVE_RULES_FILE, json.dumps([r.to_dict() for r in results], indent=2))
         for r in results:

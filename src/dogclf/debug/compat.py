@@ -7,7 +7,10 @@ is the only caller and `smdebug.core.writer` imports it by name. `apply()` swaps
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 
 from dogclf.extras import require
 
@@ -50,8 +53,18 @@ def apply() -> None:
 
 
 def load() -> None:
-    """Import smdebug (or name the extra to install) with its INFO chatter off, then `apply()` the patch."""
+    """Import smdebug (or name the extra to install), INFO chatter off and logs on stderr, then `apply()`."""
     # smdebug reads its log level once, at import; keep warnings unless the user chose a level.
     os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")
-    require("smdebug", "debug", "the debug hook and rules need smdebug")
+    # Its logger opens a handler on sys.stdout at import: stdout carries dogclf's results (JSON, tables) alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        require("smdebug", "debug", "the debug hook and rules need smdebug")
+    logs_to_stderr()
     apply()
+
+
+def logs_to_stderr() -> None:
+    """Point smdebug's stdout log handler at stderr (also when smdebug was imported before `load`)."""
+    for handler in logging.getLogger("smdebug").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(sys.stderr)

@@ -122,7 +122,8 @@ def format_rules(results: list[RuleResult]) -> str:
     lines = [f"{'rule':<26}{'status':<15}{'step':>6}  finding / advice"]
     for r in results:
         step = "" if r.step is None else str(r.step)
-        lines.append(f"{r.rule:<26}{r.status:<15}{step:>6}  {r.finding or r.explanation}")
+        finding = r.finding or ("no issue found" if r.status == OK else r.explanation)
+        lines.append(f"{r.rule:<26}{r.status:<15}{step:>6}  {finding}")
         if r.triggered:
             lines.append(f"{'':<49}-> {r.advice}")
     return "\n".join(lines)

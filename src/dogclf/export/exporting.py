@@ -29,7 +29,7 @@ from dogclf.errors import ArtifactError, ConfigError
 from dogclf.export.calibration import calibration_batches, held_out_split, run_layout
 from dogclf.export.gate import enforce, measure
 from dogclf.export.settings import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP
-from dogclf.fsutil import atomic_write_text
+from dogclf.fsutil import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ def _build(artifact: Artifact, fmt: str, folder: Path, calibration: Calibration 
         format=fmt,
         precision="int8" if calibration is not None else "fp32",
         files=files,
+        digests={f: file_sha256(folder / f) for f in files},
         image_size=artifact.preprocess.image_size,
         weights_sha256=weights_digest(artifact.path),
         calibration=calibration_info,

@@ -121,6 +121,7 @@ class ProfilerCallback(Callback):
         if not self.active:
             return
         self.trace.close()
+        self.trace.warn_if_missing(ctx.global_step)
         self.sampler.stop()
         self._flush_steps()
         self.meta["train_seconds"] = round(time.perf_counter() - self.t0, 3)

@@ -20,6 +20,7 @@ class TraceWindow:
         self.folder, self.start, self.steps, self.cuda = folder, start, steps, cuda
         self.prof = None
         self.done = steps == 0
+        self.exported = False
 
     def on_step(self, step: int) -> None:
         """Call after every training step with its global step number."""
@@ -48,7 +49,18 @@ class TraceWindow:
             prof.stop()
         self.done = True
 
+    def warn_if_missing(self, last_step: int) -> None:
+        """Say so when the run ended before the window recorded anything (too few training steps)."""
+        if self.steps and not self.exported:
+            log.warning(
+                "profiler: no torch.profiler trace (ops.txt, ops.json, trace.json): the run had %d training "
+                "step(s), the window opens at step %d (profile.trace_start_step)",
+                last_step,
+                self.start,
+            )
+
     def _export(self, prof) -> None:
+        self.exported = True
         self.folder.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(self.folder / TRACE_FILE))
         averages = prof.key_averages()

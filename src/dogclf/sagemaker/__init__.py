@@ -71,6 +71,7 @@ _EXPORTS = {
     "parse_s3_uri": "dogclf.sagemaker.s3",
     "make_client": "dogclf.sagemaker.session",
     "object_exists": "dogclf.sagemaker.s3",
+    "prefix_exists": "dogclf.sagemaker.s3",
     "list_keys": "dogclf.sagemaker.s3",
     "upload_folder": "dogclf.sagemaker.s3",
     "download_folder": "dogclf.sagemaker.s3",
@@ -111,6 +112,7 @@ if TYPE_CHECKING:
         list_keys,
         object_exists,
         parse_s3_uri,
+        prefix_exists,
         upload_folder,
     )
     from dogclf.sagemaker.serializers import ImageSerializer, LogitsDeserializer, TopKDeserializer, make_predictor

@@ -10,6 +10,7 @@ from pydantic import Field
 from dogclf.prediction_table import MAX_TOPK, PredictionRow
 from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, read_out_object, result_rows
 from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model, shipped
+from dogclf.sagemaker.names import job_name
 from dogclf.sagemaker.s3 import list_keys, make_client, parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
 from dogclf.sagemaker.shipping import serving_env
@@ -39,13 +40,11 @@ def batch_transform(
     o = options
     for uri in (input_uri, output_uri):
         parse_s3_uri(uri)
+    name = job_name(o.job_name, "dogclf-batch", "transform")
     model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
     with sdk_env(conn.endpoint_url), aws_errors("starting the batch transform job"):
-        from sagemaker.utils import name_from_base
-
-        name = o.job_name or name_from_base("dogclf-batch")
         with serving_model(
             conn, model_data, o, name, env={**serving_env(o.export), "DOGCLF_TOPK": str(o.topk)}
         ) as model:

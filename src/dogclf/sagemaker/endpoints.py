@@ -55,7 +55,7 @@ class DeployOptions(ServingOptions):
     endpoint_name: str | None = None
     instance_type: str = "ml.m5.large"
     instance_count: int = Field(1, ge=1)
-    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144)  # set to deploy serverless (steps of 1024)
+    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144, multiple_of=1024)  # set to deploy serverless
     serverless_max_concurrency: int = Field(5, ge=1)
     autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
     autoscale_target_invocations: float = Field(70.0, gt=0)

@@ -148,7 +148,7 @@ class SageMakerEnv:
             if found:
                 by_split[split] = self.channels[found[0]]
         if len(self.channels) == 1 and len(by_split) <= 1:
-            return _single_channel(next(iter(self.channels.values())), wanted)
+            return split_view(next(iter(self.channels.values())), wanted)
         if "train" not in by_split or "valid" not in by_split:
             raise DatasetError(
                 f"channels {sorted(self.channels)}: expected one channel with train/ valid/ [test/] folders, "
@@ -170,7 +170,7 @@ class SageMakerEnv:
         return path
 
 
-def _single_channel(root: Path, wanted: set[str]) -> Path:
+def split_view(root: Path, wanted: set[str]) -> Path:
     """A channel used whole, or a view without the unwanted split folders (e.g. no test/ for tuning)."""
     present = {
         split: root / alias for split, aliases in CHANNEL_SPLITS.items() for alias in aliases if (root / alias).is_dir()

@@ -102,6 +102,21 @@ def list_keys(s3_uri: str, client: Any) -> list[str]:
     return sorted(key[len(base) :] for key in _remote_objects(client, bucket, prefix))
 
 
+def prefix_exists(s3_uri: str, client: Any) -> bool:
+    """True when at least one object lies under the S3 prefix (a missing bucket is a DatasetError)."""
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = parse_s3_uri(s3_uri)
+    with aws_errors(f"listing {s3_uri}"):
+        try:
+            answer = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix.rstrip('/')}/" if prefix else "", MaxKeys=1)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise
+            raise DatasetError(f"S3 bucket {bucket!r} of {s3_uri} does not exist") from None
+    return bool(answer.get("KeyCount") or answer.get("Contents"))
+
+
 def object_exists(s3_uri: str, *, client: Any = None, endpoint_url: str | None = None) -> bool:
     """True when s3://bucket/key is an object; False when it (or its bucket) does not exist."""
     from botocore.exceptions import ClientError

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.hyperparameters import add_hyperparameter_flags, config_field, decode_value, overrides_from_namespace
-from dogclf.sagemaker.environment import SageMakerEnv
+from dogclf.sagemaker.environment import SageMakerEnv, split_view
 from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def resolve(
     if args.output_data_dir is None:
         raise ConfigError("--output-data-dir is required outside SageMaker (SM_OUTPUT_DATA_DIR is not set)")
     splits = ("train", "valid") if mode == "hpo" else ("train", "valid", "test")  # tuning never sees test
-    data = args.data or env.dataset_root(splits)
+    data = split_view(Path(args.data), set(splits)) if args.data else env.dataset_root(splits)
     if data is None:
         raise ConfigError("no dataset: pass --data DIR or run with SM_CHANNEL_* channels")
     overrides = {**_hyperparameter_overrides(env), **overrides_from_namespace(args), "data.root": str(data)}
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None, mode: str = "train", script_dir: Pat
         from dogclf.training import distributed, train
 
         cfg, paths = resolve(argv, mode, env, script_dir)
-        result = train(cfg, paths.root, resume=True, paths=paths)
+        result = train(cfg, paths.root, resume=True, paths=paths, evaluate_test=mode != "hpo")
         stopped = _rule_verdicts(cfg, paths.root) if mode == "train" and distributed.info_from_env().is_main else None
     except DogclfError as exc:
         env.write_failure(f"{type(exc).__name__}: {exc}")

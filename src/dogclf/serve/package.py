@@ -11,15 +11,16 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from dogclf.artifact import METADATA_FILE, WEIGHTS_FILE, read_metadata, resolve_artifact_dir
 from dogclf.backends.base import EXTRAS
-from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES
+from dogclf.backends.exports import EXPORT_FILE, EXPORTS_DIR, MODEL_FILES, verify_export
 from dogclf.backends.select import EXPORT_CHOICES, choose_backend
 from dogclf.cache import CACHE_ENV, cache_root  # noqa: F401 (re-exported: where archives are extracted)
 from dogclf.entrypoints import script_path
 from dogclf.errors import ArtifactError, ConfigError
-from dogclf.fsutil import atomic_write, file_sha256
+from dogclf.fsutil import atomic_write, stream_sha256
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"  # where SageMaker extracts model.tar.gz
 MAX_EXTRACTED_BYTES = 8 * 1024**3
@@ -67,6 +68,7 @@ def _export_entries(model_dir: Path, name: str) -> tuple[dict[str, Path], str]:
             f"{choice.folder} failed its accuracy gate (kept with --force), so a server would not use it; "
             "export it again without --force, or package another export"
         )
+    verify_export(choice.folder, choice.export)
     files = (*choice.export.files, EXPORT_FILE)
     return {f"{EXPORTS_DIR}/{name}/{f}": choice.folder / f for f in files}, EXTRAS[choice.export.format]
 
@@ -152,20 +154,30 @@ def _check_space(archive: Path, dest: Path, total: int) -> None:
         raise ArtifactError(f"{archive}: {total} bytes unpacked but only {free} bytes free under {existing}")
 
 
-def extract_model(archive: str | Path, dest: str | Path) -> Path:
-    """Safely extract a model.tar.gz into `dest`: only the layout's files, every entry checked before writing."""
-    extract_files(archive, dest, _in_layout)
+def extract_model(archive: str | Path, dest: str | Path, fileobj: IO[bytes] | None = None) -> Path:
+    """Safely extract a model.tar.gz into `dest`: only the layout's files, every entry checked before writing.
+
+    `fileobj`: the archive already open (read from its start), so what was hashed is what is extracted.
+    """
+    extract_files(archive, dest, _in_layout, fileobj=fileobj)
     return Path(dest)
 
 
 def extract_files(
-    archive: str | Path, dest: str | Path, wanted: Callable[[PurePosixPath], bool], what: str = "model.tar.gz"
+    archive: str | Path,
+    dest: str | Path,
+    wanted: Callable[[PurePosixPath], bool],
+    what: str = "model.tar.gz",
+    fileobj: IO[bytes] | None = None,
 ) -> list[Path]:
-    """Safely extract the regular files of `archive` whose path `wanted` accepts; every entry checked first."""
+    """Safely extract the regular files of `archive` (or of `fileobj`, its open file) whose path `wanted` accepts.
+
+    Every entry is checked before anything is written.
+    """
     archive, dest = Path(archive), Path(dest)
     written = []
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        with tarfile.open(archive, "r:*", fileobj=fileobj) as tar:
             members = tar.getmembers()
             paths = [_check_member(m, archive) for m in members]
             chosen = [(m, p) for m, p in zip(members, paths, strict=True) if m.isfile() and wanted(p)]
@@ -209,23 +221,30 @@ def extract_cached(archive: str | Path, root: Path | None = None) -> Path:
     archive = Path(archive)
     root = root or cache_root()
     try:
-        key = file_sha256(archive)[:32]
+        f = archive.open("rb")
     except FileNotFoundError:
         raise ArtifactError(f"model archive not found: {archive}") from None
-    final = root / key
-    if (final / METADATA_FILE).is_file():
-        return final
+    with f:  # one open file: the bytes hashed for the key are the bytes extracted under it
+        final = root / stream_sha256(f)[:32]
+        if (final / METADATA_FILE).is_file():
+            return final
+        f.seek(0)
+        _extract_into(archive, f, root, final)
+    return final
+
+
+def _extract_into(archive: Path, f: IO[bytes], root: Path, final: Path) -> None:
+    """Extract the open archive `f` into ROOT/.partial-PID-*, then rename that to `final`."""
     _remove_stale_partials(root)
     partial = Path(tempfile.mkdtemp(prefix=f".partial-{os.getpid()}-", dir=root))
     try:
-        extract_model(archive, partial)
+        extract_model(archive, partial, fileobj=f)
         os.replace(partial, final)
     except OSError as exc:
         if not (final / METADATA_FILE).is_file():  # not another process winning the same rename
             raise ArtifactError(f"cannot extract {archive} into {final}: {exc}; remove {final}") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return final
 
 
 @contextlib.contextmanager

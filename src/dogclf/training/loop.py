@@ -68,12 +68,14 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         paths: RunPaths | None = None,
         metrics_only: bool = False,
+        evaluate_test: bool = True,
     ) -> None:
         self.cfg = cfg
         self.paths = paths or RunPaths(Path(output))
         self.resume = resume
         # Tuning trials: metrics.jsonl only; no checkpoints, artifact, plots, and never the test split.
         self.metrics_only = metrics_only
+        self.evaluate_test = evaluate_test and not metrics_only  # False: the test split is never read
         self.callbacks = list(callbacks)
         self.should_stop = False
         self.dist = distributed.info_from_env()
@@ -135,9 +137,8 @@ class Trainer:
             self.layout.splits["train"], train_transform(self.preprocess, cfg.data.augment), decode
         )
         eval_tf = eval_transform(self.preprocess)
-        self.eval_sets = {
-            s: ImageDataset(v, eval_tf, decode) for s, v in self.layout.splits.items() if s != "train" and v
-        }
+        kept = [s for s, v in self.layout.splits.items() if s != "train" and v and (s != "test" or self.evaluate_test)]
+        self.eval_sets = {s: ImageDataset(self.layout.splits[s], eval_tf, decode) for s in kept}
         arch, freeze = cfg.model.arch, cfg.model.freeze
         initially = "nothing" if freeze == "nothing" else "backbone"
         model = create_model(arch, self.num_classes, cfg.model.weights, initially, cfg.model.dropout)
@@ -186,7 +187,7 @@ class Trainer:
             raise ModelError(
                 f"cannot resume from {self.paths.last_checkpoint}: it does not fit this run's model/optimizer ({first})"
             ) from None
-        self.start_epoch = ckpt["epoch"]
+        self.start_epoch = self.epoch = ckpt["epoch"]
         self.global_step = ckpt["global_step"]
         self.history = ckpt["history"]
         self.best.best_value, self.best.best_epoch = ckpt["best_value"], ckpt["best_epoch"]

@@ -21,16 +21,16 @@ def _overrides(values: list[str] | None) -> dict[str, dict[str, str]]:
 
 
 def _fail_on(value: str | None) -> set[str]:
-    from dogclf.debug.rules import RULES
+    from dogclf.debug.config import RULE_NAMES
 
     if not value:
         return set()
     names = {v.strip() for v in value.split(",") if v.strip()}
     if "any" in names:
-        return set(RULES)
-    unknown = sorted(names - set(RULES))
+        return set(RULE_NAMES)
+    unknown = sorted(names - set(RULE_NAMES))
     if unknown:
-        raise ConfigError(f"--fail-on: unknown rule(s) {unknown}; valid: any, {', '.join(RULES)}")
+        raise ConfigError(f"--fail-on: unknown rule(s) {unknown}; valid: any, {', '.join(RULE_NAMES)}")
     return names
 
 

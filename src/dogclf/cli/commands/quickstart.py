@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from dogclf.cli.options import add_set_option, library_defaults, parse_set
+from dogclf.config import normalize_freeze
 
 if TYPE_CHECKING:
     from dogclf.quickstart import QuickstartResult
@@ -106,8 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--freeze",
-        choices=["backbone", "nothing", "staged", "head", "full"],
-        help="what stays frozen (default nothing; head and full are old names of backbone and nothing); with "
+        type=normalize_freeze,
+        choices=["backbone", "nothing", "staged"],
+        help="what stays frozen (default nothing; the old names head and full still work); with "
         "pretrained --weights, staged or backbone tune the head from cached features",
     )
     p.add_argument(

@@ -26,13 +26,22 @@ def _connection(args: argparse.Namespace):
 
 
 def _data_uri(conn, data: str) -> str:
-    """An s3:// URI as is; a local folder is synced to s3://bucket/prefix/data/<folder name> first."""
-    if data.startswith("s3://"):
-        return data
-    from dogclf.sagemaker import upload_folder
+    """An s3:// prefix that holds objects as is; a local folder is synced to s3://bucket/prefix/data/<its name> first.
 
-    uri = conn.s3_uri("data", Path(data).resolve().name)
-    result = upload_folder(data, uri, client=conn.s3_client())
+    The folder keeps the name it is given by (a symlink's own name, not its target's), which the docs' next
+    commands use.
+    """
+    from dogclf.sagemaker import prefix_exists, upload_folder
+
+    client = conn.s3_client()
+    if data.startswith("s3://"):
+        if not prefix_exists(data, client):
+            from dogclf.errors import ConfigError
+
+            raise ConfigError(f"--data {data}: no objects under this S3 prefix (upload the dataset first)")
+        return data
+    uri = conn.s3_uri("data", Path(os.path.abspath(data)).name)
+    result = upload_folder(data, uri, client=client)
     print(f"data: {uri} ({len(result.transferred)} uploaded, {len(result.skipped)} unchanged)")
     return uri
 
@@ -81,20 +90,25 @@ def _estimator_options(args: argparse.Namespace, mode: str):
 
 def _train(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, submit
+    from dogclf.sagemaker.names import job_name
 
     cfg = build_run_config(args)
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "train"))
-    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait)
+    name = job_name(args.job_name, "dogclf", "training")
+    name = submit(conn, estimator, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"training job: {name}")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import make_estimator, make_tuner, submit
+    from dogclf.sagemaker.names import job_name
     from dogclf.sagemaker.tuners import job_space
 
+    name = job_name(args.job_name, "dogclf-tune", "tuning")
     cfg = build_run_config(args)
+    _refuse_dropped(args, cfg)
     space = job_space(args.space, cfg)
     updates = {
         k: v
@@ -109,9 +123,29 @@ def _tune(args: argparse.Namespace) -> int:
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "hpo"))
     tuner = make_tuner(estimator, space, warm_start_from=args.warm_start or ())
-    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait)
+    name = submit(conn, tuner, _data_uri(conn, args.data), wait=args.wait, job_name=name)
     print(f"tuning job: {name}")
     return 0
+
+
+def _refuse_dropped(args: argparse.Namespace, cfg) -> None:
+    """Tuning trials run with no checkpoints, debug hook or profiler: asking for them is an error, not a no-op."""
+    from dogclf.errors import ConfigError
+
+    dropped = [
+        flag
+        for flag, given in (
+            ("--checkpoint-s3-uri", args.checkpoint_s3_uri),
+            ("--debug", cfg.debug.enabled or cfg.debug.live_rules),
+            ("--profile", cfg.profile.enabled),
+        )
+        if given
+    ]
+    if dropped:
+        raise ConfigError(
+            f"sagemaker tune: {', '.join(dropped)} would be ignored (tuning trials run without checkpoints, "
+            "debug hook or profiler); train the best config with `dogclf sagemaker train` for those"
+        )
 
 
 def _best_params(args: argparse.Namespace) -> int:
@@ -231,10 +265,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
     p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    p.add_argument("--instance-type", default="ml.g4dn.xlarge")
-    p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel")
+    p.add_argument("--instance-type", default="ml.g4dn.xlarge", help="training instance (default ml.g4dn.xlarge)")
+    p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel (default 1)")
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
-    p.add_argument("--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped")
+    p.add_argument(
+        "--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped (default 86400, 24 h)"
+    )
     p.add_argument(
         "--max-wait",
         type=int,
@@ -258,6 +294,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-monitor-ms", type=int, default=500, help="with --sagemaker-debugger: monitor interval")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
+    p.add_argument("--job-name", help="the job's name (default: dogclf[-tune]-YYMMDD-HHMMSS-<random>, unique)")
     add_train_options(p)
     _common(p)
 
@@ -284,24 +321,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.set_defaults(func=_best_params)
 
-    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3 or a local model")
-    t.add_argument("model_data", help=MODEL_HELP)
-    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
-    t.add_argument("--endpoint-name")
-    t.add_argument("--instance-type", default="ml.m5.large")
-    t.add_argument("--instance-count", type=int, default=1)
-    t.add_argument("--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory")
-    t.add_argument("--serverless-concurrency", type=int, default=5)
-    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
-    t.add_argument(
-        "--code-in-model",
-        action="store_true",
-        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
-        "default: the SDK repacks it with dogclf's serving code",
-    )
-    add_shipping_options(t)
-    _common(t)
-    t.set_defaults(func=_deploy)
+    _register_deploy(sm)
 
     t = sm.add_parser("delete-endpoint", help="delete an endpoint, its config and its model")
     t.add_argument("endpoint_name")
@@ -365,6 +385,30 @@ def _register_reports(sm: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_profiler_report)
 
 
+def _register_deploy(sm: argparse._SubParsersAction) -> None:
+    """Add `deploy`."""
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3 or a local model")
+    t.add_argument("model_data", help=MODEL_HELP)
+    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
+    t.add_argument("--endpoint-name")
+    t.add_argument("--instance-type", default="ml.m5.large", help="endpoint instance (default ml.m5.large)")
+    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
+    t.add_argument(
+        "--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory: 1024-6144, by 1024"
+    )
+    t.add_argument("--serverless-concurrency", type=int, default=5, help="serverless max concurrency (default 5)")
+    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
+    t.add_argument(
+        "--code-in-model",
+        action="store_true",
+        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
+        "default: the SDK repacks it with dogclf's serving code",
+    )
+    add_shipping_options(t)
+    _common(t)
+    t.set_defaults(func=_deploy)
+
+
 def _register_batch(sm: argparse._SubParsersAction) -> None:
     """Add `batch-predict` and `batch-results`."""
     t = sm.add_parser(
@@ -377,10 +421,10 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
     t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    t.add_argument("--instance-type", default="ml.m5.large")
-    t.add_argument("--instance-count", type=int, default=1)
+    t.add_argument("--instance-type", default="ml.m5.large", help="transform instance (default ml.m5.large)")
+    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
     t.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    t.add_argument("--job-name")
+    t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
     add_shipping_options(t)

@@ -50,10 +50,18 @@ def build_run_config(args: argparse.Namespace, base: dict | None = None) -> RunC
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
     from dogclf.cli import process
     from dogclf.training import train
+    from dogclf.training.rundir import RunPaths
 
     cfg = build_run_config(args)
+    summary = RunPaths(Path(args.output)).summary
+    if args.resume and summary.exists():
+        print(f"dogclf: {args.output} already finished ({summary}); nothing to resume", file=sys.stderr)
+        return 0
     process.preload(["dogclf.training.loop"])  # torch, torchvision and the loop, once the config is valid
     result = train(cfg, args.output, resume=args.resume)
     print(f"run: {result.run_dir}")
