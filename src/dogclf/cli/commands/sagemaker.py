@@ -1,4 +1,4 @@
-"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs and reports."""
+"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs, dockerfile, reports."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from dogclf.cli.commands.train import add_train_options, build_run_config
 from dogclf.cli.sagemaker_registry import add_aws_options as _common
 from dogclf.cli.sagemaker_registry import add_registry_actions
 from dogclf.cli.sagemaker_registry import connection as _connection
+from dogclf.cli.sagemaker_serving import add_shipping_options, register_dockerfile, shipping_values
 from dogclf.tune.space import STRATEGIES
 
 _SPACE_HELP = (
     "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
     "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
 )
-
-
-_MODEL_DATA_HELP = (
-    "s3://.../model.tar.gz (a training job's model artifact), or a model package ARN (`dogclf sagemaker register`; "
-    "Approved, unless --force)"
+MODEL_HELP = (
+    "s3://.../model.tar.gz (a training job's model artifact), a model package ARN (`dogclf sagemaker register`; "
+    "Approved, unless --force), or a local run or model folder (packaged, uploaded)"
 )
 
 
@@ -174,6 +173,7 @@ def _deploy(args: argparse.Namespace) -> int:
         serverless_max_concurrency=args.serverless_concurrency,
         autoscale_max_instances=args.autoscale_max,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
     conn = _connection(args)
     predictor = deploy(conn, _model_data(conn, args), options)
@@ -209,6 +209,7 @@ def _batch_predict(args: argparse.Namespace) -> int:
         topk=args.topk,
         job_name=args.job_name,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
     conn = _connection(args)
     name = batch_transform(conn, _model_data(conn, args), args.input, args.output, options, wait=args.wait)
@@ -340,6 +341,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_delete_endpoint)
 
     _register_batch(sm)
+    register_dockerfile(sm)
     _register_reports(sm)
     add_registry_actions(sm)
 
@@ -397,8 +399,8 @@ def _register_reports(sm: argparse._SubParsersAction) -> None:
 
 def _register_deploy(sm: argparse._SubParsersAction) -> None:
     """Add `deploy`."""
-    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3 or a model package")
-    t.add_argument("model_data", help=_MODEL_DATA_HELP)
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3, a model package or a local model")
+    t.add_argument("model_data", help=MODEL_HELP)
     t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
     t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
     t.add_argument("--endpoint-name")
@@ -415,6 +417,7 @@ def _register_deploy(sm: argparse._SubParsersAction) -> None:
         help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
         "default: the SDK repacks it with dogclf's serving code",
     )
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_deploy)
 
@@ -427,7 +430,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
         description="Run the deploy model (same image, handlers and code) over every image under --input: one "
         "request per image, each answer written to --output as <image key>.out (JSON top-k).",
     )
-    t.add_argument("model_data", help=_MODEL_DATA_HELP)
+    t.add_argument("model_data", help=MODEL_HELP)
     t.add_argument("--force", action="store_true", help="run a model package that is not Approved")
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
@@ -438,6 +441,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_batch_predict)
 
