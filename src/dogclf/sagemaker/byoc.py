@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dogclf.errors import ConfigError
 from dogclf.fsutil import atomic_write, atomic_write_text
+from dogclf.version import __version__
 
 BASE_IMAGE = "python:3.12-slim"
 # PyTorch's CPU wheels (no CUDA libraries): the release of SageMaker's PyTorch serving container (FRAMEWORK_VERSION).
@@ -18,8 +19,6 @@ ENTRYPOINT = '["python", "-m", "dogclf.cli.container"]'
 
 def dockerfile_text(wheel: str | None = None, base_image: str = BASE_IMAGE) -> str:
     """The Dockerfile: a PyTorch CPU base, dogclf[serve,openvino] (the wheel when given) and the `serve` entry."""
-    from dogclf import __version__
-
     if wheel:
         install = f'COPY {wheel} /tmp/{wheel}\nRUN pip install "/tmp/{wheel}[{EXTRAS}]" && rm /tmp/{wheel}'
     else:

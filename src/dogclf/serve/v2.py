@@ -27,6 +27,7 @@ from dogclf.serve.v2_codec import (
     parse_infer,
     split_body,
 )
+from dogclf.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,8 +104,6 @@ def _check_model(request: Request) -> EndpointState:
 
 async def server_metadata(request: Request) -> Response:
     """Server name, version and protocol extensions."""
-    from dogclf import __version__
-
     return JSONResponse({"name": "dogclf", "version": __version__, "extensions": ["binary_tensor_data"]})
 
 
