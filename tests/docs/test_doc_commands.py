@@ -43,7 +43,7 @@ from conftest import ROOT
 
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 # Not this project's commands: never run, never checked.
-EXTERNAL = {"aws", "cd", "export", "git", "mlflow", "pip", "tensorboard"}
+EXTERNAL = {"aws", "cd", "docker", "export", "git", "mlflow", "pip", "tensorboard"}
 EXTERNAL_MODULES = {"pip", "pytest", "venv"}
 SEPARATORS = {"&&", "||", "|", ";", "&"}
 REDIRECTS = {">", ">>", "<", "2>"}

@@ -16,7 +16,7 @@ from sm_moto import BUCKET, REGION, ROLE, aws_env, conn, moto_url  # noqa: F401
 import dogclf.sagemaker as sm
 from conftest import run_cli
 from dogclf.errors import DogclfError
-from dogclf.prediction_table import MAX_TOPK
+from dogclf.prediction_format import MAX_TOPK
 from dogclf.sagemaker.batch_output import MAX_OUT_BYTES
 
 

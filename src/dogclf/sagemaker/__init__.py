@@ -8,8 +8,9 @@ Modules load on first use and import the SDK and boto3 inside functions, so `imp
   `debugger` (Debugger/profiler service rule plans), `estimators` (training jobs, submit), `tuners` (tuning jobs
   and search-space ranges), `waiting` (describe, wait, outputs), `best_job` (best_params), `endpoints` (deploy,
   autoscaling, invoke, delete), `batch` (Batch Transform jobs and their results; `batch_output` parses `.out`
-  files SDK-free), `reports` (report downloads: the job's own from output.tar.gz, the services' from
-  rule-output), `s3` (folder sync), `serializers` (the predictor's client-side codecs).
+  files SDK-free), `registry` (Model Registry packages: register, approve, resolve for serving), `reports`
+  (report downloads: the job's own from output.tar.gz, the services' from rule-output), `s3` (folder sync),
+  `serializers` (the predictor's client-side codecs).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ _EXPORTS = {
     "deploy": "dogclf.sagemaker.endpoints",
     "delete_endpoint": "dogclf.sagemaker.endpoints",
     "invoke_endpoint": "dogclf.sagemaker.endpoints",
+    "RegisterOptions": "dogclf.sagemaker.registry",
+    "evaluation_document": "dogclf.sagemaker.registry",
+    "register_model": "dogclf.sagemaker.registry",
+    "set_approval": "dogclf.sagemaker.registry",
+    "is_package_arn": "dogclf.sagemaker.registry",
+    "package_model_data": "dogclf.sagemaker.registry",
     "TransformOptions": "dogclf.sagemaker.batch",
     "batch_transform": "dogclf.sagemaker.batch",
     "batch_results": "dogclf.sagemaker.batch",
@@ -100,6 +107,14 @@ if TYPE_CHECKING:
     from dogclf.sagemaker.endpoints import DeployOptions, ServingOptions, delete_endpoint, deploy, invoke_endpoint
     from dogclf.sagemaker.estimators import EstimatorOptions, estimator_hyperparameters, make_estimator, submit
     from dogclf.sagemaker.insight import JobVerdicts
+    from dogclf.sagemaker.registry import (
+        RegisterOptions,
+        evaluation_document,
+        is_package_arn,
+        package_model_data,
+        register_model,
+        set_approval,
+    )
     from dogclf.sagemaker.reports import (
         JobReports,
         download_job_reports,

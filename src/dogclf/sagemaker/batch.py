@@ -10,10 +10,11 @@ from pydantic import Field
 from dogclf.prediction_format import MAX_TOPK
 from dogclf.prediction_table import PredictionRow
 from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, read_out_object, result_rows
-from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model
+from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model, shipped
 from dogclf.sagemaker.names import job_name
 from dogclf.sagemaker.s3 import list_keys, make_client, parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
+from dogclf.sagemaker.shipping import serving_env
 from dogclf.sagemaker.waiting import wait_for
 
 IMAGE_CONTENT_TYPE = "application/x-image"
@@ -38,13 +39,16 @@ def batch_transform(
     With wait, poll until it ends; a job that does not complete is a SageMakerError with its failure reason.
     """
     o = options
-    for uri in (model_data, input_uri, output_uri):
+    for uri in (input_uri, output_uri):
         parse_s3_uri(uri)
     name = job_name(o.job_name, "dogclf-batch", "transform")
+    model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
     with sdk_env(conn.endpoint_url), aws_errors("starting the batch transform job"):
-        with serving_model(conn, model_data, o, name, env={"DOGCLF_TOPK": str(o.topk)}) as model:
+        with serving_model(
+            conn, model_data, o, name, env={**serving_env(o.export), "DOGCLF_TOPK": str(o.topk)}
+        ) as model:
             transformer = model.transformer(
                 instance_count=o.instance_count,
                 instance_type=o.instance_type,

@@ -9,7 +9,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field
 
@@ -24,6 +24,7 @@ from dogclf.sagemaker.session import (
     aws_errors,
     sdk_env,
 )
+from dogclf.sagemaker.shipping import serving_env, ship_model
 from dogclf.sagemaker.staging import CODE_DIR, ENTRY_SCRIPTS, stage_source_dir
 
 log = logging.getLogger("dogclf")
@@ -40,6 +41,12 @@ class ServingOptions(Options):
     # True when model_data already holds code/inference.py, a dogclf copy and requirements.txt (the model of a
     # dogclf training job does): it is served as is. False: the SDK repacks it with the code (downloads it).
     code_in_model: bool = False
+    export: str | None = None  # the export to serve (DOGCLF_BACKEND); shipped with a local model
+    wheel: Path | None = None  # the dogclf wheel to ship with a local model
+    image_uri: str | None = None  # bring your own container (`dogclf sagemaker dockerfile`) instead of the DLC
+
+
+T = TypeVar("T", bound=ServingOptions)
 
 
 class DeployOptions(ServingOptions):
@@ -52,6 +59,12 @@ class DeployOptions(ServingOptions):
     serverless_max_concurrency: int = Field(5, ge=1)
     autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
     autoscale_target_invocations: float = Field(70.0, gt=0)
+
+
+def shipped(conn: Connection, model_data: str, options: T) -> tuple[str, T]:
+    """(S3 model data, options): a local model is packaged and uploaded, then served as is (its code inside)."""
+    uri = ship_model(conn, model_data, options.export, options.wheel)
+    return (model_data, options) if uri is None else (uri, options.model_copy(update={"code_in_model": True}))
 
 
 def _client_codecs() -> tuple[Any, Any]:
@@ -96,6 +109,9 @@ def serving_model(
     With the code inside model_data (code_in_model), no entry_point, so the SDK neither downloads nor repacks.
     Call inside sdk_env and aws_errors.
     """
+    if o.image_uri:
+        yield _own_container_model(conn, model_data, o, name, env)
+        return
     from sagemaker.pytorch import PyTorchModel
 
     source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
@@ -118,12 +134,30 @@ def serving_model(
             shutil.rmtree(source_dir, ignore_errors=True)
 
 
+def _own_container_model(
+    conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None
+) -> Any:
+    """A Model of the user's image, whose entry runs `dogclf serve` (dogclf.cli.container)."""
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+
+    return Model(
+        image_uri=o.image_uri,
+        model_data=model_data,
+        role=o.role,
+        sagemaker_session=conn.session,
+        name=name,
+        env=dict(env or {}),
+        predictor_cls=Predictor,
+    )
+
+
 def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
     o = options
-    parse_s3_uri(model_data)
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
+    model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
     serializer, deserializer = _client_codecs()
@@ -137,7 +171,7 @@ def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
             serverless = ServerlessInferenceConfig(
                 memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
             )
-        with serving_model(conn, model_data, o, name) as model:
+        with serving_model(conn, model_data, o, name, serving_env(o.export)) as model:
             predictor = model.deploy(
                 initial_instance_count=None if serverless else o.instance_count,
                 instance_type=None if serverless else o.instance_type,

@@ -29,6 +29,7 @@ from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, 
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
 Mode = Literal["train", "hpo"]
+KEEP_ALIVE_MAX_S = 21600  # ResourceConfig.KeepAlivePeriodInSeconds: 0..21600 in SageMaker's API model
 
 
 class EstimatorOptions(Options):
@@ -39,7 +40,8 @@ class EstimatorOptions(Options):
     sagemaker_debugger: bool = False  # the Debugger/Profiler services (opt-in) instead of rules inside the job
     instance_type: str = "ml.g4dn.xlarge"
     instance_count: int = Field(1, ge=1)
-    distributed: bool | None = None  # torch_distributed; default on for instance_count > 1
+    distributed: bool | None = None  # torch_distributed (torchrun; gloo on CPU); default on for instance_count > 1
+    keep_alive_s: int | None = Field(None, ge=0, le=KEEP_ALIVE_MAX_S)  # warm pool: instances kept after the job
     spot: bool = False
     max_run_s: int = Field(24 * 3600, ge=1)
     max_wait_s: int | None = None  # spot only: the spot wait plus the run, >= max_run_s (default max_run_s)
@@ -112,14 +114,42 @@ def _tensorboard(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> Any:
     )
 
 
+def training_image(conn: Connection, o: EstimatorOptions) -> str:
+    """The SageMaker PyTorch training image for the instance type (CPU or GPU), as the SDK itself would pick it."""
+    from sagemaker import image_uris
+
+    try:
+        return image_uris.retrieve(
+            "pytorch",
+            conn.region,
+            version=o.framework_version,
+            py_version=o.py_version,
+            instance_type=o.instance_type,
+            image_scope="training",
+        )
+    except ValueError as exc:
+        raise ConfigError(f"no SageMaker PyTorch training image for {o.instance_type}: {exc}") from None
+
+
+def _distribution(conn: Connection, o: EstimatorOptions) -> dict[str, Any]:
+    """torch_distributed (torchrun on every instance) with the image named, so CPU instances take it as GPUs do.
+
+    SDK 2.x accepts torch_distributed without an image URI only on GPU and Trainium instances; the training
+    toolkit itself runs torchrun on CPU too (one process per instance), and dogclf's trainer uses gloo there.
+    """
+    distributed = o.instance_count > 1 if o.distributed is None else o.distributed
+    if not distributed:
+        return {"distribution": None}
+    return {"distribution": {"torch_distributed": {"enabled": True}}, "image_uri": training_image(conn, o)}
+
+
 def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
-    """Instances, spot, checkpoints, distribution, S3 locations and tags of the job."""
+    """Instances, spot, warm pool, checkpoints, distribution, S3 locations and tags of the job."""
     from sagemaker.utils import name_from_base
 
     # Jobs of one run name share checkpoints (a resubmission resumes); tuning trials never do.
     run_name = cfg.name or name_from_base(o.base_job_name)
     checkpoint = None if o.mode == "hpo" else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name)
-    distributed = o.instance_count > 1 if o.distributed is None else o.distributed
     return {
         "role": o.role,
         "framework_version": o.framework_version,
@@ -130,7 +160,8 @@ def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict
         "use_spot_instances": o.spot,
         "max_run": o.max_run_s,
         "max_wait": _max_wait(o),
-        "distribution": {"torch_distributed": {"enabled": True}} if distributed else None,
+        "keep_alive_period_in_seconds": o.keep_alive_s,
+        **_distribution(conn, o),
         "output_path": conn.s3_uri("output"),
         "code_location": conn.s3_uri("code"),
         "base_job_name": o.base_job_name,
@@ -212,9 +243,12 @@ def submit(
     """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
     from sagemaker.tuner import HyperparameterTuner
 
+    from dogclf.sagemaker.tuners import warm_pool
+
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
         if isinstance(job, HyperparameterTuner):
-            job.fit(_channels(inputs), job_name=job_name, wait=False)
+            with warm_pool(conn.session.sagemaker_client, job.estimator.keep_alive_period_in_seconds):
+                job.fit(_channels(inputs), job_name=job_name, wait=False)
             if wait:
                 job.wait()
             return job.latest_tuning_job.name

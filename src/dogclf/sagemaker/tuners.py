@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dogclf.errors import ConfigError
@@ -12,6 +13,29 @@ from dogclf.tune.space import STRATEGIES, Categorical, Continuous, Integer, Sear
 # dogclf's strategy names (tune.space) -> SageMaker's: "bayesian" -> "Bayesian", ...
 SDK_STRATEGIES = {name: name.capitalize() for name in STRATEGIES}
 SDK_SCALES = {"linear": "Linear", "log": "Logarithmic"}
+
+
+@contextlib.contextmanager
+def warm_pool(client: Any, keep_alive_s: int | None) -> Iterator[None]:
+    """Send the trials' KeepAlivePeriodInSeconds, which SDK 2.x's tuner drops, in their ResourceConfig."""
+    if keep_alive_s is None:
+        yield
+        return
+
+    def add_keep_alive(params: dict[str, Any], **_: Any) -> None:
+        definition = params.get("TrainingJobDefinition") or {}
+        resources = definition.pop("HyperParameterTuningResourceConfig", None)
+        if resources is not None:
+            fields = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
+            kept = {k: v for k, v in resources.items() if k in fields}
+            definition["ResourceConfig"] = {**kept, "KeepAlivePeriodInSeconds": keep_alive_s}
+
+    event, unique_id = "before-parameter-build.sagemaker.CreateHyperParameterTuningJob", "dogclf-warm-pool"
+    client.meta.events.register(event, add_keep_alive, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 def job_space(spec: str | None, cfg: Any) -> SearchSpace:

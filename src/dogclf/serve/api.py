@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from dogclf.serve.codecs import (
     media_type,
 )
 from dogclf.serve.config import ServeConfig
+from dogclf.serve.stages import StageHook
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +45,8 @@ class DeadlineExceeded(RequestError):
 
 class ClassifierAPI:
     """Loads an artifact once, then turns request bodies into top-k breed predictions."""
+
+    on_stage: StageHook | None = None  # told the seconds of each image's decode and resize_crop (the server's)
 
     def __init__(self, model: str | Path | Artifact, config: ServeConfig | None = None) -> None:
         from dogclf.config import RuntimeConfig
@@ -105,7 +109,12 @@ class ClassifierAPI:
         Every image's size is read from its header first, against the per-image and per-request pixel
         limits; decoding stops once `deadline` (time.monotonic()) has passed.
         """
-        items = decode_body(body, content_type, self.max_images)
+        return self.decode_images(decode_body(body, content_type, self.max_images), content_type, deadline)
+
+    def decode_images(
+        self, items: Sequence[Item], content_type: str | None, deadline: float | None = None
+    ) -> list[torch.Tensor]:
+        """Images already split from a request -> preprocessed CHW tensors, under the same limits as `decode`."""
         formats = image_formats(content_type)
         self._check_pixels(items, formats, content_type)
         tensors = []
@@ -115,7 +124,7 @@ class ClassifierAPI:
             tensors.append(self._preprocess(item, _where(i, len(items)), formats, content_type))
         return tensors
 
-    def _check_pixels(self, items: list[Item], formats: tuple[str, ...], content_type: str | None) -> None:
+    def _check_pixels(self, items: Sequence[Item], formats: tuple[str, ...], content_type: str | None) -> None:
         """Refuse an image over max_pixels (400) or a request over max_request_pixels (413) before decoding."""
         from dogclf.data.images import ImageDecodeError, image_size
 
@@ -147,13 +156,20 @@ class ClassifierAPI:
 
         from dogclf.data.images import ImageDecodeError, decode_image
 
+        start = time.perf_counter()
         if isinstance(item, np.ndarray):
-            return self.engine.transform(Image.fromarray(np.ascontiguousarray(item)))
-        try:
-            image = decode_image(item, replace(self.engine.decode_options, formats=formats))
-        except ImageDecodeError as exc:
-            raise _request_error(exc, where, content_type) from None
-        return self.engine.transform(image)
+            image = Image.fromarray(np.ascontiguousarray(item))
+        else:
+            try:
+                image = decode_image(item, replace(self.engine.decode_options, formats=formats))
+            except ImageDecodeError as exc:
+                raise _request_error(exc, where, content_type) from None
+        decoded = time.perf_counter()
+        tensor = self.engine.transform(image)
+        if self.on_stage is not None:
+            self.on_stage("decode", decoded - start)
+            self.on_stage("resize_crop", time.perf_counter() - decoded)
+        return tensor
 
     def predict(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Preprocessed images -> float32 logits (N, classes), in one batch."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dogclf.serve.codecs import RequestError
@@ -29,6 +30,8 @@ class Overloaded(RequestError):
 class _Job:
     images: list[torch.Tensor]
     future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+    done_at: float = 0.0
 
 
 class DynamicBatcher:
@@ -43,8 +46,10 @@ class DynamicBatcher:
         max_queue: int = 256,
         on_batch: Callable[[int], None] = lambda size: None,
         initializer: Callable[[], None] | None = None,
+        on_stage: Callable[[str, float], None] = lambda stage, seconds: None,
     ) -> None:
         self.predict, self.on_batch, self.initializer = predict, on_batch, initializer
+        self.on_stage = on_stage
         self.max_batch_size, self.max_delay_s = max_batch_size, max_delay_s
         self.workers, self.max_queue = workers, max_queue
         self._jobs: collections.deque[_Job] = collections.deque()
@@ -95,7 +100,9 @@ class DynamicBatcher:
         self._jobs.append(job)
         self._queued += len(images)
         self._arrived.set()
-        return await job.future
+        logits = await job.future
+        self.on_stage("return", time.perf_counter() - job.done_at)
+        return logits
 
     def _take_batch(self) -> list[_Job]:
         """Pop whole jobs up to max_batch_size images (at least one job), skipping abandoned ones."""
@@ -145,13 +152,21 @@ class DynamicBatcher:
         """Worker thread: one forward pass (chunked when a single request exceeds the batch size)."""
         import torch
 
+        started = time.perf_counter()
+        for job in batch:
+            self.on_stage("batch_wait", started - job.queued_at)
         images = [image for job in batch for image in job.images]
         chunks = [images[i : i + self.max_batch_size] for i in range(0, len(images), self.max_batch_size)]
         outputs = []
         for chunk in chunks:
+            start = time.perf_counter()
             outputs.append(self.predict(chunk))
+            self.on_stage("engine", time.perf_counter() - start)
             self.on_batch(len(chunk))
         logits = torch.cat(outputs)
+        done = time.perf_counter()
+        for job in batch:
+            job.done_at = done
         return list(logits.split([len(job.images) for job in batch]))
 
     def _finish(self, future: asyncio.Future, batch: list[_Job], slots: asyncio.Semaphore) -> None:

@@ -88,7 +88,8 @@ def _decode_image(body: bytes) -> list[Item]:
     return [body]
 
 
-def _decode_b64(value: object, where: str) -> bytes:
+def decode_base64(value: object, where: str) -> bytes:
+    """One base64 image (a string or {"b64": ...}) -> bytes; 400 naming `where` otherwise."""
     if isinstance(value, dict) and set(value) == {"b64"}:
         value = value["b64"]
     if not isinstance(value, str):
@@ -106,13 +107,18 @@ def _json_int(text: str) -> int:
     return int(text)
 
 
-def _decode_json(body: bytes) -> list[Item]:
+def parse_json(body: bytes) -> object:
+    """A JSON request body, refused (400) when invalid, nested too deeply or holding an over-long integer."""
     try:
-        doc = json.loads(body, parse_int=_json_int)
+        return json.loads(body, parse_int=_json_int)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise RequestError(f"invalid JSON body: {exc}") from None
     except RecursionError:
         raise RequestError("invalid JSON body: nested too deeply") from None
+
+
+def _decode_json(body: bytes) -> list[Item]:
+    doc = parse_json(body)
     if isinstance(doc, dict) and len(doc.keys() & {"instances", "images"}) == 1:
         key = "instances" if "instances" in doc else "images"
         images = doc[key]
@@ -120,7 +126,7 @@ def _decode_json(body: bytes) -> list[Item]:
         raise RequestError('JSON body must be {"instances": [...]} or {"images": [...]} of base64 images')
     if not isinstance(images, list) or not images:
         raise RequestError(f'"{key}" must be a non-empty list of base64 images')
-    return [_decode_b64(value, f"{key}[{i}]") for i, value in enumerate(images)]
+    return [decode_base64(value, f"{key}[{i}]") for i, value in enumerate(images)]
 
 
 def _npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:

@@ -43,6 +43,11 @@ class ServeConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    model_name: str = Field(
+        "dogclf",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="The model's name in the Open Inference Protocol routes (/v2/models/NAME).",
+    )
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
     max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
     workers: int | None = Field(

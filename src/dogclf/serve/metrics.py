@@ -6,6 +6,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from dogclf.serve.stages import StageClock
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -50,12 +52,13 @@ class ServerMetrics:
         self.images = 0
         self.queue_depth = queue_depth
         self.ready = ready
+        self.stages = StageClock()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float, images: int) -> None:
-        """Record a finished request; only /invocations requests count toward the latency histogram."""
+        """Record a finished request; only inference requests (/invocations, v2 infer) count toward the latency."""
         with self._lock:
             self.requests[(method, route, status)] += 1
-            if route.endswith("/invocations"):
+            if route.endswith(("/invocations", "/infer")):
                 self.latency.observe(seconds)
             self.images += images
 
@@ -74,7 +77,7 @@ class ServerMetrics:
             for (method, route, status), n in sorted(self.requests.items()):
                 lines.append(f'dogclf_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
             lines += [
-                "# HELP dogclf_request_duration_seconds Latency of invocation requests.",
+                "# HELP dogclf_request_duration_seconds Latency of inference requests.",
                 "# TYPE dogclf_request_duration_seconds histogram",
                 *self.latency.render("dogclf_request_duration_seconds"),
                 "# HELP dogclf_batch_size Images per model forward pass.",
@@ -90,4 +93,5 @@ class ServerMetrics:
                 "# TYPE dogclf_model_ready gauge",
                 f"dogclf_model_ready {int(self.ready())}",
             ]
+        lines += self.stages.render()
         return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """The local SageMaker-compatible endpoint: a Starlette app on uvicorn with dynamic batching.
 
 Routes: GET /ping, POST /invocations, POST /endpoints/{name}/invocations (the InvokeEndpoint path that
-boto3's sagemaker-runtime client calls), GET /metrics (Prometheus text).
+boto3's sagemaker-runtime client calls), GET /metrics (Prometheus text), and the Open Inference Protocol's
+/v2 routes (dogclf.serve.v2).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dogclf.serve import metrics as prom
+from dogclf.serve import v2
 from dogclf.serve.api import ClassifierAPI
 from dogclf.serve.batching import DynamicBatcher
 from dogclf.serve.codecs import (
@@ -47,6 +49,7 @@ access_log = logging.getLogger("dogclf.serve.access")
 
 ROUTES = ("/ping", "/invocations", "/endpoints/{name}/invocations", "/metrics")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+T = TypeVar("T")
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection"; never sent, only logged
 
 
@@ -103,6 +106,7 @@ class EndpointState:
         self.decode_threads = cfg.decode_threads or min(4, cpus)
         self.load_error: str | None = None
         self.metrics = prom.ServerMetrics(queue_depth=lambda: self.batcher.queued_images, ready=lambda: self.api.ready)
+        self.api.on_stage = self.metrics.stages.add
         self.batcher = DynamicBatcher(
             self.api.predict,
             max_batch_size=cfg.max_batch_size,
@@ -111,12 +115,23 @@ class EndpointState:
             max_queue=cfg.max_queue_images,
             on_batch=self.metrics.observe_batch,
             initializer=torch_threads(self.threads),
+            on_stage=self.metrics.stages.add,
         )
         self.decode_pool = ThreadPoolExecutor(
             self.decode_threads,
             thread_name_prefix="dogclf-decode",
             initializer=torch_threads(1),
         )
+
+    async def in_decode_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on a decode thread; its wait for the thread counts as the decode_queue stage."""
+        queued = time.perf_counter()
+
+        def run() -> T:
+            self.metrics.stages.add("decode_queue", time.perf_counter() - queued)
+            return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(self.decode_pool, run)
 
     def check_ready(self) -> None:
         """Raise NotReady, saying why, while the model is loading or failed to load."""
@@ -163,12 +178,15 @@ async def _invoke(state: EndpointState, request: Request, deadline: float) -> Re
     fmt = response_format(
         headers.get("accept"), state.cfg.default_topk, query.get("topk"), headers.get(ATTRIBUTES_HEADER.lower())
     )
+    start = time.perf_counter()
     body = await read_body(request, state.cfg.max_body_bytes, state.cfg.body_timeout_s, state.cfg.body_min_rate)
-    decode = state.api.decode
-    images = await asyncio.get_running_loop().run_in_executor(state.decode_pool, decode, body, content_type, deadline)
+    state.metrics.stages.add("read", time.perf_counter() - start)
+    images = await state.in_decode_pool(state.api.decode, body, content_type, deadline)
     request.state.images = len(images)
     logits = await state.batcher.submit(images)
+    start = time.perf_counter()
     payload, out_type = state.api.encode(logits, fmt)
+    state.metrics.stages.add("encode", time.perf_counter() - start)
     out_headers = {"X-Dogclf-Model-Version": state.api.version}
     if "name" in request.path_params:
         out_headers["X-Amzn-Invoked-Production-Variant"] = "AllTraffic"
@@ -214,12 +232,14 @@ class AccessLog:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
+                seen["status"], seen["writing"] = message["status"], time.perf_counter()
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
             elif message["type"] == "http.response.body":
                 seen["bytes_out"] += len(message.get("body", b""))
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.metrics.stages.add("write", time.perf_counter() - seen.get("writing", start))
 
         try:
             await self.app(scope, receive, send_wrapper)
@@ -251,7 +271,7 @@ def _route_template(path: str) -> str:
     parts = path.split("/")
     if len(parts) == 4 and parts[1] == "endpoints" and parts[3] == "invocations":
         return "/endpoints/{name}/invocations"
-    return path if path in ROUTES else "other"
+    return path if path in ROUTES else v2.route_template(path) or "other"
 
 
 def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
@@ -277,6 +297,7 @@ def create_app(model: str | Path, cfg: ServeConfig | None = None) -> Starlette:
             Route("/invocations", invocations, methods=["POST"]),
             Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *v2.routes(),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

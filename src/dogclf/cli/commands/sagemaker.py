@@ -1,4 +1,4 @@
-"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs and reports."""
+"""`dogclf sagemaker` actions: train, tune, best-params, deploy, delete-endpoint, batch jobs, dockerfile, reports."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ import os
 from pathlib import Path
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.cli.sagemaker_registry import add_aws_options as _common
+from dogclf.cli.sagemaker_registry import add_registry_actions
+from dogclf.cli.sagemaker_registry import connection as _connection
+from dogclf.cli.sagemaker_serving import add_shipping_options, register_dockerfile, shipping_values
 from dogclf.tune.space import STRATEGIES
 
 _SPACE_HELP = (
     "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
     "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
 )
-
-
-def _connection(args: argparse.Namespace, needs_bucket: bool = True):
-    from dogclf.sagemaker import connect
-
-    return connect(args.bucket, args.region, args.endpoint_url, args.prefix, needs_bucket=needs_bucket)
+MODEL_HELP = (
+    "s3://.../model.tar.gz (a training job's model artifact), a model package ARN (`dogclf sagemaker register`; "
+    "Approved, unless --force), or a local run or model folder (packaged, uploaded)"
+)
 
 
 def _data_uri(conn, data: str) -> str:
@@ -73,6 +75,7 @@ def _estimator_options(args: argparse.Namespace, mode: str):
         spot=args.spot,
         max_run_s=args.max_run,
         max_wait_s=args.max_wait,
+        keep_alive_s=args.keep_alive,
         checkpoint_s3_uri=args.checkpoint_s3_uri,
         debugger=not args.no_debugger,
         builtin_rules=args.rule if args.rule is not None else BUILTIN_RULES,
@@ -170,10 +173,21 @@ def _deploy(args: argparse.Namespace) -> int:
         serverless_max_concurrency=args.serverless_concurrency,
         autoscale_max_instances=args.autoscale_max,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
-    predictor = deploy(_connection(args), args.model_data, options)
+    conn = _connection(args)
+    predictor = deploy(conn, _model_data(conn, args), options)
     print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
     return 0
+
+
+def _model_data(conn, args: argparse.Namespace) -> str:
+    """MODEL_DATA as is, or a model package's model data (Approved, unless --force)."""
+    from dogclf.sagemaker import is_package_arn, package_model_data
+
+    if not is_package_arn(args.model_data):
+        return args.model_data
+    return package_model_data(conn, args.model_data, force=args.force)
 
 
 def _delete_endpoint(args: argparse.Namespace) -> int:
@@ -195,8 +209,10 @@ def _batch_predict(args: argparse.Namespace) -> int:
         topk=args.topk,
         job_name=args.job_name,
         code_in_model=args.code_in_model,
+        **shipping_values(args),
     )
-    name = batch_transform(_connection(args), args.model_data, args.input, args.output, options, wait=args.wait)
+    conn = _connection(args)
+    name = batch_transform(conn, _model_data(conn, args), args.input, args.output, options, wait=args.wait)
     done = "completed" if args.wait else "started"
     print(f"transform job: {name} ({done}; results: dogclf sagemaker batch-results {args.output})")
     return 0
@@ -245,23 +261,23 @@ def _reports(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--bucket",
-        default=os.environ.get("DOGCLF_S3_BUCKET"),
-        help="S3 bucket for code, data, outputs (default: $DOGCLF_S3_BUCKET, else the SageMaker default bucket "
-        "sagemaker-REGION-ACCOUNT, created if missing)",
-    )
-    p.add_argument("--prefix", default="dogclf", help="key prefix inside the bucket")
-    p.add_argument("--region", help="AWS region (default: the boto3 configuration)")
-    p.add_argument("--endpoint-url", help="AWS endpoint URL (e.g. a local emulator such as moto)")
-
-
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
     p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
     p.add_argument("--instance-type", default="ml.g4dn.xlarge", help="training instance (default ml.g4dn.xlarge)")
-    p.add_argument("--instance-count", type=int, default=1, help="> 1 runs torch_distributed data parallel (default 1)")
+    p.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="> 1 runs data parallel with torchrun on every instance, NCCL on GPU and gloo on CPU (default 1)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=int,
+        metavar="SECONDS",
+        help="warm pool: keep the instances this long (0-21600) after the job, so the next job with the same "
+        "instance settings starts on them without provisioning; the instances are billed meanwhile",
+    )
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
     p.add_argument(
         "--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped (default 86400, 24 h)"
@@ -325,7 +341,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_delete_endpoint)
 
     _register_batch(sm)
+    register_dockerfile(sm)
     _register_reports(sm)
+    add_registry_actions(sm)
 
 
 def _register_train(sm: argparse._SubParsersAction) -> None:
@@ -381,8 +399,9 @@ def _register_reports(sm: argparse._SubParsersAction) -> None:
 
 def _register_deploy(sm: argparse._SubParsersAction) -> None:
     """Add `deploy`."""
-    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3")
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3, a model package or a local model")
+    t.add_argument("model_data", help=MODEL_HELP)
+    t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
     t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
     t.add_argument("--endpoint-name")
     t.add_argument("--instance-type", default="ml.m5.large", help="endpoint instance (default ml.m5.large)")
@@ -398,6 +417,7 @@ def _register_deploy(sm: argparse._SubParsersAction) -> None:
         help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
         "default: the SDK repacks it with dogclf's serving code",
     )
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_deploy)
 
@@ -410,7 +430,8 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
         description="Run the deploy model (same image, handlers and code) over every image under --input: one "
         "request per image, each answer written to --output as <image key>.out (JSON top-k).",
     )
-    t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
+    t.add_argument("model_data", help=MODEL_HELP)
+    t.add_argument("--force", action="store_true", help="run a model package that is not Approved")
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
     t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
@@ -420,6 +441,7 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
     t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
+    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_batch_predict)
 

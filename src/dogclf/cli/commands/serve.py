@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model over HTTP like a SageMaker endpoint (loopback by default)",
         description="Local endpoint: GET /ping, POST /invocations, POST /endpoints/NAME/invocations, "
-        "GET /metrics. Stops gracefully on SIGTERM.",
+        "GET /metrics, and the Open Inference Protocol (KServe v2) under /v2. Stops gracefully on SIGTERM.",
     )
     p.add_argument("model", metavar="MODEL_OR_TARBALL", help="model folder, run folder or model.tar.gz")
     from dogclf.serve.config import ServeConfig
