@@ -175,20 +175,27 @@ def read_config_file(path: str | Path, *, follow_links: bool = True) -> dict[str
     """
     path = Path(path)
     raw = read_bounded(path, MAX_CONFIG_BYTES, "config file", follow_links=follow_links)
+    return parse_config_bytes(raw, str(path), is_json=path.suffix == ".json")
+
+
+def parse_config_bytes(raw: bytes, name: str, is_json: bool = False) -> dict[str, Any]:
+    """A config mapping from bytes (YAML, or JSON with is_json; aliases within a budget); errors name `name`."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {name} is {len(raw)} bytes, over the {MAX_CONFIG_BYTES}-byte limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        raise ConfigError(f"config file {name} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+        data = json.loads(text) if is_json else load_yaml(text)
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: JSON syntax, or an integer past the digit limit
-        raise ConfigError(f"config file {path} is not valid YAML/JSON: {_one_line(exc)}") from None
+        raise ConfigError(f"config file {name} is not valid YAML/JSON: {_one_line(exc)}") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is not valid YAML/JSON: nested too deeply") from None
+        raise ConfigError(f"config file {name} is not valid YAML/JSON: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, got a {type(data).__name__}")
+        raise ConfigError(f"config file {name} must hold a mapping of sections, got a {type(data).__name__}")
     return data
 
 

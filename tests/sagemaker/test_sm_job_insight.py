@@ -170,8 +170,10 @@ def test_job_reports_refuse_unsafe_or_missing_members(conn, tmp_path):  # noqa: 
 
 
 def _stop_job(conn, tiny_data, tmp_path, lr: float):  # noqa: F811
+    # 30 steps in all: LossNotDecreasing decides on 2-step windows (its default windows need more steps than that)
     cfg = tiny_config(tiny_data, **{"optim.epochs": 6, "optim.lr": lr, "optim.optimizer": "sgd",
-                                    "optim.scheduler": "none", "debug.save_interval": 1})  # fmt: skip
+                                    "optim.scheduler": "none", "debug.save_interval": 1,
+                                    "debug.rule_parameters": {"LossNotDecreasing": {"num_steps": 2}}})  # fmt: skip
     req = _request(conn, cfg, profiler=False, stop_on_rules=("ExplodingTensor", "LossNotDecreasing"))
     return _replay(conn, req, tiny_data, tmp_path)
 
@@ -198,6 +200,8 @@ def test_stop_on_rule_lets_a_healthy_job_finish(conn, tiny_data, tmp_path):  # n
 
 def test_cli_default_sends_no_service_config_and_opts_back_in(aws_env, conn, tiny_data):  # noqa: F811
     common = ["--data", DATA, "--role", ROLE, "--bucket", BUCKET, "--endpoint-url", aws_env]
+    bucket, key = DATA[5:].split("/", 1)
+    conn.s3_client().put_object(Bucket=bucket, Key=f"{key}/train/a/1.jpg", Body=b"x")  # --data must hold objects
     start_recording(aws_env)
     r = run_cli("sagemaker", "train", "--stop-on-rule", "Overfit,LossNotDecreasing", *common)
     assert r.returncode == 0, r.stderr

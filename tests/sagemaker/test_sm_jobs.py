@@ -404,3 +404,39 @@ def test_cli_report_download_errors_are_one_line_exit_2(aws_env, conn, tmp_path)
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("dogclf: error: cannot download s3://") and "both a file and a folder" in line
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "not valid YAML/JSON",
+        ),  # fmt: skip
+        ("- just\n- a list\n", "must hold a mapping"),
+        (b"\xff\xfe bad", "not UTF-8"),
+        (None, "not a readable gzip-compressed tar archive"),
+    ],
+)
+def test_best_params_refuses_a_hostile_shipped_config_in_one_line(conn, payload, expected):  # noqa: F811
+    from dogclf.sagemaker.best_job import _shipped_config
+    from dogclf.sagemaker.training import CONFIG_FILE
+
+    buf = io.BytesIO()
+    if payload is None:
+        buf.write(b"PK\x03\x04 not a tarball")
+    else:
+        data = payload.encode() if isinstance(payload, str) else payload
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            info = tarfile.TarInfo(CONFIG_FILE)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    key = "dogclf/code/hostile/sourcedir.tar.gz"
+    conn.s3_client().put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+    with pytest.raises(ConfigError, match=expected) as err:
+        _shipped_config(conn, {"sagemaker_submit_directory": f"s3://{BUCKET}/{key}"})
+    assert "\n" not in str(err.value) and key in str(err.value)

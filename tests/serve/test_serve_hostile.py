@@ -253,10 +253,13 @@ def _trickle(socks: list[socket.socket], seconds: float, ping_url: str | None = 
         waiting = [sock for i, sock in enumerate(socks) if i not in answered]
         ready = select.select(waiting, [], [], 0.2)[0]
         for sock in waiting:
-            if sock in ready:
+            if sock in ready or select.select([sock], [], [], 0)[0]:  # answered since the wait, or now
                 answered[socks.index(sock)] = _read_to_close(sock)[0]
-            else:
+                continue
+            try:
                 sock.sendall(b"\0")
+            except (ConnectionResetError, BrokenPipeError):  # the server answered and closed between the two looks
+                answered[socks.index(sock)] = _read_to_close(sock)[0]
         if ping_url:
             assert requests.get(ping_url, timeout=5).status_code == 200  # healthy while bodies trickle
     return answered

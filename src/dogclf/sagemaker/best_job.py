@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dogclf.config import RunConfig, build_config, config_to_yaml
+from dogclf.config import MAX_CONFIG_BYTES, RunConfig, build_config, config_to_yaml, parse_config_bytes
+from dogclf.errors import ConfigError
 from dogclf.fsutil import atomic_write_text
 from dogclf.hyperparameters import config_field, decode_value
 from dogclf.sagemaker.s3 import parse_s3_uri
@@ -31,18 +32,24 @@ class BestParams:
 
 def _shipped_config(conn: Connection, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The full config shipped in the job's source tarball (dogclf-config.yaml), {} when absent."""
-    from dogclf.safe_yaml import load_yaml
-
     uri = hyperparameters.get("sagemaker_submit_directory")
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         return {}
     bucket, key = parse_s3_uri(uri)
     body = conn.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
-        if member is None:
-            return {}
-        return load_yaml(tar.extractfile(member).read().decode("utf-8")) or {}  # type: ignore[union-attr]
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            member = next((m for m in tar.getmembers() if m.name.lstrip("./") == CONFIG_FILE and m.isfile()), None)
+            if member is None:
+                return {}
+            if member.size > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"{uri}: {CONFIG_FILE} is {member.size} bytes, over the {MAX_CONFIG_BYTES}-byte limit"
+                )
+            raw = tar.extractfile(member).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, EOFError, OSError) as exc:  # OSError: a gzip stream that is not one
+        raise ConfigError(f"{uri}: not a readable gzip-compressed tar archive ({exc})") from None
+    return parse_config_bytes(raw, f"{CONFIG_FILE} in {uri}")
 
 
 def _decode(value: str) -> Any:
