@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # torch/torchvision are pinned here (not in pyproject) so users may bring their own build.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.dogclf-installed
+# Test processes (pytest-xdist): "auto" is one per CPU; each file runs whole on one worker (its fixtures once).
+TEST_WORKERS ?= auto
 
 .PHONY: venv quickstart test lint bench docs clean
 
@@ -21,7 +23,7 @@ quickstart: venv
 	$(VENV)/bin/dogclf quickstart --workdir quickstart
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check src tests examples benchmarks
