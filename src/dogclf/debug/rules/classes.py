@@ -23,10 +23,9 @@ class ClassImbalance(DogclfRule):
     `min_samples` images, has more than `threshold_misprediction` of them wrong and more than the typical
     (median) class, each with 95% confidence (Wilson bounds), at each, and the typical class is mostly right
     (its error's upper bound under 1/2): a model still bad on most classes (under-trained) says nothing about
-    one class. Or the model is below chance overall
-    (accuracy's upper bound under 1 / classes): systematically wrong. NotEvaluated when no class
-    has `min_samples` valid images, when the typical class is not learned yet, or when a class is flagged while
-    top-1 still rises significantly (a class not learned *yet*).
+    one class. Or the model is below chance overall (accuracy's upper bound under 1 / classes): systematically
+    wrong. NotEvaluated when no class has `min_samples` valid images, when the typical class is not learned yet,
+    or when a class is flagged while top-1 still rises significantly (a class not learned *yet*).
     """
 
     explanation = "Classes are imbalanced, or a class is mostly mispredicted on the validation set."

@@ -14,14 +14,13 @@ class LossNotDecreasing(_LossRule):
     Decisions are taken at each `num_steps`-step window's end, on means, against the run's own per-step noise
     (the robust SD of step-to-step differences). Exploded: a window's mean is `explosion_factor` times the
     first loss (the model before any update) or more, an order of magnitude by default: logits blew up, even if
-    the loss later settles. Diverged: the last `sustain` windows all above the first
-    window's mean (or the first loss, when the rise began inside that window) by `increase_threshold_percent`
-    %, with confidence `z`, so a short bump that recovers never decides. Stalled: the latest block (a third of
-    the steps so far, at least `patience` windows) is not `diff_percent` % per `num_steps` steps below the
-    block before, with confidence `z`, while the loss is above `progress_percent` % of that reference (lower is
-    converging); a block too short for its noise to show such a drop or a clear one decides nothing. Never
-    decided: NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL
-    with two full windows is checked.
+    the loss later settles. Diverged: the last `sustain` windows all above the first window's mean (or the
+    first loss, when the rise began inside that window) by `increase_threshold_percent` %, with confidence `z`,
+    so a short bump that recovers never decides. Stalled: the latest block (a third of the steps so far, at
+    least `patience` windows) is not `diff_percent` % per `num_steps` steps below the block before, with
+    confidence `z`, while the loss is above `progress_percent` % of that reference (lower is converging); a
+    block too short for its noise to show such a drop or a clear one decides nothing. Never decided:
+    NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
     """
 
     explanation = "The loss is NaN, rose far above its start (diverged), or stopped falling while still high."
