@@ -64,7 +64,7 @@ def test_every_flag_takes_help_and_default_from_its_model_field(path, model, fie
             assert action.help.startswith(description), (name, action.help)
         default = info.get_default(call_default_factory=True)
         if isinstance(default, (int, float, str)) and not isinstance(default, bool):
-            assert f"(default {default!r})" in action.help, (name, action.help)
+            assert f"(default {default})" in action.help, (name, action.help)
         assert action.default is None  # an unset flag leaves the model's default in charge
         assert action.required == info.is_required(), name
 

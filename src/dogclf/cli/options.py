@@ -80,7 +80,7 @@ def _default_text(value: Any) -> str:
         return ""
     if isinstance(value, tuple):
         return f" (default {','.join(map(str, value))})"
-    return f" (default {value!r})"
+    return f" (default {value})"
 
 
 def _help(info: FieldInfo, name: str, flag: str) -> str:
