@@ -35,7 +35,7 @@ def _register_model(args: argparse.Namespace) -> int:
     from dogclf.sagemaker import register_model
 
     options = RegisterOptions(**model_values(args, RegisterOptions, REGISTER_FLAGS))
-    print(f"model package: {register_model(connection(args), args.model_data, options)} ({args.approval})")
+    print(f"model package: {register_model(connection(args), args.model_data, options)} ({options.approval})")
     return 0
 
 
