@@ -1,0 +1,93 @@
+"""The one interface between dogclf and the SageMaker Python SDK, with one implementation per major line.
+
+dogclf resolves what a job asks for into SDK-free specs (`TrainingSpec`); the line installed (2.x: the
+`Estimator` family in `sdk2`, 3.x: sagemaker-train's `ModelTrainer` and sagemaker-core in `sdk3`) turns them
+into requests. The line is picked once, from the installed SDK's major version.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from dogclf.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """One training job as dogclf resolves it: the substance both SDK lines send to CreateTrainingJob."""
+
+    role: str
+    image: str  # the PyTorch training image for the instance type
+    framework_version: str
+    py_version: str
+    instance_type: str
+    instance_count: int
+    entry_script: str
+    source_dir: Path
+    hyperparameters: dict[str, str]  # the script's hyperparameters as dogclf resolves them (plain strings)
+    metric_definitions: list[dict[str, str]]
+    output_path: str
+    code_location: str
+    base_job_name: str
+    checkpoint_s3_uri: str | None = None
+    tensorboard_s3_uri: str | None = None
+    tensorboard_local_path: str | None = None
+    spot: bool = False
+    max_run_s: int = 24 * 3600
+    max_wait_s: int | None = None
+    keep_alive_s: int | None = None
+    distributed: bool = False  # torchrun on every instance (gloo on CPU)
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    service_monitoring: Mapping[str, Any] = field(default_factory=dict)  # 2.x estimator's Debugger/Profiler args
+
+
+class SdkLine(Protocol):
+    """What dogclf asks of a SageMaker SDK line."""
+
+    major: int
+
+    def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
+        """The SDK's Session on `boto_session` (telemetry opted out), its clients pointed at endpoint_url."""
+        ...
+
+    def image_uri(self, region: str, version: str, py_version: str, instance_type: str, scope: str) -> str:
+        """The SageMaker PyTorch image (scope 'training' or 'inference') for the instance type."""
+        ...
+
+    def trainer(self, spec: TrainingSpec, session: Any) -> Any:
+        """The line's training object (2.x PyTorch estimator, 3.x ModelTrainer) for `spec`, not yet started."""
+        ...
+
+    def train(self, trainer: Any, channels: dict[str, str], job_name: str, wait: bool) -> str:
+        """Start the training job (CreateTrainingJob) on the S3 channels; with wait, until it ends; its name."""
+        ...
+
+
+def sdk_major() -> int:
+    """The major version of the installed `sagemaker` distribution; a one-line error when it is missing."""
+    try:
+        version = metadata.version("sagemaker")
+    except metadata.PackageNotFoundError:
+        raise ConfigError("the SageMaker SDK is not installed: pip install 'dogclf[sagemaker]'") from None
+    return int(version.split(".")[0])
+
+
+@functools.cache
+def sdk_line() -> SdkLine:
+    """The implementation for the installed SDK (2.x or 3.x), picked once."""
+    major = sdk_major()
+    if major == 2:
+        from dogclf.sagemaker.sdk2 import Sdk2Line
+
+        return Sdk2Line()
+    if major == 3:
+        from dogclf.sagemaker.sdk3 import Sdk3Line
+
+        return Sdk3Line()
+    raise ConfigError(f"SageMaker SDK {major}.x is not supported: dogclf[sagemaker] needs sagemaker>=2.200,<4")
