@@ -23,6 +23,7 @@ class Sdk2Line:
     """sagemaker 2.x: `sagemaker.Session`, `sagemaker.pytorch.PyTorch`."""
 
     major = 2
+    operations = frozenset({"train", "tune", "deploy", "batch_transform", "predictor"})
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A `sagemaker.Session` on boto_session with telemetry opted out."""

@@ -19,6 +19,7 @@ class Sdk3Line:
     """sagemaker 3.x: `sagemaker.core` Session and image URIs, `sagemaker.train.ModelTrainer`."""
 
     major = 3
+    operations = frozenset({"train"})
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A sagemaker-core Session on boto_session with telemetry opted out."""

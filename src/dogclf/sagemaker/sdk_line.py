@@ -51,6 +51,7 @@ class SdkLine(Protocol):
     """What dogclf asks of a SageMaker SDK line."""
 
     major: int
+    operations: frozenset[str]  # what this line does: "train", "tune", "deploy", "batch_transform", "predictor"
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """The SDK's Session on `boto_session` (telemetry opted out), its clients pointed at endpoint_url."""
@@ -91,3 +92,14 @@ def sdk_line() -> SdkLine:
 
         return Sdk3Line()
     raise ConfigError(f"SageMaker SDK {major}.x is not supported: dogclf[sagemaker] needs sagemaker>=2.200,<4")
+
+
+def require(operation: str) -> SdkLine:
+    """The installed line, or a one-line ConfigError when it does not do `operation` (e.g. 'tune' on 3.x)."""
+    line = sdk_line()
+    if operation not in line.operations:
+        raise ConfigError(
+            f"{operation.replace('_', ' ')} on SageMaker is not available with SageMaker SDK {line.major}.x in this "
+            "dogclf yet: install 'sagemaker>=2.200,<3' beside dogclf for it"
+        )
+    return line

@@ -42,7 +42,7 @@ def is_tuner(job: Any) -> bool:
     """Whether `job` is a tuner of make_tuner (SDK 2.x's HyperparameterTuner)."""
     from dogclf.sagemaker.sdk_line import sdk_line
 
-    if sdk_line().major != 2:
+    if "tune" not in sdk_line().operations:
         return False
     from sagemaker.tuner import HyperparameterTuner
 
@@ -90,10 +90,9 @@ def make_tuner(
     base_tuning_job_name: str = "dogclf-tune",
 ) -> Any:
     """HyperparameterTuner from a dogclf SearchSpace: ranges, objective, strategy, budget, early stopping."""
-    from dogclf.sagemaker.sdk_line import sdk_line
+    from dogclf.sagemaker.sdk_line import require
 
-    if sdk_line().major != 2:
-        raise ConfigError("tuning on SageMaker needs SageMaker SDK 2.x for now: pip install 'sagemaker>=2.200,<3'")
+    require("tune")
     from sagemaker.tuner import HyperparameterTuner, WarmStartConfig, WarmStartTypes
 
     from dogclf.training.metrics import metric_definitions
