@@ -43,6 +43,9 @@ def _python(major: int) -> str | None:
     """DOGCLF_SDK{major}_PYTHON, else this interpreter when its SDK is of that line."""
     given = os.environ.get(f"DOGCLF_SDK{major}_PYTHON")
     if given:
+        found = _line_of(given)
+        if found != major:  # never compare a line with itself
+            raise RuntimeError(f"DOGCLF_SDK{major}_PYTHON={given} has sagemaker {found}.x, not {major}.x")
         return given
     return sys.executable if _line_of(sys.executable) == major else None
 
@@ -225,3 +228,16 @@ def test_register_sends_the_same_model_package_under_both_lines(conn, tmp_path):
     assert packages[0] == packages[1]
     (container,) = packages[0]["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == model and "/pytorch-inference:" in container["Image"]
+
+
+def test_the_line_is_picked_from_the_installed_major_and_refuses_what_it_lacks():
+    from importlib import metadata
+
+    from dogclf.errors import ConfigError
+    from dogclf.sagemaker.sdk_line import require, sdk_line
+
+    line = sdk_line()
+    assert line.major == int(metadata.version("sagemaker").split(".")[0])
+    assert require("train") is line
+    with pytest.raises(ConfigError, match=f"with SageMaker SDK {line.major}.x in this dogclf yet"):
+        require("no such operation")

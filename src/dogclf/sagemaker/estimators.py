@@ -25,8 +25,9 @@ from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
 from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
-from dogclf.sagemaker.sdk_line import TrainingSpec
+from dogclf.sagemaker.sdk_line import sdk_line
 from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
+from dogclf.sagemaker.specs import TrainingSpec
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
 Mode = Literal["train", "hpo"]
@@ -106,8 +107,6 @@ def _monitoring(conn: Connection, run: RunConfig, o: EstimatorOptions) -> dict[s
 
 def training_image(conn: Connection, o: EstimatorOptions) -> str:
     """The SageMaker PyTorch training image for the instance type (CPU or GPU), as the SDK itself would pick it."""
-    from dogclf.sagemaker.sdk_line import sdk_line
-
     try:
         return sdk_line().image_uri(conn.region, o.framework_version, o.py_version, o.instance_type, "training")
     except ValueError as exc:
@@ -184,8 +183,6 @@ def _metric_definitions(run: RunConfig, o: EstimatorOptions) -> list[dict[str, s
 
 def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
     """The installed SDK line's training object running dogclf/entrypoints/{train,hpo}.py (see the docstring)."""
-    from dogclf.sagemaker.sdk_line import sdk_line
-
     o = options
     line = sdk_line()
     if o.sagemaker_debugger and line.major >= 3:
@@ -224,7 +221,6 @@ def submit(
 ) -> str:
     """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
     from dogclf.sagemaker.names import unique_name
-    from dogclf.sagemaker.sdk_line import sdk_line
     from dogclf.sagemaker.tuners import is_tuner, warm_pool
 
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.sdk_line import TrainingSpec
+from dogclf.sagemaker.specs import TrainingSpec
 
 
 def _sdk_config() -> dict[str, Any]:

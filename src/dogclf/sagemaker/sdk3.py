@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.sdk_line import TrainingSpec
+from dogclf.sagemaker.specs import TrainingSpec
 
 
 class Sdk3Line:
