@@ -4,7 +4,7 @@ Builds a random-init ResNet50 artifact (133 classes, 224 px), writes real JPEGs 
 exports it (OpenVINO / ONNX, fp32 and int8; int8 forced past the accuracy gate, since random weights have no
 accuracy to keep: bench_export.py measures accuracy on a trained model), then measures, on this machine:
   raw B P       backend B at precision P alone on preprocessed batches, images/s
-  fp32 handler  the SageMaker handlers in process, eager fp32, one request at a time (decode + forward + encode)
+  fp32 handler  the SageMaker handlers in process, eager fp32, one request at a time (with --backends eager)
   server B cN   `dogclf serve --backend B` in a subprocess, N concurrent HTTP clients, one JPEG per request,
                 with where the time went per image (the server's stage timers in /metrics)
 Every server level is compared with the raw eager bf16 model measured right around it (same background load)
@@ -365,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                     other = RawModel(model_dir, jpegs, precision, batch, backend)
                     report(f"raw_{backend}_{precision}", f"raw {backend} {precision}, batch {batch}",
                            other.throughput(args.requests // 2))  # fmt: skip
-        handler, latencies = handler_throughput(model_dir, jpegs, max(16, args.requests // 4))
-        report("fp32_handler", "eager fp32 handler, 1 at a time", handler, latencies)
+        handler = 0.0
+        if "eager" in backends:  # the baseline of the eager server's target only
+            handler, latencies = handler_throughput(model_dir, jpegs, max(16, args.requests // 4))
+            report("fp32_handler", "eager fp32 handler, 1 at a time", handler, latencies)
         for i, backend in enumerate(backends):
             levels = args.concurrency if i == 0 else args.backend_concurrency
             serve_levels(model_dir, raw, jpegs, backend, [int(c) for c in levels.split(",")], args, report)
