@@ -24,10 +24,12 @@ ACCEPT = "application/json"
 class TransformOptions(ServingOptions):
     """Batch Transform settings: instances, top-k per image (DOGCLF_TOPK of the handlers) and job name."""
 
-    instance_type: str = "ml.m5.large"
-    instance_count: int = Field(1, ge=1)
-    topk: int = Field(5, ge=1, le=MAX_TOPK)
-    job_name: str | None = None
+    instance_type: str = Field("ml.m5.large", description="Transform instance.")
+    instance_count: int = Field(1, ge=1, description="Instances.")
+    topk: int = Field(5, ge=1, le=MAX_TOPK, description="Classes per image.")
+    job_name: str | None = Field(
+        None, description="The job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)."
+    )
     max_concurrent_transforms: int | None = Field(None, ge=1)
 
 

@@ -35,27 +35,66 @@ KEEP_ALIVE_MAX_S = 21600  # ResourceConfig.KeepAlivePeriodInSeconds: 0..21600 in
 class EstimatorOptions(Options):
     """Job settings for make_estimator (all but role have safe defaults)."""
 
-    role: str
-    mode: Mode = "train"  # "train" (hooks, rules, checkpoints) or "hpo" (a lean tuning trial)
-    sagemaker_debugger: bool = False  # the Debugger/Profiler services (opt-in) instead of rules inside the job
-    instance_type: str = "ml.g4dn.xlarge"
-    instance_count: int = Field(1, ge=1)
-    distributed: bool | None = None  # torch_distributed (torchrun; gloo on CPU); default on for instance_count > 1
-    keep_alive_s: int | None = Field(None, ge=0, le=KEEP_ALIVE_MAX_S)  # warm pool: instances kept after the job
-    spot: bool = False
-    max_run_s: int = Field(24 * 3600, ge=1)
-    max_wait_s: int | None = None  # spot only: the spot wait plus the run, >= max_run_s (default max_run_s)
-    checkpoint_s3_uri: str | None = None  # default s3://bucket/prefix/checkpoints/<run name>
-    debugger: bool = True  # tensors saved every cfg.debug.save_interval steps, the collections of cfg.debug
-    stop_on_rules: tuple[str, ...] = ()  # in-job rules that end training when they fire (job fails, rule named)
-    builtin_rules: tuple[str, ...] = BUILTIN_RULES
-    custom_rules: tuple[str, ...] | None = None  # None: the classes of dogclf.debug.rules not run as built-ins
-    rule_image_uri: str | None = None
-    rules_file: Path | None = None  # default: the file of dogclf.debug.rules
+    role: str = Field(description="IAM role ARN the job runs as.")
+    mode: Mode = Field("train", description='"train" (hooks, rules, checkpoints) or "hpo" (a lean tuning trial).')
+    sagemaker_debugger: bool = Field(
+        False,
+        description="Use the SageMaker Debugger and Profiler services instead of the rules and reports inside the "
+        "job (for existing Debugger customers: closed to new customers since 2026-07-30; Profiler discontinued "
+        "2027-06-30).",
+    )
+    instance_type: str = Field("ml.g4dn.xlarge", description="Training instance.")
+    instance_count: int = Field(
+        1,
+        ge=1,
+        description="> 1 runs data parallel with torchrun on every instance, NCCL on GPU and gloo on CPU.",
+    )
+    distributed: bool | None = Field(
+        None, description="torch_distributed (torchrun; gloo on CPU); default on for instance_count > 1."
+    )
+    keep_alive_s: int | None = Field(
+        None,
+        ge=0,
+        le=KEEP_ALIVE_MAX_S,
+        description=f"Warm pool: keep the instances this long (0-{KEEP_ALIVE_MAX_S}) after the job, so the next job "
+        "with the same instance settings starts on them without provisioning; the instances are billed meanwhile.",
+    )
+    spot: bool = Field(False, description="Managed spot training (resumes from checkpoints).")
+    max_run_s: int = Field(24 * 3600, ge=1, description="Seconds before the job is stopped.")
+    max_wait_s: int | None = Field(
+        None,
+        description="With spot: seconds to wait for spot capacity plus the run, at least the max run "
+        "(default: the max run).",
+    )
+    checkpoint_s3_uri: str | None = Field(
+        None,
+        description="Default: s3://BUCKET/PREFIX/checkpoints/<run name>, so a resubmission with the same "
+        "--set name=... resumes.",
+    )
+    debugger: bool = Field(
+        True, description="Tensors saved every cfg.debug.save_interval steps, the collections of cfg.debug, and rules."
+    )
+    stop_on_rules: tuple[str, ...] = Field(
+        (),
+        description="End the job when one of these in-job rules fires (the job fails, the rule named as its "
+        "failure reason); e.g. LossNotDecreasing,ExplodingTensor.",
+    )
+    builtin_rules: tuple[str, ...] = Field(
+        BUILTIN_RULES, description="With --sagemaker-debugger: built-in Debugger rules (rule_configs names)."
+    )
+    custom_rules: tuple[str, ...] | None = Field(
+        None,
+        description="With --sagemaker-debugger: dogclf.debug.rules classes run as custom rules (default: those not "
+        "run as built-ins).",
+    )
+    rule_image_uri: str | None = Field(None, description="With --sagemaker-debugger: custom-rule evaluator image.")
+    rules_file: Path | None = Field(None, description="Default: the file of dogclf.debug.rules.")
     rule_instance_type: str = "ml.t3.medium"
-    profiler: bool = True
-    system_monitor_interval_ms: int = Field(500, ge=100)
-    tags: dict[str, str] = Field(default_factory=dict)
+    profiler: bool = Field(True, description="Profiling (in the job, or the service's).")
+    system_monitor_interval_ms: int = Field(
+        500, ge=100, description="With --sagemaker-debugger: system monitor interval in milliseconds."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Job tags.")
     framework_version: str = FRAMEWORK_VERSION
     py_version: str = PY_VERSION
     entry_dir: Path | None = None

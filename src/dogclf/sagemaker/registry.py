@@ -31,10 +31,12 @@ GROUP_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 class RegisterOptions(Options):
     """Model package settings: group, evaluation, approval and where the model may be served."""
 
-    group: str = Field(pattern=GROUP_NAME)
-    evaluation: Path  # `dogclf evaluate --json` output, or a run's summary.json
-    approval: Approval = "PendingManualApproval"
-    description: str | None = Field(None, max_length=1024)
+    group: str = Field(pattern=GROUP_NAME, description="Model package group (created if missing).")
+    evaluation: Path = Field(
+        description="`dogclf evaluate --json` output, or the run's summary.json (test split, else valid)."
+    )
+    approval: Approval = Field("PendingManualApproval", description="Approval status.")
+    description: str | None = Field(None, max_length=1024, description="Model package description.")
     realtime_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.g4dn.xlarge")
     transform_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge")
     framework_version: str = FRAMEWORK_VERSION
