@@ -12,12 +12,8 @@ EXPECTED = {s.name: s for s in SCENARIOS}
 # Measured (docs/rules.md) and not fixed: (scenario, rule) cells where the rules are wrong on these tiny runs.
 KNOWN_MISSES = {
     ("lr-zero", "LossNotDecreasing"),  # 150 steps too few for the stall test at this noise: NotEvaluated
-    ("diverging", "LossNotDecreasing"),  # jumps at step 1, settles below twice its first loss
 }
-KNOWN_FALSE_ALARMS = {
-    ("resnet18-gap", "ClassImbalance"),  # an undertrained class mostly wrong at the last validations
-    ("lr-zero", "Overtraining"),  # valid loss moves with BatchNorm statistics at lr 0 (1 of 3 seeds)
-}
+KNOWN_FALSE_ALARMS: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(scope="session")
