@@ -29,6 +29,7 @@ from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
+from dogclf.training.batchnorm import recalibrate_batchnorm
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
@@ -277,6 +278,14 @@ class Trainer:
             result["objective"] = distributed.reduce_metrics(objective).result()["loss"]
         return result
 
+    def recalibrate_batchnorm(self, model: nn.Module | None = None) -> None:
+        """BatchNorm statistics of `model` (default: what trains) over the train images, eval transform."""
+        bs = self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size
+        decode = self.preprocess.decode_options(self.cfg.data.max_image_pixels)
+        dataset = ImageDataset(self.layout.splits["train"], eval_transform(self.preprocess), decode)
+        loader = make_loader(dataset, bs, False, loader_workers(self.workers, len(dataset), bs), 0)
+        recalibrate_batchnorm(self.model if model is None else model, loader, self.runtime)
+
     def evaluate_split(self, split: str, model: nn.Module | None = None) -> EvalResult:
         """Evaluate `model` (default: what trains, in eval mode) on 'valid' or 'test'."""
         self._notify("on_phase_start", split)
@@ -388,6 +397,8 @@ class Trainer:
             seed_everything(epoch_seed(self.cfg.runtime.seed, epoch))
             started = time.perf_counter()
             train = self._train_epoch(epoch)
+            if self.cfg.optim.bn_recalibrate:
+                self.recalibrate_batchnorm()
             result = self.evaluate_split("valid")
             valid = distributed.from_main(result.metrics())
             self._end_epoch(epoch, train, valid, time.perf_counter() - started, result)
