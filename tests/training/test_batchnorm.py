@@ -15,7 +15,7 @@ from dogclf.training.batchnorm import recalibrate_batchnorm
 
 
 def _first_conv_output(trainer: Trainer) -> torch.Tensor:
-    """tiny_cnn's first conv over every train image (eval transform): what its first BatchNorm normalizes."""
+    """tiny_cnn's first conv over every train image (augment off: eval transform): what its first BatchNorm sees."""
     train = ImageDataset(
         trainer.layout.splits["train"], eval_transform(trainer.preprocess), trainer.preprocess.decode_options()
     )
@@ -26,8 +26,9 @@ def _first_conv_output(trainer: Trainer) -> torch.Tensor:
 
 @pytest.mark.parametrize("recalibrate", [True, False])
 def test_batchnorm_statistics_are_those_of_the_final_weights(tiny_data, tmp_path, recalibrate):
-    cfg = tiny_config(tiny_data, **{"optim.bn_recalibrate": recalibrate, "optim.lr": 0.05, "data.eval_batch_size": 64,
-                                    "runtime.precision": "fp32", "runtime.channels_last": False})  # fmt: skip
+    cfg = tiny_config(tiny_data, **{"optim.bn_recalibrate": recalibrate, "optim.lr": 0.05, "data.augment": False,
+                                    "data.eval_batch_size": 64, "runtime.precision": "fp32",
+                                    "runtime.channels_last": False})  # fmt: skip
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.fit()
     out, bn = _first_conv_output(trainer), trainer.model.features[0][1]
@@ -49,3 +50,16 @@ def test_recalibration_leaves_frozen_batchnorm_alone():
     assert torch.equal(frozen.running_mean, torch.full_like(frozen.running_mean, 0.5))
     assert not torch.allclose(trained.running_mean, torch.full_like(trained.running_mean, 0.5))
     assert not model.training  # handed back in eval mode
+
+
+def test_recalibration_passes_are_not_training_steps_for_the_debug_hook(tiny_data, tmp_path):
+    from smdebug import modes
+
+    from dogclf.debug.engine import load_trial
+    from dogclf.workflow import config_callbacks
+
+    cfg = tiny_config(tiny_data, **{"optim.bn_recalibrate": True, "debug.enabled": True, "debug.save_interval": 1})
+    trainer = Trainer(cfg, tmp_path / "run", callbacks=config_callbacks(cfg))
+    trainer.fit()
+    trial = load_trial(tmp_path / "run" / "debug")
+    assert len(trial.steps(mode=modes.TRAIN)) == trainer.global_step

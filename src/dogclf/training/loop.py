@@ -279,10 +279,13 @@ class Trainer:
         return result
 
     def recalibrate_batchnorm(self, model: nn.Module | None = None) -> None:
-        """BatchNorm statistics of `model` (default: what trains) over the train images, eval transform."""
+        """BatchNorm statistics of `model` (default: what trains) over this epoch's train images, as trained on."""
+        if model is None:
+            self._notify("on_phase_start", "recalibrate")  # hooks: not a training step (debug: PREDICT mode)
         bs = self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size
-        decode = self.preprocess.decode_options(self.cfg.data.max_image_pixels)
-        dataset = ImageDataset(self.layout.splits["train"], eval_transform(self.preprocess), decode)
+        # The training transform: the layers after each BatchNorm learnt on augmented images' statistics (measured:
+        # eval-transform statistics left the final valid loss at 0.29 where the running ones gave 0.04).
+        dataset = self.train_set  # augmentation seeded by the epoch: this epoch's crops, in order
         loader = make_loader(dataset, bs, False, loader_workers(self.workers, len(dataset), bs), 0)
         recalibrate_batchnorm(self.model if model is None else model, loader, self.runtime)
 
