@@ -36,6 +36,7 @@ def run_one(data: Path, out: Path, args: argparse.Namespace, seed: int) -> dict[
     """One run: per epoch, valid loss and top-1 with the running statistics and with recomputed ones."""
     from dogclf.quickstart import quickstart_config
     from dogclf.training import Trainer
+    from dogclf.training.batchnorm import recalibrate_on_train_set
 
     seen: dict[str, list[float]] = {"loss": [], "top1": [], "loss_recomputed": [], "top1_recomputed": []}
 
@@ -44,7 +45,7 @@ def run_one(data: Path, out: Path, args: argparse.Namespace, seed: int) -> dict[
             result = super().evaluate_split(split, model)
             if split == "valid" and model is None:
                 twin = copy.deepcopy(self.model)
-                self.recalibrate_batchnorm(twin)
+                recalibrate_on_train_set(self, twin)
                 fixed = super().evaluate_split(split, twin)
                 seen["loss"].append(result.metrics()["loss"])
                 seen["top1"].append(result.metrics()["top1"])

@@ -29,7 +29,7 @@ from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
-from dogclf.training.batchnorm import recalibrate_batchnorm
+from dogclf.training.batchnorm import recalibrate_before_validation
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
@@ -278,17 +278,6 @@ class Trainer:
             result["objective"] = distributed.reduce_metrics(objective).result()["loss"]
         return result
 
-    def recalibrate_batchnorm(self, model: nn.Module | None = None) -> None:
-        """BatchNorm statistics of `model` (default: what trains) over this epoch's train images, as trained on."""
-        if model is None:
-            self._notify("on_phase_start", "recalibrate")  # hooks: not a training step (debug: PREDICT mode)
-        bs = self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size
-        # The training transform: the layers after each BatchNorm learnt on augmented images' statistics (measured:
-        # eval-transform statistics left the final valid loss at 0.29 where the running ones gave 0.04).
-        dataset = self.train_set  # augmentation seeded by the epoch: this epoch's crops, in order
-        loader = make_loader(dataset, bs, False, loader_workers(self.workers, len(dataset), bs), 0)
-        recalibrate_batchnorm(self.model if model is None else model, loader, self.runtime)
-
     def evaluate_split(self, split: str, model: nn.Module | None = None) -> EvalResult:
         """Evaluate `model` (default: what trains, in eval mode) on 'valid' or 'test'."""
         self._notify("on_phase_start", split)
@@ -400,8 +389,7 @@ class Trainer:
             seed_everything(epoch_seed(self.cfg.runtime.seed, epoch))
             started = time.perf_counter()
             train = self._train_epoch(epoch)
-            if self.cfg.optim.bn_recalibrate:
-                self.recalibrate_batchnorm()
+            recalibrate_before_validation(self)  # optim.bn_recalibrate
             result = self.evaluate_split("valid")
             valid = distributed.from_main(result.metrics())
             self._end_epoch(epoch, train, valid, time.perf_counter() - started, result)
