@@ -29,6 +29,7 @@ from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
+from dogclf.training.batchnorm import recalibrate_before_validation
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
@@ -388,6 +389,7 @@ class Trainer:
             seed_everything(epoch_seed(self.cfg.runtime.seed, epoch))
             started = time.perf_counter()
             train = self._train_epoch(epoch)
+            recalibrate_before_validation(self)  # optim.bn_recalibrate
             result = self.evaluate_split("valid")
             valid = distributed.from_main(result.metrics())
             self._end_epoch(epoch, train, valid, time.perf_counter() - started, result)
