@@ -42,9 +42,9 @@ def run_steps(
     steps: int,
     opt: Optimization,
     runtime: Runtime,
-    after_step: Callable[[int, dict[str, Any]], bool] | None = None,
+    after_step: Callable[[dict[str, Any]], bool] | None = None,
 ) -> EpochSteps:
-    """Train `model` on at most `steps` batches; `after_step(i, step)` sees every step and returns True to stop."""
+    """Train `model` on at most `steps` batches; `after_step(step)` sees every step and returns True to stop."""
     out = EpochSteps()
     for i, (inputs, targets) in enumerate(batches):
         out.lrs.append(opt.optimizer.param_groups[0]["lr"])  # the lr this step uses
@@ -52,7 +52,7 @@ def run_steps(
         y = step["targets"]
         out.plain.update(step["ce_sum"], step["logits"], y)  # plain CE: comparable with the valid loss
         out.objective.update(step["loss"] * y.numel(), step["logits"], y)
-        stop = after_step is not None and after_step(i, step)
+        stop = after_step is not None and after_step(step)
         if i + 1 >= steps or stop:
             break
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dogclf import timings
 from dogclf.artifact import ArtifactMetadata, runtime_versions, save_artifact
@@ -18,12 +18,55 @@ from dogclf.training.result import TrainResult
 from dogclf.training.stability import warn_jumps
 
 if TYPE_CHECKING:
-    from dogclf.training.loop import Trainer
+    from torch import nn
+
+    from dogclf.config import RunConfig
+    from dogclf.data.check import BadImage
+    from dogclf.data.discovery import DatasetLayout
+    from dogclf.data.preprocess import Preprocess
+    from dogclf.runtime import Runtime
+    from dogclf.training.best import BestEpoch
+    from dogclf.training.rundir import RunPaths
 
 log = logging.getLogger("dogclf")
 
 
-def finish(trainer: Trainer) -> TrainResult:
+class FinishingRun(Protocol):
+    """What the finishing work reads and calls of dogclf.training.loop.Trainer after its epochs."""
+
+    cfg: RunConfig
+    paths: RunPaths
+    runtime: Runtime
+    model: nn.Module
+    layout: DatasetLayout
+    preprocess: Preprocess
+    fingerprint: str
+    bad_images: list[BadImage]
+    num_classes: int
+    eval_sets: dict[str, Any]
+    history: list[dict]
+    best: BestEpoch
+    best_valid: tuple[int, EvalResult] | None
+    fast_reason: str | None
+    is_main: bool
+    metrics_only: bool
+    temperature_note: str | None
+    unstable_epochs: list[str]
+
+    def notify(self, event: str, *args: Any) -> None:
+        """Call `event` on every callback."""
+
+    def emit(self, epoch: int, phase: str, values: dict[str, float], extra: dict | None = None) -> None:
+        """Print one metric line (rank 0)."""
+
+    def training_model(self) -> nn.Module:
+        """What trains: the frozen-backbone forward when it is used."""
+
+    def evaluate_split(self, split: str, model: nn.Module | None = None) -> EvalResult:
+        """Evaluate `model` on one split."""
+
+
+def finish(trainer: FinishingRun) -> TrainResult:
     """After the epochs: rank 0 evaluates the best weights on every split, calibrates, writes the outputs."""
     # Rank 0 alone evaluates the best weights (its checkpoints may be on another node).
     if not trainer.is_main or trainer.metrics_only:
@@ -52,7 +95,7 @@ def finish(trainer: Trainer) -> TrainResult:
     return result
 
 
-def final_results(trainer: Trainer) -> dict[str, EvalResult]:
+def final_results(trainer: FinishingRun) -> dict[str, EvalResult]:
     """Every eval split under the best weights, through the model as served (batch norms folded, weights cast).
 
     The frozen-backbone forward is that model already: the best epoch's valid pass through it is reused.
@@ -84,7 +127,7 @@ def calibrate(results: dict[str, EvalResult], enabled: bool) -> str | None:
     return note
 
 
-def write_outputs(trainer: Trainer, results: dict[str, EvalResult]) -> None:
+def write_outputs(trainer: FinishingRun, results: dict[str, EvalResult]) -> None:
     """The artifact, bad-image list, plots (matplotlib loads here) and summary.json of a finished run."""
     from dogclf import plots
 

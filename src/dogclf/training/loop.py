@@ -1,4 +1,4 @@
-"""The training loop: epochs of train/valid, best-checkpoint selection, resumable, then test + artifact."""
+"""The Trainer: run folder, resume, the epochs (dogclf.training.epochs) of train/valid; finishing work in finish.py."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +158,12 @@ class Trainer:
         """Whether the training criterion is not plain cross-entropy (label smoothing or class weights)."""
         return self.cfg.optim.label_smoothing > 0 or self.cfg.data.balance == "weights"
 
+    def _per_rank(self) -> int:
+        """Training images per rank and epoch (DistributedSampler pads the shards to equal sizes)."""
+        return -(-len(self.train_set) // self.dist.world_size)
+
     def _steps_per_epoch(self) -> int:
-        per_rank = -(-len(self.train_set) // self.dist.world_size)  # DistributedSampler pads to equal shards
-        steps, _ = train_batches(per_rank, self.cfg.data.batch_size)
+        steps, _ = train_batches(self._per_rank(), self.cfg.data.batch_size)
         cap = self.cfg.optim.max_steps_per_epoch
         return min(steps, cap) if cap else steps
 
@@ -239,7 +243,7 @@ class Trainer:
         if d.balance == "sampler":
             sampler = balanced_sampler([s.label for s in self.train_set.samples], self.num_classes, seed)
         pin = self.runtime.device.type == "cuda"
-        per_rank = -(-len(self.train_set) // self.dist.world_size)
+        per_rank = self._per_rank()
         _, drop = train_batches(per_rank, d.batch_size)
         workers = loader_workers(self.workers, per_rank, d.batch_size)
         return make_loader(self.train_set, d.batch_size, True, workers, seed, pin, sampler, drop_last=drop)
@@ -257,7 +261,7 @@ class Trainer:
         train_mode(self.model)
         self.notify("on_phase_start", "train")
         batches = self._timed(self._progress(self.train_loader(epoch), self.steps_per_epoch, f"epoch {epoch + 1}"))
-        after = lambda i, step: self._after_step(epoch, step)  # noqa: E731
+        after = partial(self._after_step, epoch)
         done = run_steps(self.train_model, batches, self.steps_per_epoch, self.optim, self.runtime, after)
         result = distributed.reduce_metrics(done.plain).result()
         if self._objective_differs():
