@@ -80,7 +80,8 @@ def test_head_training_runs_on_one_cpu_thread_and_gives_the_threads_back(tiny_da
     """A linear head's steps are too small to split: one thread, and the process's setting restored after."""
     import torch
 
-    cfg = tiny_config(tiny_data, **{"model.freeze": "head", "data.augment": False, "optim.epochs": 2})
+    overrides = {"model.freeze": "head", "data.augment": False, "optim.epochs": 2, "runtime.threads": None}
+    cfg = tiny_config(tiny_data, **overrides)  # no runtime.threads: the process keeps its own setting
     layout, _, fingerprint = load_dataset(cfg)
     cached = FeatureCache(tmp_path / "cache").get(cfg, layout, fingerprint, resolve_runtime(cfg.runtime))
     before, seen = torch.get_num_threads(), []
