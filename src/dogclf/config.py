@@ -16,6 +16,8 @@ from dogclf.profile.config import ProfileConfig
 from dogclf.safe_yaml import load_yaml
 from dogclf.tracking.config import TrackingConfig
 
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
+
 # Old freeze-mode names read backwards (`head` trained the head, `full` trained everything): kept as aliases.
 FREEZE_ALIASES: dict[str, str] = {"head": "backbone", "full": "nothing"}
 
@@ -47,7 +49,9 @@ class DataConfig(StrictModel):
     valid_fraction: float = Field(0.1, gt=0, lt=1, description="Share for valid when splitting a flat folder.")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="Share for test when splitting a flat folder.")
     max_image_pixels: int = Field(
-        89_478_485, ge=1, description="Images with more pixels than this are rejected as bad (decompression bombs)."
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Images with more pixels than this are rejected as bad (decompression bombs).",
     )
     balance: Literal["none", "weights", "sampler"] = Field(
         "none",
@@ -116,6 +120,7 @@ class OptimConfig(StrictModel):
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+CPU_PRECISIONS: tuple[str, ...] = tuple(p for p in PRECISIONS if p != "fp16")  # fp16 AMP is for GPUs
 
 
 class RuntimeConfig(StrictModel):

@@ -56,26 +56,42 @@ def _size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def read_bounded(path: str | Path, limit: int, what: str, *, follow_links: bool = True) -> bytes:
-    """A regular file's bytes, at most `limit` of them; else a one-line ConfigError naming `what` and the path.
+def open_bounded(
+    path: str | Path, limit: int, what: str, *, follow_links: bool = True, error: type[Exception] | None = None
+) -> IO[bytes]:
+    """Open a regular file of at most `limit` bytes for reading; else a one-line `error` naming `what` and the path.
 
     With follow_links False a symbolic link is refused (O_NOFOLLOW), so a folder's files cannot point out of it.
-    Devices and pipes are refused without blocking; the size is checked before reading and again while reading.
+    Devices and pipes are refused without blocking. `error` defaults to ConfigError.
     """
     from dogclf.errors import ConfigError
 
+    error = error or ConfigError
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow_links:
-            raise ConfigError(f"{what} {path} is a symbolic link; dogclf does not follow links here") from None
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+            raise error(f"{what} {path} is a symbolic link; dogclf does not follow links here") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    f = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        f.close()
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{what} {path} is not a regular file")
-        data = f.read(limit + 1) if info.st_size <= limit else b""
-    if info.st_size > limit or len(data) > limit:
-        raise ConfigError(f"{what} {path} is larger than {_size_text(limit)}, the most dogclf reads of it")
+            raise error(f"{what} {path} is not a regular file")
+        raise error(f"{what} {path} is larger than {_size_text(limit)}, the most dogclf reads of it")
+    return f
+
+
+def read_bounded(
+    path: str | Path, limit: int, what: str, *, follow_links: bool = True, error: type[Exception] | None = None
+) -> bytes:
+    """A regular file's bytes, at most `limit` of them (`open_bounded`); the size is checked again while reading."""
+    with open_bounded(path, limit, what, follow_links=follow_links, error=error) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        from dogclf.errors import ConfigError
+
+        raise (error or ConfigError)(f"{what} {path} is larger than {_size_text(limit)}, the most dogclf reads of it")
     return data

@@ -6,8 +6,8 @@ import torch
 
 from dogclf.artifact import Artifact
 from dogclf.backends.load import load_backend
-from dogclf.config import RuntimeConfig
-from dogclf.data.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
+from dogclf.config import DEFAULT_MAX_PIXELS, RuntimeConfig
+from dogclf.data.images import ImageSource, decode_image
 from dogclf.data.preprocess import eval_transform
 from dogclf.prediction_format import Prediction, is_unknown
 from dogclf.runtime import Runtime, resolve_runtime

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dogclf.config import RunConfig, build_config
+from dogclf.training.rundir import RunPaths
 from dogclf.tune.trial import tuning_config
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def check_rules(run_dir: Path) -> list[RuleResult]:
     """Debugger-style rules over the tensors the smdebug hook saved."""
     from dogclf.debug.engine import evaluate_rules
 
-    _step(5, "evaluating the debugger rules on %s", run_dir / "debug")
+    _step(5, "evaluating the debugger rules on %s", RunPaths(run_dir).debug)
     return evaluate_rules(run_dir)
 
 
@@ -257,8 +258,8 @@ def run_quickstart(
         outputs={
             "tuning table": tuned.table,
             "tuning plots": tune_dir / "plots",
-            "plots": run_dir / "plots",
-            "metrics": run_dir / "metrics.jsonl",
+            "plots": RunPaths(run_dir).plots,
+            "metrics": RunPaths(run_dir).metrics,
             "profiler report": profiler_report,
             "debug report": debug_report,
             "sample image": sample,

@@ -43,7 +43,7 @@ def _logits(loss: float) -> torch.Tensor:
     """Two-class logits whose cross-entropy with label 0 is `loss` (NaN/inf give NaN logits)."""
     if not math.isfinite(loss):
         return torch.tensor([[0.0, float("nan")]])
-    a = math.log(math.expm1(max(loss, 1e-7)))  # log(1 + e^a) = loss
+    a = loss if loss > 30 else math.log(math.expm1(max(loss, 1e-7)))  # log(1 + e^a) = loss (to float precision)
     return torch.tensor([[0.0, a]])
 
 
@@ -92,13 +92,14 @@ def noisy(curve: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(curve + rng.normal(0, sd, curve.size), 1e-3)
 
 
-def confusions(classes: int, per_class: int, accuracy: list[float], rng: np.random.Generator) -> list[np.ndarray]:
-    """One valid confusion matrix per epoch: each class right with probability `accuracy[epoch]`, errors spread."""
+def confusions(classes: int, per_class: int, accuracy: list, rng: np.random.Generator) -> list[np.ndarray]:
+    """One valid confusion matrix per epoch: class c right with probability `accuracy[epoch]` (or its [c]), errors
+    spread over the other classes."""
     out = []
     for acc in accuracy:
         m = np.zeros((classes, classes))
         for c in range(classes):
-            right = rng.binomial(per_class, acc)
+            right = rng.binomial(per_class, acc if np.isscalar(acc) else acc[c])
             wrong = rng.choice([k for k in range(classes) if k != c], per_class - right)
             m[c, c] = right
             np.add.at(m[c], wrong, 1)

@@ -172,39 +172,42 @@ def test_cli_train_profile_then_report_and_rules(tiny_data, tmp_path):
     assert done.returncode == 0, done.stderr
     assert not (run / "profile" / "report.html").exists()
     out = tmp_path / "custom.html"
-    report = run_cli("profile", "report", str(run), "-o", str(out), "--rule", "StepOutlier_stddev=4")
+    report = run_cli("profile", "report", str(run), "-o", str(out), "--param", "StepOutlier.stddev=4")
     assert report.returncode == 0, report.stderr
     assert report.stdout.strip() == str(out) and "StepOutlier" in out.read_text()
-    rules = run_cli(
-        "profile",
-        "rules",
-        str(run),
-        "--json",
-        "--rule",
-        "Dataloader_threshold=0",
-        "--rule",
-        "Dataloader_wait_threshold=0",
-    )
+    low = ["--param", "Dataloader.threshold=0", "--param", "Dataloader.wait_threshold=0"]
+    rules = run_cli("profile", "rules", str(run), "--json", *low)
     verdicts = {r["rule"]: r for r in json.loads(rules.stdout)}
     assert verdicts["Dataloader"]["status"] == "IssuesFound"  # every step waits for some data
-    failing = run_cli(
-        "profile",
-        "rules",
-        str(run),
-        "--fail-on-issues",
-        "--rule",
-        "Dataloader_threshold=0",
-        "--rule",
-        "Dataloader_wait_threshold=0",
-    )
+    assert verdicts["Dataloader"]["parameters"]["threshold"] == 0
+    failing = run_cli("profile", "rules", str(run), "--fail-on", "any", *low)
     assert failing.returncode == 1 and "raise num_workers" in failing.stdout
+    assert failing.stderr == ""
+    # --fail-on names the rules that count: Dataloader's issues do not fail a watch on a quiet rule alone
+    quiet = next(name for name, r in verdicts.items() if r["status"] != "IssuesFound")
+    assert run_cli("profile", "rules", str(run), "--fail-on", quiet, *low).returncode == 0
+    assert run_cli("profile", "rules", str(run), "--fail-on", f"Dataloader,{quiet}", *low).returncode == 1
+    # the old spelling still works, with one warning line per old flag
+    old = ["--rule", "Dataloader_threshold=0", "--rule", "Dataloader_wait_threshold=0"]
+    legacy = run_cli("profile", "rules", str(run), "--fail-on-issues", *old)
+    assert legacy.returncode == 1 and legacy.stdout == failing.stdout
+    assert legacy.stderr.splitlines() == [
+        "dogclf: warning: --fail-on-issues is deprecated; use --fail-on any",
+        "dogclf: warning: --rule Rule_param=VALUE is deprecated; use --param Rule.param=VALUE",
+    ]
 
 
 def test_cli_errors_name_the_problem(tmp_path):
     missing = run_cli("profile", "report", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "holds no profile data (the folder does not exist)" in missing.stderr
-    bad = run_cli("profile", "rules", str(tmp_path), "--rule", "StepOutlier_sigma=2")
+    bad = run_cli("profile", "rules", str(tmp_path), "--param", "StepOutlier.sigma=2")
     assert bad.returncode == 2 and "unknown rule parameter(s) StepOutlier_sigma" in bad.stderr
+    bad = run_cli("profile", "rules", str(tmp_path), "--param", "StepOutlier_stddev=4")
+    assert bad.returncode == 2 and "--param expects RULE.PARAM=VALUE" in bad.stderr
+    bad = run_cli("profile", "rules", str(tmp_path), "--param", "StepOutlier.stddev=many")
+    assert bad.returncode == 2 and "--param StepOutlier.stddev: expected a number, got 'many'" in bad.stderr
+    bad = run_cli("profile", "rules", str(tmp_path), "--fail-on", "StepOutlyer")
+    assert bad.returncode == 2 and "--fail-on: unknown rule(s) ['StepOutlyer']" in bad.stderr
     bad = run_cli("profile", "rules", str(tmp_path), "--rule", "StepOutlier_stddev")
     assert bad.returncode == 2 and "--rule expects Rule_parameter=NUMBER" in bad.stderr
 

@@ -1,16 +1,11 @@
-"""The backend contract, its names and precisions (torch-free, so the CLI can list them)."""
+"""The backend contract and the extra each engine needs (torch-free; names and choices: backends.select)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import torch
-
-BackendName = Literal["auto", "eager", "compile", "openvino", "onnx"]
-Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
-BACKENDS: tuple[str, ...] = get_args(BackendName)
-PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 # The extra that installs each engine, for error messages and code/requirements.txt.
 EXTRAS = {"openvino": "openvino", "onnx": "onnx"}

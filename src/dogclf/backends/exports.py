@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dogclf.errors import ArtifactError
-from dogclf.fsutil import file_sha256, stream_sha256
+from dogclf.fsutil import file_sha256, open_bounded, stream_sha256
 
 EXPORTS_DIR = "exports"
 EXPORT_FILE = "export.json"
@@ -156,22 +155,8 @@ def weights_digest(model_dir: Path) -> str:
 
 
 def open_regular(path: Path, limit: int) -> IO[bytes]:
-    """Open a regular file for reading without following a link, refused beyond `limit` bytes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing") from None
-    except OSError as exc:
-        if os.path.islink(path):
-            raise ArtifactError(f"{path} is a symbolic link; export files must be regular files") from None
-        raise ArtifactError(f"{path}: cannot open it ({exc.strerror})") from None
-    f = os.fdopen(fd, "rb")
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-        f.close()
-        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"{info.st_size} bytes, over {limit}"
-        raise ArtifactError(f"{path}: {what}; refusing it")
-    return f
+    """Open an export's file for reading without following a link, refused beyond `limit` bytes."""
+    return open_bounded(path, limit, "export file", follow_links=False, error=ArtifactError)
 
 
 def _check_folder(folder: Path) -> None:

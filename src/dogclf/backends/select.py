@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from dogclf.backends.exports import EXPORTS_DIR, FORMATS, ExportMetadata, export_name, list_exports, weights_digest
 from dogclf.errors import ArtifactError, ConfigError
@@ -17,11 +17,10 @@ log = logging.getLogger(__name__)
 # `auto`'s order of preference among exports: int8 first (gated), then fp32 through a compiled engine.
 AUTO_ORDER = tuple(export_name(f, p) for p in ("int8", "fp32") for f in ("openvino", "onnx"))
 EXPORT_CHOICES = tuple(export_name(f, p) for f in FORMATS for p in ("fp32", "int8"))
-# What --backend accepts: an engine, or one export of the artifact by name.
-BackendChoice = Literal[
-    "auto", "eager", "compile", "openvino", "onnx", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"
-]
-CHOICES: tuple[str, ...] = get_args(BackendChoice)
+TORCH_ENGINES = ("eager", "compile")  # run the torch model itself, on any device; FORMATS run exports on the CPU
+# What --backend accepts: auto, an engine, or one export of the artifact by name.
+CHOICES: tuple[str, ...] = ("auto", *TORCH_ENGINES, *FORMATS, *EXPORT_CHOICES)
+BackendChoice = Literal[CHOICES]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -69,14 +68,14 @@ def choose_backend(
     if backend not in CHOICES:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(CHOICES)}")
     if not cpu:
-        if backend not in ("auto", "eager", "compile"):
+        if backend not in ("auto", *TORCH_ENGINES):
             raise ConfigError(f"backend {backend} runs on the CPU only; use eager or compile on this device")
         return Choice("eager" if backend == "auto" else backend)
     found, skipped = list_exports(model_dir) if model_dir is not None else ({}, {})
     exports = _fresh(model_dir, found) if model_dir is not None else {}
     if backend in EXPORT_CHOICES:
         return _named_export(model_dir, backend, found, exports, skipped, installed)
-    if backend in ("eager", "compile"):
+    if backend in TORCH_ENGINES:
         return Choice(backend)
     _report_unused(backend, exports, skipped)
     candidates = [n for n in AUTO_ORDER if n in exports and exports[n].trusted]

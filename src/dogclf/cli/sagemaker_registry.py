@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
+
+from dogclf.cli.options import Flag, add_model_options, model_values
+from dogclf.sagemaker.registry import RegisterOptions
+
+REGISTER_FLAGS = {"group": Flag(), "evaluation": Flag(), "approval": Flag(), "description": Flag()}
 
 
 def connection(args: argparse.Namespace, needs_bucket: bool = True):
@@ -28,12 +32,10 @@ def add_aws_options(p: argparse.ArgumentParser) -> None:
 
 
 def _register_model(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker import RegisterOptions, register_model
+    from dogclf.sagemaker import register_model
 
-    options = RegisterOptions(
-        group=args.group, evaluation=args.evaluation, approval=args.approval, description=args.description
-    )
-    print(f"model package: {register_model(connection(args), args.model_data, options)} ({args.approval})")
+    options = RegisterOptions(**model_values(args, RegisterOptions, REGISTER_FLAGS))
+    print(f"model package: {register_model(connection(args), args.model_data, options)} ({options.approval})")
     return 0
 
 
@@ -56,20 +58,7 @@ def add_registry_actions(sm: argparse._SubParsersAction) -> None:
         "the instance types, and ModelMetrics pointing at the evaluation JSON uploaded beside MODEL_DATA.",
     )
     t.add_argument("model_data", help="s3://.../model.tar.gz (a training job's model artifact)")
-    t.add_argument("--group", required=True, help="model package group (created if missing)")
-    t.add_argument(
-        "--evaluation",
-        required=True,
-        type=Path,
-        help="`dogclf evaluate --json` output, or the run's summary.json (test split, else valid)",
-    )
-    t.add_argument(
-        "--approval",
-        choices=("PendingManualApproval", "Approved", "Rejected"),
-        default="PendingManualApproval",
-        help="approval status (default PendingManualApproval)",
-    )
-    t.add_argument("--description", help="model package description")
+    add_model_options(t, RegisterOptions, REGISTER_FLAGS)
     add_aws_options(t)
     t.set_defaults(func=_register_model)
 

@@ -1,32 +1,24 @@
-"""`dogclf sagemaker` options for what a model serves: a gated export, a wheel, your own container image."""
+"""`dogclf sagemaker` serving flags (role, a gated export, a wheel, your own container image) and `dockerfile`."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from dogclf.cli.options import Flag
 
 
-def add_shipping_options(p: argparse.ArgumentParser) -> None:
-    """--export, --wheel and --image for deploy and batch-predict."""
+def serving_flags(**flags: Flag) -> dict[str, Flag]:
+    """The command-line fields of a ServingOptions model: `flags` (its own) then role, code and shipping."""
     from dogclf.backends.select import EXPORT_CHOICES
 
-    p.add_argument(
-        "--export",
-        choices=EXPORT_CHOICES,
-        help="serve this export (DOGCLF_BACKEND): a local MODEL is packaged with it (as `dogclf package --export`) "
-        "and uploaded; an s3:// MODEL must already hold it",
-    )
-    p.add_argument("--wheel", help="with a local MODEL: bundle this dogclf wheel instead of installing dogclf==VERSION")
-    p.add_argument(
-        "--image",
-        metavar="URI",
-        help="serve in this image (built from `dogclf sagemaker dockerfile`) instead of SageMaker's PyTorch container",
-    )
-
-
-def shipping_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The ServingOptions fields the shipping options set."""
-    return {"export": args.export, "wheel": args.wheel, "image_uri": args.image}
+    return {
+        "role": Flag(),
+        **flags,
+        "code_in_model": Flag(),
+        "export": Flag(choices=EXPORT_CHOICES),
+        "wheel": Flag(),
+        "image_uri": Flag("--image", metavar="URI"),
+    }
 
 
 def _dockerfile(args: argparse.Namespace) -> int:

@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from dogclf.config import DEFAULT_MAX_PIXELS
 from dogclf.data.discovery import DatasetLayout
-from dogclf.data.images import DEFAULT_MAX_PIXELS, check_image
+from dogclf.data.images import check_image
+from dogclf.fsutil import file_sha256
 from dogclf.system import cpu_count
 
 
@@ -39,7 +41,7 @@ class ScanReport:
 
 def _inspect(path: Path, max_pixels: int) -> tuple[str | None, str]:
     reason = check_image(path, max_pixels)
-    digest = "" if reason else hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = "" if reason else file_sha256(path)
     return reason, digest
 
 

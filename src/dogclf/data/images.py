@@ -9,8 +9,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dogclf.config import DEFAULT_MAX_PIXELS
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
-DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold
 # Pillow plugins allowed to parse an image; Pillow would otherwise try ~40 (EPS even calls Ghostscript).
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # dataset files: IMAGE_EXTENSIONS' formats
 # First bytes of common formats, to name what a refused body really is.

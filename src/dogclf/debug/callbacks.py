@@ -12,6 +12,7 @@ from dogclf.debug.hook import CLASS_COUNTS_TENSOR, SAGEMAKER_HOOK_CONFIG, VALID_
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.metrics import format_rule_line
+from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -25,7 +26,7 @@ LIVE_RULES_FILE = "live_rules.json"
 
 def debug_folder(run_root: Path) -> Path:
     """Debugger tensors, class counts and live rule results of the run in `run_root`."""
-    return run_root / "debug"
+    return RunPaths(run_root).debug
 
 
 class DebugHookCallback(Callback):

@@ -10,13 +10,14 @@ from typing import Any
 from dogclf.config import read_config_file
 from dogclf.debug.config import DebugConfig, merged_rule_parameters, rule_inputs
 from dogclf.errors import ConfigError, DogclfError
+from dogclf.training.rundir import RunPaths
 from dogclf.verdicts import ERROR, ISSUES, NOT_EVALUATED, OK, RuleResult
 
 
 def tensors_dir(run_dir: str | Path) -> Path:
     """The smdebug folder of a run (RUN_DIR/debug) or RUN_DIR itself when it holds the tensors."""
     root = Path(run_dir)
-    for candidate in (root / "debug", root):
+    for candidate in (RunPaths(root).debug, root):
         if any((candidate / "collections").rglob("*_collections.json")):
             return candidate
     raise DogclfError(f"{root} holds no smdebug tensors (no debug/collections); train it with --debug")
@@ -24,7 +25,7 @@ def tensors_dir(run_dir: str | Path) -> Path:
 
 def _run_debug_section(run_dir: str | Path) -> dict[str, Any]:
     """The debug section of the run's config.yaml ({} when absent)."""
-    config = Path(run_dir) / "config.yaml"
+    config = RunPaths(Path(run_dir)).config
     if not config.is_file():
         return {}
     return dict(read_config_file(config, follow_links=False).get("debug") or {})
@@ -78,7 +79,7 @@ def evaluate_rules(
     compat.load()
     from dogclf.debug.rules import RULES
 
-    merged = run_rule_parameters(run_dir) if (Path(run_dir) / "config.yaml").is_file() else {}
+    merged = run_rule_parameters(run_dir)
     for rule, params in (overrides or {}).items():
         merged[rule] = {**merged.get(rule, {}), **params}
     selected = names or list(RULES)

@@ -14,6 +14,7 @@ from dogclf.profile.config import ProfileConfig
 from dogclf.profile.data import META_FILE, RULES_FILE, STEPS_FILE, SYSTEM_FILE, load_profile
 from dogclf.system import cpu_count
 from dogclf.training.callbacks import Callback, TrainContext
+from dogclf.training.rundir import RunPaths
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -24,7 +25,7 @@ log = logging.getLogger("dogclf")
 
 def profile_folder(run_root: Path) -> Path:
     """Step timings, system samples, traces and rule results of the run in `run_root`."""
-    return run_root / "profile"
+    return RunPaths(run_root).profile
 
 
 class ProfilerCallback(Callback):

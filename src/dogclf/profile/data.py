@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dogclf.errors import DogclfError
+from dogclf.training.rundir import RunPaths
 
 STEPS_FILE = "steps.jsonl"
 SYSTEM_FILE = "system.jsonl"
@@ -82,7 +83,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def profile_folder(run_dir: str | Path) -> Path:
     """The profile/ folder of a run (or the folder itself when given one); errors say how to make one."""
     path = Path(run_dir)
-    folder = path if (path / META_FILE).exists() else path / "profile"
+    folder = path if (path / META_FILE).exists() else RunPaths(path).profile
     if not (folder / META_FILE).exists():
         hint = "" if path.exists() else " (the folder does not exist)"
         raise DogclfError(f"{path} holds no profile data{hint}; train with --profile (profile.enabled=true) first")

@@ -24,10 +24,12 @@ ACCEPT = "application/json"
 class TransformOptions(ServingOptions):
     """Batch Transform settings: instances, top-k per image (DOGCLF_TOPK of the handlers) and job name."""
 
-    instance_type: str = "ml.m5.large"
-    instance_count: int = Field(1, ge=1)
-    topk: int = Field(5, ge=1, le=MAX_TOPK)
-    job_name: str | None = None
+    instance_type: str = Field("ml.m5.large", description="Transform instance.")
+    instance_count: int = Field(1, ge=1, description="Instances.")
+    topk: int = Field(5, ge=1, le=MAX_TOPK, description="Classes per image.")
+    job_name: str | None = Field(
+        None, description="The job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)."
+    )
     max_concurrent_transforms: int | None = Field(None, ge=1)
 
 
@@ -38,6 +40,9 @@ def batch_transform(
 
     With wait, poll until it ends; a job that does not complete is a SageMakerError with its failure reason.
     """
+    from dogclf.sagemaker.sdk_line import require
+
+    require("batch_transform")
     o = options
     for uri in (input_uri, output_uri):
         parse_s3_uri(uri)

@@ -33,17 +33,29 @@ log = logging.getLogger("dogclf")
 class ServingOptions(Options):
     """What every served dogclf model shares (endpoints and Batch Transform): role, container and code."""
 
-    role: str
+    role: str = Field(description="IAM role ARN the model runs as.")
     framework_version: str = FRAMEWORK_VERSION
     py_version: str = PY_VERSION
     entry_dir: Path | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    # True when model_data already holds code/inference.py, a dogclf copy and requirements.txt (the model of a
-    # dogclf training job does): it is served as is. False: the SDK repacks it with the code (downloads it).
-    code_in_model: bool = False
-    export: str | None = None  # the export to serve (DOGCLF_BACKEND); shipped with a local model
-    wheel: Path | None = None  # the dogclf wheel to ship with a local model
-    image_uri: str | None = None  # bring your own container (`dogclf sagemaker dockerfile`) instead of the DLC
+    code_in_model: bool = Field(
+        False,
+        description="Serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
+        "default: the SDK repacks it with dogclf's serving code.",
+    )
+    export: str | None = Field(
+        None,
+        description="Serve this export (DOGCLF_BACKEND): a local MODEL is packaged with it (as `dogclf package "
+        "--export`) and uploaded; an s3:// MODEL must already hold it.",
+    )
+    wheel: Path | None = Field(
+        None, description="With a local MODEL: bundle this dogclf wheel instead of installing dogclf==VERSION."
+    )
+    image_uri: str | None = Field(
+        None,
+        description="Serve in this image (built from `dogclf sagemaker dockerfile`) instead of SageMaker's "
+        "PyTorch container.",
+    )
 
 
 T = TypeVar("T", bound=ServingOptions)
@@ -52,12 +64,16 @@ T = TypeVar("T", bound=ServingOptions)
 class DeployOptions(ServingOptions):
     """Endpoint settings: instance-backed (with optional autoscaling) or serverless."""
 
-    endpoint_name: str | None = None
-    instance_type: str = "ml.m5.large"
-    instance_count: int = Field(1, ge=1)
-    serverless_memory_mb: int | None = Field(None, ge=1024, le=6144, multiple_of=1024)  # set to deploy serverless
-    serverless_max_concurrency: int = Field(5, ge=1)
-    autoscale_max_instances: int | None = Field(None, ge=1)  # target tracking on invocations per instance
+    endpoint_name: str | None = Field(None, description="The endpoint's name (default: the SDK's, unique).")
+    instance_type: str = Field("ml.m5.large", description="Endpoint instance.")
+    instance_count: int = Field(1, ge=1, description="Instances.")
+    serverless_memory_mb: int | None = Field(
+        None, ge=1024, le=6144, multiple_of=1024, description="Deploy serverless with this memory: 1024-6144, by 1024."
+    )
+    serverless_max_concurrency: int = Field(5, ge=1, description="Serverless max concurrency.")
+    autoscale_max_instances: int | None = Field(
+        None, ge=1, description="Autoscale instances up to N (target tracking on invocations per instance)."
+    )
     autoscale_target_invocations: float = Field(70.0, gt=0)
 
 
@@ -154,6 +170,9 @@ def _own_container_model(
 
 def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
+    from dogclf.sagemaker.sdk_line import require
+
+    require("deploy")
     o = options
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")

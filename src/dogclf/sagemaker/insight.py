@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dogclf.errors import DogclfError
 from dogclf.fsutil import atomic_write_text
 from dogclf.training.metrics import format_rule_line
+from dogclf.training.rundir import RunPaths
 from dogclf.verdicts import RuleResult
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ def finish(cfg: RunConfig, run_root: Path) -> JobVerdicts:
     from dogclf.profile.data import RULES_FILE
 
     debug = _debug_verdicts(cfg, run_root) if cfg.debug.enabled else []
-    profiler = _saved(run_root / "profile" / RULES_FILE) if cfg.profile.enabled else []
-    live = _saved(run_root / "debug" / LIVE_RULES_FILE)
+    run = RunPaths(run_root)
+    profiler = _saved(run.profile / RULES_FILE) if cfg.profile.enabled else []
+    live = _saved(run.debug / LIVE_RULES_FILE)
     stopped = [r for r in live if r.triggered and r.rule in cfg.debug.live_stop_on]
     verdicts = JobVerdicts(debug, profiler, stopped)
     atomic_write_text(run_root / VERDICTS_FILE, json.dumps(verdicts.to_dict(), indent=1))

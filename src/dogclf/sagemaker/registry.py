@@ -31,10 +31,12 @@ GROUP_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 class RegisterOptions(Options):
     """Model package settings: group, evaluation, approval and where the model may be served."""
 
-    group: str = Field(pattern=GROUP_NAME)
-    evaluation: Path  # `dogclf evaluate --json` output, or a run's summary.json
-    approval: Approval = "PendingManualApproval"
-    description: str | None = Field(None, max_length=1024)
+    group: str = Field(pattern=GROUP_NAME, description="Model package group (created if missing).")
+    evaluation: Path = Field(
+        description="`dogclf evaluate --json` output, or the run's summary.json (test split, else valid)."
+    )
+    approval: Approval = Field("PendingManualApproval", description="Approval status.")
+    description: str | None = Field(None, max_length=1024, description="Model package description.")
     realtime_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.g4dn.xlarge")
     transform_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge")
     framework_version: str = FRAMEWORK_VERSION
@@ -77,16 +79,11 @@ def evaluation_document(path: str | Path) -> dict[str, Any]:
 
 def _inference_spec(conn: Connection, model_data: str, o: RegisterOptions) -> dict[str, Any]:
     """InferenceSpecification: the PyTorch inference image serving model_data's own code, and dogclf's types."""
+    from dogclf.sagemaker.sdk_line import sdk_line
     from dogclf.serve.codecs import SUPPORTED_ACCEPTS, SUPPORTED_CONTENT_TYPES
-    from sagemaker import image_uris
 
-    image = image_uris.retrieve(
-        "pytorch",
-        conn.region,
-        version=o.framework_version,
-        py_version=o.py_version,
-        instance_type=o.realtime_instance_types[0],
-        image_scope="inference",
+    image = sdk_line().image_uri(
+        conn.region, o.framework_version, o.py_version, o.realtime_instance_types[0], "inference"
     )
     environment = {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
     return {

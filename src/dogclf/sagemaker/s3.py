@@ -8,7 +8,6 @@ naming the object; a download lands in a temporary folder first, so a failure le
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dogclf.errors import ConfigError, DatasetError
+from dogclf.fsutil import file_sha256
 from dogclf.sagemaker.session import aws_errors, make_client
 
 CHECKSUM_KEY = "sha256"
@@ -43,15 +43,6 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
         raise ConfigError(f"not an S3 URI: {uri!r} (expected s3://BUCKET/PREFIX)")
     bucket, _, key = uri[5:].partition("/")
     return bucket, key.strip("/")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(MiB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _transfer_config(workers: int, multipart_threshold: int, chunk_size: int) -> Any:

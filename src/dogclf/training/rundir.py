@@ -8,7 +8,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class RunPaths:
-    """runs/<name>/: config, metrics, plots, checkpoints, model artifact (plug-ins add their own folders)."""
+    """runs/<name>/: config, metrics, plots, checkpoints, model artifact, and the debug and profile folders."""
 
     root: Path
 
@@ -61,3 +61,13 @@ class RunPaths:
     def best_weights(self) -> Path:
         """Weights of the best epoch so far, which the artifact is built from."""
         return self.checkpoints / "best.pt"
+
+    @property
+    def debug(self) -> Path:
+        """Debugger tensors, class counts and live rule results (the debug plug-in writes them)."""
+        return self.root / "debug"
+
+    @property
+    def profile(self) -> Path:
+        """Step timings, system samples, traces and rule results (the profiler plug-in writes them)."""
+        return self.root / "profile"

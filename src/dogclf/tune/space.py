@@ -89,9 +89,9 @@ class SearchSpace(BaseModel):
     direction: Direction | None = Field(
         None, description="Inferred from the objective (maximize top1/top5, minimize loss); a contradiction is refused."
     )
-    max_trials: int = Field(8, ge=1, le=1000)
-    parallel_trials: int = Field(1, ge=1, le=100)
-    strategy: Strategy = "bayesian"
+    max_trials: int = Field(8, ge=1, le=1000, description="Trials in all.")
+    parallel_trials: int = Field(1, ge=1, le=100, description="Trials at once.")
+    strategy: Strategy = Field("bayesian", description="Search strategy.")
     early_stopping: bool = Field(False, description="Prune (locally) / Auto early stopping (SageMaker).")
 
     @field_validator("parameters")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dogclf.config import RunConfig, build_config
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.resume import RESUME_FREE, canonical, flatten, is_free
+from dogclf.training.rundir import RunPaths
 from dogclf.tune.results import TuneResult, format_differences, masked_url, trial_differences, write_results
 from dogclf.tune.space import Categorical, Integer, Pruner, SearchSpace
 from dogclf.tune.storage import default_storage, open_storage
@@ -419,7 +420,7 @@ def _final_train(result: TuneResult, output: Path) -> Path:
     from dogclf.training import train
 
     run_dir = output / "final" / f"trial_{result.best_trial:04d}"
-    if (run_dir / "summary.json").exists():
+    if RunPaths(run_dir).summary.exists():
         log.info("final training of trial %d already done: %s", result.best_trial, run_dir)
         return run_dir
     train(build_config(result.config), run_dir, resume=run_dir.exists())

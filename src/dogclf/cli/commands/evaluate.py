@@ -19,8 +19,11 @@ def default_plot_path(model: str, split: str) -> Path:
     from dogclf.artifact import resolve_artifact_dir
 
     directory = resolve_artifact_dir(model)
-    root = directory.parent if directory.name == "model" and (directory.parent / "config.yaml").is_file() else directory
-    return root / "plots" / f"reliability_{split}.png"
+    from dogclf.training.rundir import RunPaths
+
+    run = RunPaths(directory.parent)
+    root = run.root if directory == run.model and run.config.is_file() else directory
+    return RunPaths(root).plots / f"reliability_{split}.png"
 
 
 def _print_text(result, split: str, report: dict | None) -> None:

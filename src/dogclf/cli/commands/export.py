@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dogclf.config import CPU_PRECISIONS
+
 
 def _size(n: int) -> str:
     for unit in ("B", "kB", "MB"):
@@ -117,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
+        choices=CPU_PRECISIONS,
         help="runtime precision the export is checked at (default auto: what serving on this CPU uses)",
     )
     p.set_defaults(func=_run)

@@ -7,16 +7,49 @@ import os
 from pathlib import Path
 
 from dogclf.cli.commands.train import add_train_options, build_run_config
+from dogclf.cli.options import Flag, add_model_options, model_values
 from dogclf.cli.sagemaker_registry import add_aws_options as _common
 from dogclf.cli.sagemaker_registry import add_registry_actions
 from dogclf.cli.sagemaker_registry import connection as _connection
-from dogclf.cli.sagemaker_serving import add_shipping_options, register_dockerfile, shipping_values
-from dogclf.tune.space import STRATEGIES
+from dogclf.cli.sagemaker_serving import register_dockerfile, serving_flags
+from dogclf.sagemaker.batch import TransformOptions
+from dogclf.sagemaker.endpoints import DeployOptions
+from dogclf.sagemaker.estimators import EstimatorOptions
+from dogclf.tune.space import SearchSpace
 
 _SPACE_HELP = (
     "a built-in space (see dogclf tune --help) or a YAML/JSON file [default: course (lr log 0.001-0.1, "
     "batch-size categorical) with a frozen backbone, else OPTIMIZER-FREEZE]"
 )
+# The EstimatorOptions fields both job actions take, as flags; `train` adds TRAIN_FLAGS.
+JOB_FLAGS = {
+    "role": Flag(),
+    "instance_type": Flag(),
+    "instance_count": Flag(),
+    "keep_alive_s": Flag("--keep-alive", metavar="SECONDS"),
+    "spot": Flag(),
+    "max_run_s": Flag("--max-run", metavar="SECONDS"),
+    "max_wait_s": Flag("--max-wait", metavar="SECONDS"),
+    "checkpoint_s3_uri": Flag(),
+    "debugger": Flag("--no-debugger"),
+    "builtin_rules": Flag("--rule"),
+    "custom_rules": Flag("--custom-rule"),
+    "rule_image_uri": Flag(),
+    "profiler": Flag("--no-profiler"),
+    "system_monitor_interval_ms": Flag("--system-monitor-ms"),
+    "tags": Flag("--tag"),
+}
+TRAIN_FLAGS = {"stop_on_rules": Flag("--stop-on-rule", metavar="RULE,..."), "sagemaker_debugger": Flag()}
+SPACE_FLAGS = {"max_trials": Flag(), "parallel_trials": Flag(), "strategy": Flag()}
+DEPLOY_FLAGS = serving_flags(
+    endpoint_name=Flag(),
+    instance_type=Flag(),
+    instance_count=Flag(),
+    serverless_memory_mb=Flag("--serverless-memory", metavar="MB"),
+    serverless_max_concurrency=Flag("--serverless-concurrency"),
+    autoscale_max_instances=Flag("--autoscale-max", metavar="N"),
+)
+BATCH_FLAGS = serving_flags(instance_type=Flag(), instance_count=Flag(), topk=Flag(), job_name=Flag())
 MODEL_HELP = (
     "s3://.../model.tar.gz (a training job's model artifact), a model package ARN (`dogclf sagemaker register`; "
     "Approved, unless --force), or a local run or model folder (packaged, uploaded)"
@@ -44,47 +77,22 @@ def _data_uri(conn, data: str) -> str:
     return uri
 
 
-def _stop_on_rules(args: argparse.Namespace) -> tuple[str, ...]:
-    """--stop-on-rule RULE,... (repeatable) as rule names."""
-    return tuple(name.strip() for value in getattr(args, "stop_on_rule", None) or [] for name in value.split(","))
-
-
 def _service_only(args: argparse.Namespace) -> None:
     """Refuse the Debugger-service flags without --sagemaker-debugger (the rules inside the job take none)."""
     from dogclf.errors import ConfigError
 
-    given = [flag for flag, value in (("--rule", args.rule), ("--custom-rule", args.custom_rule),
+    given = [flag for flag, value in (("--rule", args.builtin_rules), ("--custom-rule", args.custom_rules),
              ("--rule-image-uri", args.rule_image_uri)) if value]  # fmt: skip
     if given and not getattr(args, "sagemaker_debugger", False):
         raise ConfigError(f"{given[0]} configures the SageMaker Debugger service: add --sagemaker-debugger")
 
 
-def _estimator_options(args: argparse.Namespace, mode: str):
-    from dogclf.sagemaker import BUILTIN_RULES, EstimatorOptions
-
+def _estimator_options(args: argparse.Namespace, mode: str) -> EstimatorOptions:
+    """The job's EstimatorOptions: the flags given, the model's defaults for the rest."""
     if mode == "train":
         _service_only(args)
-    tags = dict(t.split("=", 1) for t in args.tag or [])
-    return EstimatorOptions(
-        role=args.role,
-        mode=mode,
-        sagemaker_debugger=getattr(args, "sagemaker_debugger", False),
-        stop_on_rules=_stop_on_rules(args),
-        instance_type=args.instance_type,
-        instance_count=args.instance_count,
-        spot=args.spot,
-        max_run_s=args.max_run,
-        max_wait_s=args.max_wait,
-        keep_alive_s=args.keep_alive,
-        checkpoint_s3_uri=args.checkpoint_s3_uri,
-        debugger=not args.no_debugger,
-        builtin_rules=args.rule if args.rule is not None else BUILTIN_RULES,
-        custom_rules=args.custom_rule,
-        rule_image_uri=args.rule_image_uri,
-        profiler=not args.no_profiler,
-        system_monitor_interval_ms=args.system_monitor_ms,
-        tags=tags,
-    )
+    fields = {**JOB_FLAGS, **TRAIN_FLAGS} if mode == "train" else JOB_FLAGS
+    return EstimatorOptions(mode=mode, **model_values(args, EstimatorOptions, fields))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -109,15 +117,7 @@ def _tune(args: argparse.Namespace) -> int:
     cfg = build_run_config(args)
     _refuse_dropped(args, cfg)
     space = job_space(args.space, cfg)
-    updates = {
-        k: v
-        for k, v in (
-            ("max_trials", args.max_trials),
-            ("parallel_trials", args.parallel_trials),
-            ("strategy", args.strategy),
-        )
-        if v is not None
-    }
+    updates = model_values(args, SearchSpace, SPACE_FLAGS)
     space = space.model_validate({**space.model_dump(), **updates}) if updates else space
     conn = _connection(args)
     estimator = make_estimator(cfg, conn, _estimator_options(args, "hpo"))
@@ -162,19 +162,9 @@ def _best_params(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker import DeployOptions, deploy
+    from dogclf.sagemaker import deploy
 
-    options = DeployOptions(
-        role=args.role,
-        endpoint_name=args.endpoint_name,
-        instance_type=args.instance_type,
-        instance_count=args.instance_count,
-        serverless_memory_mb=args.serverless_memory,
-        serverless_max_concurrency=args.serverless_concurrency,
-        autoscale_max_instances=args.autoscale_max,
-        code_in_model=args.code_in_model,
-        **shipping_values(args),
-    )
+    options = DeployOptions(**model_values(args, DeployOptions, DEPLOY_FLAGS))
     conn = _connection(args)
     predictor = deploy(conn, _model_data(conn, args), options)
     print(f"endpoint: {predictor.endpoint_name} (creating; delete with `dogclf sagemaker delete-endpoint`)")
@@ -200,17 +190,9 @@ def _delete_endpoint(args: argparse.Namespace) -> int:
 
 
 def _batch_predict(args: argparse.Namespace) -> int:
-    from dogclf.sagemaker import TransformOptions, batch_transform
+    from dogclf.sagemaker import batch_transform
 
-    options = TransformOptions(
-        role=args.role,
-        instance_type=args.instance_type,
-        instance_count=args.instance_count,
-        topk=args.topk,
-        job_name=args.job_name,
-        code_in_model=args.code_in_model,
-        **shipping_values(args),
-    )
+    options = TransformOptions(**model_values(args, TransformOptions, BATCH_FLAGS))
     conn = _connection(args)
     name = batch_transform(conn, _model_data(conn, args), args.input, args.output, options, wait=args.wait)
     done = "completed" if args.wait else "started"
@@ -261,49 +243,10 @@ def _reports(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_options(p: argparse.ArgumentParser) -> None:
+def _job_options(p: argparse.ArgumentParser, train: bool = False) -> None:
+    """The flags of a job action: --data, the EstimatorOptions flags, --wait, --job-name and the run config's."""
     p.add_argument("--data", required=True, help="s3:// URI or a local ImageFolder (uploaded, unchanged files skipped)")
-    p.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    p.add_argument("--instance-type", default="ml.g4dn.xlarge", help="training instance (default ml.g4dn.xlarge)")
-    p.add_argument(
-        "--instance-count",
-        type=int,
-        default=1,
-        help="> 1 runs data parallel with torchrun on every instance, NCCL on GPU and gloo on CPU (default 1)",
-    )
-    p.add_argument(
-        "--keep-alive",
-        type=int,
-        metavar="SECONDS",
-        help="warm pool: keep the instances this long (0-21600) after the job, so the next job with the same "
-        "instance settings starts on them without provisioning; the instances are billed meanwhile",
-    )
-    p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
-    p.add_argument(
-        "--max-run", type=int, default=24 * 3600, help="seconds before the job is stopped (default 86400, 24 h)"
-    )
-    p.add_argument(
-        "--max-wait",
-        type=int,
-        metavar="SECONDS",
-        help="with --spot: seconds to wait for spot capacity plus the run, at least --max-run (default: --max-run)",
-    )
-    p.add_argument(
-        "--checkpoint-s3-uri",
-        help="default: s3://BUCKET/PREFIX/checkpoints/<run name>, so a resubmission with the same "
-        "--set name=... resumes",
-    )
-    p.add_argument("--no-debugger", action="store_true", help="no tensor collection and no rules")
-    p.add_argument(
-        "--rule", action="append", help="with --sagemaker-debugger: built-in Debugger rule (rule_configs name)"
-    )
-    p.add_argument(
-        "--custom-rule", action="append", help="with --sagemaker-debugger: dogclf.debug.rules class as custom rule"
-    )
-    p.add_argument("--rule-image-uri", help="with --sagemaker-debugger: custom-rule evaluator image")
-    p.add_argument("--no-profiler", action="store_true", help="no profiling (in the job, or the service's)")
-    p.add_argument("--system-monitor-ms", type=int, default=500, help="with --sagemaker-debugger: monitor interval")
-    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="job tag; repeatable")
+    add_model_options(p, EstimatorOptions, {**JOB_FLAGS, **TRAIN_FLAGS} if train else JOB_FLAGS)
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends")
     p.add_argument("--job-name", help="the job's name (default: dogclf[-tune]-YYMMDD-HHMMSS-<random>, unique)")
     add_train_options(p)
@@ -320,9 +263,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sm.add_parser("tune", help="submit a hyperparameter tuning job")
     _job_options(t)
     t.add_argument("--space", metavar="NAME|FILE", help=_SPACE_HELP)
-    t.add_argument("--max-trials", type=int)
-    t.add_argument("--parallel-trials", type=int)
-    t.add_argument("--strategy", choices=STRATEGIES)
+    add_model_options(t, SearchSpace, SPACE_FLAGS)
     t.add_argument("--warm-start", action="append", metavar="TUNING_JOB", help="parent tuning job; repeatable")
     t.set_defaults(func=_tune)
 
@@ -357,21 +298,7 @@ def _register_train(sm: argparse._SubParsersAction) -> None:
         "reports land in its output.tar.gz (`dogclf sagemaker reports JOB`), each verdict also a rule:<name> "
         "metric. No SageMaker Debugger or Profiler service is used unless --sagemaker-debugger.",
     )
-    _job_options(t)
-    t.add_argument(
-        "--stop-on-rule",
-        action="append",
-        metavar="RULE,...",
-        help="end the job when one of these in-job rules fires (the job fails, the rule named as its failure "
-        "reason); e.g. LossNotDecreasing,ExplodingTensor",
-    )
-    t.add_argument(
-        "--sagemaker-debugger",
-        action="store_true",
-        help="use the SageMaker Debugger and Profiler services instead of the rules and reports inside the job "
-        "(for existing Debugger customers: closed to new customers since 2026-07-30; Profiler discontinued "
-        "2027-06-30)",
-    )
+    _job_options(t, train=True)
     t.set_defaults(func=_train)
 
 
@@ -402,22 +329,7 @@ def _register_deploy(sm: argparse._SubParsersAction) -> None:
     t = sm.add_parser("deploy", help="create an endpoint for a model.tar.gz in S3, a model package or a local model")
     t.add_argument("model_data", help=MODEL_HELP)
     t.add_argument("--force", action="store_true", help="serve a model package that is not Approved")
-    t.add_argument("--role", required=True, help="IAM role ARN the endpoint runs as")
-    t.add_argument("--endpoint-name")
-    t.add_argument("--instance-type", default="ml.m5.large", help="endpoint instance (default ml.m5.large)")
-    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
-    t.add_argument(
-        "--serverless-memory", type=int, metavar="MB", help="deploy serverless with this memory: 1024-6144, by 1024"
-    )
-    t.add_argument("--serverless-concurrency", type=int, default=5, help="serverless max concurrency (default 5)")
-    t.add_argument("--autoscale-max", type=int, metavar="N", help="autoscale instances up to N")
-    t.add_argument(
-        "--code-in-model",
-        action="store_true",
-        help="serve MODEL_DATA as is: it already holds code/ (a dogclf training job's model does); "
-        "default: the SDK repacks it with dogclf's serving code",
-    )
-    add_shipping_options(t)
+    add_model_options(t, DeployOptions, DEPLOY_FLAGS)
     _common(t)
     t.set_defaults(func=_deploy)
 
@@ -434,14 +346,8 @@ def _register_batch(sm: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="run a model package that is not Approved")
     t.add_argument("--input", required=True, help="s3://.../images/: every object under it is one image")
     t.add_argument("--output", required=True, help="s3://.../out/ for the .out files")
-    t.add_argument("--role", required=True, help="IAM role ARN the job runs as")
-    t.add_argument("--instance-type", default="ml.m5.large", help="transform instance (default ml.m5.large)")
-    t.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
-    t.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    t.add_argument("--job-name", help="the job's name (default: dogclf-batch-YYMMDD-HHMMSS-<random>, unique)")
-    t.add_argument("--code-in-model", action="store_true", help="serve MODEL_DATA as is (see deploy)")
+    add_model_options(t, TransformOptions, BATCH_FLAGS)
     t.add_argument("--wait", action="store_true", help="poll until the job ends; exit 2 if it does not complete")
-    add_shipping_options(t)
     _common(t)
     t.set_defaults(func=_batch_predict)
 

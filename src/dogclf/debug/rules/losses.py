@@ -9,17 +9,18 @@ from dogclf.debug.rules._common import _MODES, _bool, _list, _LossRule, noise_sd
 
 
 class LossNotDecreasing(_LossRule):
-    """Fires on a NaN/inf loss, a sustained rise above the early loss, or a stall while the loss is still high.
+    """Fires on a NaN/inf or exploding loss, a sustained rise above the early loss, or a stall while still high.
 
     Decisions are taken at each `num_steps`-step window's end, on means, against the run's own per-step noise
-    (the robust SD of step-to-step differences). Diverged: the last `sustain` windows all above the first
-    window's mean (or the first loss, when the rise began inside that window) by `increase_threshold_percent`
-    %, with confidence `z`, so a short bump that recovers never decides. Stalled: the latest block (a third of
-    the steps so far, at least `patience` windows) is not `diff_percent` % per `num_steps` steps below the
-    block before, with confidence `z`, while the loss is above `progress_percent` % of that reference (lower is
-    converging); a block too short for its noise to show such a drop or a clear one decides nothing. Never
-    decided: NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL
-    with two full windows is checked.
+    (the robust SD of step-to-step differences). Exploded: a window's mean is `explosion_factor` times the
+    first loss (the model before any update) or more, an order of magnitude by default: logits blew up, even if
+    the loss later settles. Diverged: the last `sustain` windows all above the first window's mean (or the
+    first loss, when the rise began inside that window) by `increase_threshold_percent` %, with confidence `z`,
+    so a short bump that recovers never decides. Stalled: the latest block (a third of the steps so far, at
+    least `patience` windows) is not `diff_percent` % per `num_steps` steps below the block before, with
+    confidence `z`, while the loss is above `progress_percent` % of that reference (lower is converging); a
+    block too short for its noise to show such a drop or a clear one decides nothing. Never decided:
+    NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
     """
 
     explanation = "The loss is NaN, rose far above its start (diverged), or stopped falling while still high."
@@ -39,9 +40,11 @@ class LossNotDecreasing(_LossRule):
         progress_percent=25.0,
         z=3.0,
         sustain=4,
+        explosion_factor=10.0,
     ) -> None:
         super().__init__(base_trial)
         self.names = self.loss_names(_list(collection_names), _list(tensor_regex), _bool(use_losses_collection))
+        self.explosion = float(explosion_factor)
         self.num_steps, self.patience, self.sustain = int(num_steps), int(patience), int(sustain)
         self.diff_percent = float(diff_percent) if str(diff_percent).strip().lower() not in ("", "none") else 0.0
         self.increase, self.progress, self.z = float(increase_threshold_percent), float(progress_percent), float(z)
@@ -79,10 +82,22 @@ class LossNotDecreasing(_LossRule):
             return self.fire(f"loss is {values[-1]} at step {self._series[i][0]}")
         if (i + 1) % self.num_steps:
             return False
+        if self._exploded(values):
+            return True
         sd = noise_sd(values)
         # The first window's mean, unless the loss rose inside it: then the first loss (before any update).
         ref = min(float(values[: self.num_steps].mean()), float(values[0]) + self.z * sd)
         return self._diverged(values, ref, sd) or self._stalled(values, ref, sd)
+
+    def _exploded(self, values: np.ndarray) -> bool:
+        window = float(values[-self.num_steps :].mean())
+        if values[0] > 0 and window >= self.explosion * values[0]:
+            return self.fire(
+                f"mean loss {window:.4g} over steps {self._series[len(values) - self.num_steps][0]}-"
+                f"{self._series[len(values) - 1][0]} is {window / values[0]:.3g} times the first loss "
+                f"{values[0]:.4g} (>= {self.explosion:g}): the loss exploded"
+            )
+        return False
 
     def _diverged(self, values: np.ndarray, ref: float, sd: float) -> bool:
         n, k = self.num_steps, self.sustain
@@ -198,7 +213,9 @@ class Overtraining(_LossRule):
     """Fires when valid loss rose `delta` above its best for a patience fitted to the run, as train loss fell.
 
     Patience: a third of the validations so far, at least `min_patience` and at most `patience_validation`.
-    The rise must also exceed twice the valid loss's own noise (robust SD of its differences). Fewer than
+    The rise must also exceed twice the valid loss's own noise (robust SD of its differences), and the train
+    loss must have fallen since the best by more than its own noise could (2 standard errors of a difference),
+    so a stuck run whose losses only wander never decides it is overtraining. Fewer than
     3 x `min_patience` validations: NotEvaluated.
     """
 
@@ -231,7 +248,9 @@ class Overtraining(_LossRule):
         best = int(np.argmin(valid))
         rise = valid[-1] - valid[best]
         noise = 2 * noise_sd(valid)
-        train_fell = self._epochs[k][2] < self._epochs[best][2]
+        train = [t for _, _, t in self._epochs[: k + 1]]
+        # A real fall, beyond the per-epoch train loss's own noise (at lr 0 it only wanders).
+        train_fell = train[best] - train[k] > 2 * noise_sd(train) * np.sqrt(2)
         if k - best >= patience and rise > max(self.delta, noise) and train_fell:
             return self.fire(
                 f"valid loss {valid[-1]:.4g} is {rise:.3g} above its best {valid[best]:.4g} (validation {best + 1}) "
