@@ -54,5 +54,5 @@ def recalibrate_on_train_set(trainer: Any, model: nn.Module | None = None) -> in
 def recalibrate_before_validation(trainer: Any) -> None:
     """With optim.bn_recalibrate, recalibrate what trains; callbacks see a "recalibrate" phase, not training steps."""
     if trainer.cfg.optim.bn_recalibrate:
-        trainer._notify("on_phase_start", "recalibrate")  # the debug hook: PREDICT mode
+        trainer.notify("on_phase_start", "recalibrate")  # the debug hook: PREDICT mode
         recalibrate_on_train_set(trainer)
