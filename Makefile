@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # torch/torchvision are pinned here (not in pyproject) so users may bring their own build.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.dogclf-installed
+# Test processes (pytest-xdist): "auto" is one per CPU; each file runs whole on one worker (its fixtures once).
+TEST_WORKERS ?= auto
 
 SDK3_VENV ?= .venv-sdk3
 SDK3_STAMP := $(SDK3_VENV)/.dogclf-installed
@@ -24,7 +26,7 @@ quickstart: venv
 	$(VENV)/bin/dogclf quickstart --workdir quickstart
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # SageMaker SDK 3.x beside 2.x: a second venv with the pinned 3.x set (no resolver run); requests compared.
 # The submitting side imports no torch, so this venv leaves it out (dogclf without its deps, then theirs).
