@@ -22,6 +22,7 @@ from dogclf.profile.report import write_report as write_profiler_report
 from dogclf.serve.demo import query_local_endpoint
 from dogclf.serve.package import package_model
 from dogclf.tune import default_space, tune
+from dogclf.tune.trial import tuning_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dogclf.build_config(overrides={
         "data.root": str(data), "data.image_size": args.image_size, "model.arch": args.arch,
         "model.weights": None, "model.freeze": "nothing", "optim.epochs": args.epochs, "optim.warmup_epochs": 0.5,
-        "profile.enabled": True, "profile.report": False, "debug.enabled": True, "debug.save_interval": 50,
+        "optim.bn_recalibrate": True, "profile.enabled": True, "profile.report": False, "debug.enabled": True,
+        "debug.save_interval": 50,
     })  # fmt: skip
 
-    # 3. Tune lr and batch size on short runs of that very config, hooks off, over the space that is sound for
-    #    its optimizer, freeze mode and weights (AdamW, whole network, from scratch: lr 1e-3..2e-3; docs/local.md).
+    # 3. Tune lr and batch size on short runs of that very config, hooks off (tuning_config), over the space
+    #    that is sound for its optimizer, freeze mode and weights (AdamW, whole network, from scratch:
+    #    lr 1e-3..2e-3; docs/local.md).
     space = default_space(cfg)
-    trial_cfg = dogclf.build_config(base=cfg.model_dump(mode="json"), overrides={
-        "optim.epochs": args.tune_epochs, "profile.enabled": False, "debug.enabled": False,
-    })  # fmt: skip
+    trial_cfg = tuning_config(cfg, args.tune_epochs)  # what `dogclf quickstart` and SageMaker trials turn off
     tuned = tune(trial_cfg, space, args.workdir / "tune", n_trials=args.trials)
     print(f"best trial {tuned.best_trial}: {tuned.best_params} ({space.objective}={tuned.best_value:.4g})")
 

@@ -16,6 +16,19 @@ from dogclf.data.synthetic import make_dataset
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker (and the subprocesses it starts) gets its share of the cores for torch."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        from dogclf.system import cpu_count
+
+        threads = max(1, cpu_count() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def tiny_config(data: Path, **overrides) -> RunConfig:
     """A config that trains tiny_cnn at 32 px in about a second per epoch."""
     base = {

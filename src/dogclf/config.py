@@ -106,6 +106,9 @@ class OptimConfig(StrictModel):
     gamma: float = Field(0.1, gt=0, le=1, description="scheduler=step: decay factor.")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Cross-entropy label smoothing.")
     grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
+    bn_recalibrate: bool = Field(
+        False, description="Recompute BatchNorm running statistics on the train images before each validation."
+    )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without a better monitored value."
     )

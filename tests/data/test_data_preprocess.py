@@ -1,5 +1,7 @@
 """One preprocessing definition: eval transform geometry and normalization."""
 
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -28,3 +30,40 @@ def test_train_transform_augments_but_keeps_shape():
     assert a.shape == b.shape == (3, 24, 24)
     assert not torch.equal(a, b)
     assert torch.equal(train_transform(p, augment=False)(img), eval_transform(p)(img))
+
+
+def _two_pass(p: Preprocess):
+    """torchvision's Resize + CenterCrop + normalization: what EvalTransform must reproduce."""
+    from torchvision.transforms import v2
+
+    mode = v2.InterpolationMode.BICUBIC if p.interpolation == "bicubic" else v2.InterpolationMode.BILINEAR
+    geometry = [v2.Resize(p.resize_size, interpolation=mode, antialias=True), v2.CenterCrop(p.image_size)]
+    return v2.Compose([*geometry, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(p.mean, p.std)])
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [(320, 240), (500, 375), (240, 320), (256, 256), (1000, 90), (41, 300), (224, 224)])
+def test_eval_transform_matches_resize_then_crop_within_one_level(size, interpolation):
+    p = Preprocess(image_size=224, resize_size=256, interpolation=interpolation)
+    rng = np.random.default_rng(sum(size))
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+    smooth = 127 + 100 * np.sin(xx[..., None] / 7 + yy[..., None] / 11 + np.arange(3))
+    img = Image.fromarray(np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8))
+    fused, reference = eval_transform(p)(img), _two_pass(p)(img)
+    assert fused.shape == reference.shape == (3, 224, 224) and fused.dtype == torch.float32
+    if interpolation == "bicubic":  # resize then crop, as torchvision: the same pixels
+        assert float((fused - reference).abs().max()) < 1e-5
+        return
+    one_level = 1 / 255 / min(p.std) + 1e-5
+    assert float((fused - reference).abs().max()) <= one_level
+    assert float((fused - reference).abs().mean()) < 0.3 * one_level  # rounding of some pixels
+    assert abs(float((fused - reference).mean())) < 0.05 * one_level  # not a shift of the image
+
+
+def test_eval_transform_falls_back_to_torchvision_for_padding_crops_and_other_modes():
+    padded = Preprocess(image_size=64, resize_size=48)  # the crop is larger than the resized image: zero padding
+    img = Image.effect_noise((80, 60), 40).convert("RGB")
+    assert torch.equal(eval_transform(padded)(img), _two_pass(padded)(img))
+    gray = Image.effect_noise((80, 60), 40)
+    p = Preprocess.for_size(32)
+    assert torch.equal(eval_transform(p)(gray), _two_pass(p)(gray))

@@ -2,12 +2,15 @@
 
 import asyncio
 import socket
+import sys
 
 import pytest
 import torch
 
+from dogclf.extras import MissingExtraError
 from dogclf.serve.config import ServeConfig
-from dogclf.serve.server import bind_socket, create_app
+from dogclf.serve.guards import guarded_protocol
+from dogclf.serve.server import bind_socket, create_app, event_loop, http_stack
 
 
 def test_accepted_connections_have_nagle_off():
@@ -79,3 +82,24 @@ def test_model_threads_get_their_torch_threads_and_decode_threads_one(tiny_run):
     model, decode = asyncio.run(scenario())
     assert (state.workers, state.threads, state.decode_threads) == (2, 3, 2)
     assert set(model) == {3} and set(decode) == {1}
+
+
+@pytest.mark.parametrize(("module", "choose", "fast", "fallback"), [
+    ("httptools", http_stack, "httptools", "h11"),
+    ("uvloop", event_loop, "uvloop", "asyncio"),
+])  # fmt: skip
+def test_auto_picks_the_c_stack_when_installed_and_falls_back_without_it(monkeypatch, module, choose, fast, fallback):
+    assert choose("auto") == fast and choose(fallback) == fallback  # both are installed with dogclf[serve]
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    assert choose("auto") == fallback
+    with pytest.raises(MissingExtraError, match=rf"--\w+ {fast} needs {fast}.*pip install 'dogclf\[serve\]'"):
+        choose(fast)
+
+
+def test_guarded_protocols_subclass_uvicorns_and_carry_the_limits():
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for stack, base in (("httptools", HttpToolsProtocol), ("h11", H11Protocol)):
+        protocol = guarded_protocol(stack, 2.5, 4096)
+        assert issubclass(protocol, base) and (protocol.head_timeout_s, protocol.max_head_bytes) == (2.5, 4096)

@@ -84,7 +84,7 @@ def test_entry_that_does_not_match_its_key_is_rebuilt(tiny_data, tmp_path, caplo
     [
         ({"data.augment": True}, "data.augment is on"),
         ({"model.freeze": "full"}, "model.freeze=nothing trains the backbone"),
-        ({"model.arch": "efficientnet_b0"}, "efficientnet_b0 has dropout or stochastic depth"),
+        ({"model.arch": "efficientnet_b0"}, "efficientnet_b0 has batch statistics, dropout or stochastic depth"),
         ({"model.arch": "resnet18"}, None),
         ({}, None),
     ],

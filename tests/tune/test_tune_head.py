@@ -74,3 +74,21 @@ def test_early_stopping_patience_is_honoured(tiny_data, tmp_path):
     run = train_head(cfg, cached.splits, len(layout.class_folders))
     assert len(run.history) == len(reference.history) == 2
     assert run.best_epoch == reference.best_epoch == 1
+
+
+def test_head_training_runs_on_one_cpu_thread_and_gives_the_threads_back(tiny_data, tmp_path):
+    """A linear head's steps are too small to split: one thread, and the process's setting restored after."""
+    import torch
+
+    overrides = {"model.freeze": "head", "data.augment": False, "optim.epochs": 2, "runtime.threads": None}
+    cfg = tiny_config(tiny_data, **overrides)  # no runtime.threads: the process keeps its own setting
+    layout, _, fingerprint = load_dataset(cfg)
+    cached = FeatureCache(tmp_path / "cache").get(cfg, layout, fingerprint, resolve_runtime(cfg.runtime))
+    before, seen = torch.get_num_threads(), []
+    torch.set_num_threads(2)
+    try:
+        train_head(cfg, cached.splits, len(layout.class_folders), lambda record: seen.append(torch.get_num_threads()))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1]

@@ -138,6 +138,7 @@ def test_trainer_epochs_feed_the_pruner(tiny_data, tmp_path):
             [json.loads(line)["valid"]["loss"] for line in metrics.read_text().splitlines()] if metrics.exists() else []
         )
         reported = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        assert t.user_attrs["valid_losses"] == pytest.approx(reported)  # kept however the trial ended
         if t.state.name == "COMPLETE":
             assert reported == pytest.approx(losses) and len(losses) == 3
         else:  # pruned at the epoch whose validation was reported last, before its checkpoint was written

@@ -40,6 +40,9 @@ def batch_transform(
 
     With wait, poll until it ends; a job that does not complete is a SageMakerError with its failure reason.
     """
+    from dogclf.sagemaker.sdk_line import require
+
+    require("batch_transform")
     o = options
     for uri in (input_uri, output_uri):
         parse_s3_uri(uri)

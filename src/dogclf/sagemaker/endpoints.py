@@ -170,6 +170,9 @@ def _own_container_model(
 
 def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
     """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
+    from dogclf.sagemaker.sdk_line import require
+
+    require("deploy")
     o = options
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")

@@ -25,7 +25,9 @@ from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
 from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
+from dogclf.sagemaker.sdk_line import sdk_line
 from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
+from dogclf.sagemaker.specs import TrainingSpec
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
 Mode = Literal["train", "hpo"]
@@ -142,71 +144,52 @@ def _monitoring(conn: Connection, run: RunConfig, o: EstimatorOptions) -> dict[s
     }
 
 
-def _tensorboard(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> Any:
-    """TensorBoardOutputConfig: the container's TENSORBOARD_DIR synced to s3://bucket/prefix/tensorboard/."""
-    if o.mode != "train" or not cfg.tracking.tensorboard:
-        return None
-    from sagemaker.debugger import TensorBoardOutputConfig
-
-    return TensorBoardOutputConfig(
-        s3_output_path=conn.s3_uri("tensorboard") + "/", container_local_output_path=str(TENSORBOARD_DIR)
-    )
-
-
 def training_image(conn: Connection, o: EstimatorOptions) -> str:
     """The SageMaker PyTorch training image for the instance type (CPU or GPU), as the SDK itself would pick it."""
-    from sagemaker import image_uris
-
     try:
-        return image_uris.retrieve(
-            "pytorch",
-            conn.region,
-            version=o.framework_version,
-            py_version=o.py_version,
-            instance_type=o.instance_type,
-            image_scope="training",
-        )
+        return sdk_line().image_uri(conn.region, o.framework_version, o.py_version, o.instance_type, "training")
     except ValueError as exc:
         raise ConfigError(f"no SageMaker PyTorch training image for {o.instance_type}: {exc}") from None
 
 
-def _distribution(conn: Connection, o: EstimatorOptions) -> dict[str, Any]:
-    """torch_distributed (torchrun on every instance) with the image named, so CPU instances take it as GPUs do.
+def training_spec(
+    conn: Connection, cfg: RunConfig, run: RunConfig, o: EstimatorOptions, source_dir: Path
+) -> TrainingSpec:
+    """The job as dogclf resolves it: image, instances, spot, warm pool, checkpoints, TensorBoard, metrics, tags.
 
-    SDK 2.x accepts torch_distributed without an image URI only on GPU and Trainium instances; the training
-    toolkit itself runs torchrun on CPU too (one process per instance), and dogclf's trainer uses gloo there.
+    Distribution is torch_distributed (torchrun on every instance), on CPU instances as on GPU: the training
+    image is always named, and dogclf's trainer uses gloo on CPU.
     """
-    distributed = o.instance_count > 1 if o.distributed is None else o.distributed
-    if not distributed:
-        return {"distribution": None}
-    return {"distribution": {"torch_distributed": {"enabled": True}}, "image_uri": training_image(conn, o)}
-
-
-def _job_settings(conn: Connection, cfg: RunConfig, o: EstimatorOptions) -> dict[str, Any]:
-    """Instances, spot, warm pool, checkpoints, distribution, S3 locations and tags of the job."""
-    from sagemaker.utils import name_from_base
+    from dogclf.sagemaker.names import unique_name
 
     # Jobs of one run name share checkpoints (a resubmission resumes); tuning trials never do.
-    run_name = cfg.name or name_from_base(o.base_job_name)
-    checkpoint = None if o.mode == "hpo" else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name)
-    return {
-        "role": o.role,
-        "framework_version": o.framework_version,
-        "py_version": o.py_version,
-        "instance_type": o.instance_type,
-        "instance_count": o.instance_count,
-        "checkpoint_s3_uri": checkpoint,
-        "use_spot_instances": o.spot,
-        "max_run": o.max_run_s,
-        "max_wait": _max_wait(o),
-        "keep_alive_period_in_seconds": o.keep_alive_s,
-        **_distribution(conn, o),
-        "output_path": conn.s3_uri("output"),
-        "code_location": conn.s3_uri("code"),
-        "base_job_name": o.base_job_name,
-        "tags": [{"Key": k, "Value": v} for k, v in {"dogclf:mode": o.mode, **o.tags}.items()],
-        "sagemaker_session": conn.session,
-    }
+    run_name = cfg.name or unique_name(o.base_job_name)
+    tensorboard = o.mode == "train" and cfg.tracking.tensorboard
+    return TrainingSpec(
+        role=o.role,
+        image=training_image(conn, o),
+        framework_version=o.framework_version,
+        py_version=o.py_version,
+        instance_type=o.instance_type,
+        instance_count=o.instance_count,
+        entry_script=ENTRY_SCRIPTS[o.mode],
+        source_dir=source_dir,
+        hyperparameters=estimator_hyperparameters(run),
+        metric_definitions=_metric_definitions(run, o),
+        output_path=conn.s3_uri("output"),
+        code_location=conn.s3_uri("code"),
+        base_job_name=o.base_job_name,
+        checkpoint_s3_uri=None if o.mode == "hpo" else o.checkpoint_s3_uri or conn.s3_uri("checkpoints", run_name),
+        tensorboard_s3_uri=conn.s3_uri("tensorboard") + "/" if tensorboard else None,
+        tensorboard_local_path=str(TENSORBOARD_DIR) if tensorboard else None,
+        spot=o.spot,
+        max_run_s=o.max_run_s,
+        max_wait_s=_max_wait(o),
+        keep_alive_s=o.keep_alive_s,
+        distributed=o.instance_count > 1 if o.distributed is None else o.distributed,
+        tags={"dogclf:mode": o.mode, **o.tags},
+        service_monitoring=_monitoring(conn, run, o) if o.sagemaker_debugger else {},
+    )
 
 
 def job_config(cfg: RunConfig, o: EstimatorOptions) -> RunConfig:
@@ -238,28 +221,24 @@ def _metric_definitions(run: RunConfig, o: EstimatorOptions) -> list[dict[str, s
 
 
 def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) -> Any:
-    """A PyTorch estimator running dogclf/entrypoints/{train,hpo}.py on the config (see the module docstring)."""
+    """The installed SDK line's training object running dogclf/entrypoints/{train,hpo}.py (see the docstring)."""
     o = options
+    line = sdk_line()
+    if o.sagemaker_debugger and line.major >= 3:
+        raise ConfigError(
+            "--sagemaker-debugger needs SageMaker SDK 2.x (3.x has no Debugger or Profiler options); drop it: "
+            "the job runs dogclf's rules and profiler inside itself"
+        )
     run = job_config(cfg, o)
     with sdk_env(conn.endpoint_url):
-        from sagemaker.pytorch import PyTorch
-
-        settings = {**_monitoring(conn, run, o), **_job_settings(conn, cfg, o)}
-        settings["tensorboard_output_config"] = _tensorboard(conn, cfg, o)
         source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
         try:
-            estimator = PyTorch(
-                entry_point=ENTRY_SCRIPTS[o.mode],
-                source_dir=str(source_dir),
-                hyperparameters=estimator_hyperparameters(run),
-                metric_definitions=_metric_definitions(run, o),
-                **settings,
-            )
-        except ValueError as exc:
+            trainer = line.trainer(training_spec(conn, cfg, run, o, source_dir), conn.session)
+        except BaseException:
             shutil.rmtree(source_dir, ignore_errors=True)
-            raise ConfigError(f"SageMaker SDK rejected the estimator: {exc}") from None
-    weakref.finalize(estimator, shutil.rmtree, str(source_dir), True)
-    return estimator
+            raise
+    weakref.finalize(trainer, shutil.rmtree, str(source_dir), True)
+    return trainer
 
 
 def _channels(inputs: str | Mapping[str, str]) -> dict[str, str]:
@@ -280,16 +259,14 @@ def submit(
     job_name: str | None = None,
 ) -> str:
     """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
-    from sagemaker.tuner import HyperparameterTuner
-
-    from dogclf.sagemaker.tuners import warm_pool
+    from dogclf.sagemaker.names import unique_name
+    from dogclf.sagemaker.tuners import is_tuner, warm_pool
 
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
-        if isinstance(job, HyperparameterTuner):
+        if is_tuner(job):
             with warm_pool(conn.session.sagemaker_client, job.estimator.keep_alive_period_in_seconds):
                 job.fit(_channels(inputs), job_name=job_name, wait=False)
             if wait:
                 job.wait()
             return job.latest_tuning_job.name
-        job.fit(_channels(inputs), job_name=job_name, wait=wait, logs="All" if wait else "None")
-        return job.latest_training_job.name
+        return sdk_line().train(job, _channels(inputs), job_name or unique_name(job.base_job_name), wait)

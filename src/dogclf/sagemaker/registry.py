@@ -79,16 +79,11 @@ def evaluation_document(path: str | Path) -> dict[str, Any]:
 
 def _inference_spec(conn: Connection, model_data: str, o: RegisterOptions) -> dict[str, Any]:
     """InferenceSpecification: the PyTorch inference image serving model_data's own code, and dogclf's types."""
+    from dogclf.sagemaker.sdk_line import sdk_line
     from dogclf.serve.codecs import SUPPORTED_ACCEPTS, SUPPORTED_CONTENT_TYPES
-    from sagemaker import image_uris
 
-    image = image_uris.retrieve(
-        "pytorch",
-        conn.region,
-        version=o.framework_version,
-        py_version=o.py_version,
-        instance_type=o.realtime_instance_types[0],
-        image_scope="inference",
+    image = sdk_line().image_uri(
+        conn.region, o.framework_version, o.py_version, o.realtime_instance_types[0], "inference"
     )
     environment = {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
     return {

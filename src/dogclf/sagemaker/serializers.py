@@ -58,6 +58,9 @@ class LogitsDeserializer:
 
 def make_predictor(endpoint_name: str, sagemaker_session: Any = None, logits: bool = False) -> Any:
     """A `sagemaker.predictor.Predictor` for a dogclf endpoint, with the serializers above."""
+    from dogclf.sagemaker.sdk_line import require
+
+    require("predictor")
     from sagemaker.predictor import Predictor
 
     deserializer = LogitsDeserializer() if logits else TopKDeserializer()

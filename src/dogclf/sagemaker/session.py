@@ -2,11 +2,11 @@
 
 The default bucket is dogclf's own: every S3 request to it (dogclf's and the SDK's, through the session's boto3
 clients) carries `ExpectedBucketOwner` (the caller's account), a bucket of that name owned by another account is
-refused, and a missing one is created with public access blocked and default encryption. The SDK (v2) and boto3
-load inside functions only. Inside our calls the SDK's telemetry is opted out (through
-the session's SDK config) and its v2 deprecation banner is silenced; the user's own SDK use is left alone. A
-`Connection` carries the session, the bucket and an optional endpoint URL (an AWS emulator), which is applied
-to every boto3 client the SDK creates during our calls.
+refused, and a missing one is created with public access blocked and default encryption. The SDK and boto3
+load inside functions only; the SDK line installed (2.x or 3.x, see sdk_line) makes the session. Inside our calls
+the SDK's telemetry is opted out (through the session's SDK config) and its v2 deprecation banner is silenced;
+the user's own SDK use is left alone. A `Connection` carries the session, the bucket and an optional endpoint
+URL (an AWS emulator), which is applied to every boto3 client the SDK creates during our calls.
 """
 
 from __future__ import annotations
@@ -103,17 +103,6 @@ class Connection:
         return make_client(self.endpoint_url, self.region, session=self.session.boto_session)
 
 
-def _sdk_config() -> dict[str, Any]:
-    """The user's SDK config with telemetry opted out."""
-    from sagemaker.config import load_sagemaker_config
-
-    sdk_config = load_sagemaker_config()
-    sdk_config.setdefault("SchemaVersion", "1.0")
-    modules = sdk_config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
-    modules["TelemetryOptOut"] = True
-    return sdk_config
-
-
 def make_client(endpoint_url: str | None = None, region: str | None = None, session: Any = None) -> Any:
     """A boto3 S3 client (adaptive retries) for AWS or any S3-compatible endpoint; of `session` when given."""
     import boto3
@@ -207,9 +196,9 @@ def connect(
     """
     import boto3
 
-    with sdk_env(endpoint_url):
-        import sagemaker
+    from dogclf.sagemaker.sdk_line import sdk_line
 
+    with sdk_env(endpoint_url):
         boto_session = boto3.session.Session(region_name=region)
         if boto_session.region_name is None:
             raise ConfigError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
@@ -221,11 +210,5 @@ def connect(
             if ensure_own_bucket(boto_session.client("s3", endpoint_url=endpoint_url), bucket, owner):
                 log.info("S3 bucket: %s created (public access blocked, encrypted by default)", bucket)
             log.info("S3 bucket: %s (the SageMaker default; pass --bucket to choose another)", bucket)
-        session = sagemaker.Session(
-            boto_session=boto_session,
-            sagemaker_client=boto_session.client("sagemaker", endpoint_url=endpoint_url),
-            sagemaker_runtime_client=boto_session.client("sagemaker-runtime", endpoint_url=endpoint_url),
-            default_bucket=bucket or None,
-            sagemaker_config=_sdk_config(),
-        )
+        session = sdk_line().session(boto_session, endpoint_url, bucket)
     return Connection(session, bucket or "", prefix.strip("/"), endpoint_url, owner)

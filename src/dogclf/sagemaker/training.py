@@ -27,6 +27,7 @@ from dogclf.errors import ConfigError, DogclfError
 from dogclf.hyperparameters import add_hyperparameter_flags, config_field, decode_value, overrides_from_namespace
 from dogclf.sagemaker.environment import SageMakerEnv, split_view
 from dogclf.training.rundir import RunPaths
+from dogclf.tune.trial import TRIAL_SETTINGS
 
 if TYPE_CHECKING:
     from dogclf.config import RunConfig
@@ -118,8 +119,8 @@ def resolve(
     if data is None:
         raise ConfigError("no dataset: pass --data DIR or run with SM_CHANNEL_* channels")
     overrides = {**_hyperparameter_overrides(env), **overrides_from_namespace(args), "data.root": str(data)}
-    if mode == "hpo":  # tuning trials pay for no hooks
-        overrides.update({"debug.enabled": False, "debug.live_rules": False, "profile.enabled": False})
+    if mode == "hpo":
+        overrides.update(TRIAL_SETTINGS)
     cfg = build_config(args.config, overrides)
     paths = ContainerRunPaths(Path(args.output_data_dir), args.model_dir, args.checkpoint_dir, env.tensorboard_dir)
     return cfg, paths

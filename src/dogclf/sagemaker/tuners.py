@@ -38,6 +38,17 @@ def warm_pool(client: Any, keep_alive_s: int | None) -> Iterator[None]:
         client.meta.events.unregister(event, unique_id=unique_id)
 
 
+def is_tuner(job: Any) -> bool:
+    """Whether `job` is a tuner of make_tuner (SDK 2.x's HyperparameterTuner)."""
+    from dogclf.sagemaker.sdk_line import sdk_line
+
+    if "tune" not in sdk_line().operations:
+        return False
+    from sagemaker.tuner import HyperparameterTuner
+
+    return isinstance(job, HyperparameterTuner)
+
+
 def job_space(spec: str | None, cfg: Any) -> SearchSpace:
     """`--space NAME|FILE`, else the course space for a frozen-backbone job and the sound default otherwise."""
     if spec is None and cfg.model.freeze == "backbone":
@@ -79,6 +90,9 @@ def make_tuner(
     base_tuning_job_name: str = "dogclf-tune",
 ) -> Any:
     """HyperparameterTuner from a dogclf SearchSpace: ranges, objective, strategy, budget, early stopping."""
+    from dogclf.sagemaker.sdk_line import require
+
+    require("tune")
     from sagemaker.tuner import HyperparameterTuner, WarmStartConfig, WarmStartTypes
 
     from dogclf.training.metrics import metric_definitions

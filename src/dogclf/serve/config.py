@@ -48,6 +48,12 @@ class ServeConfig(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="The model's name in the Open Inference Protocol routes (/v2/models/NAME).",
     )
+    http: Literal["auto", "httptools", "h11"] = Field(
+        "auto", description="HTTP parser: auto is httptools (C) when installed, else h11 (pure Python)."
+    )
+    loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="Event loop: auto is uvloop when installed, else asyncio's own."
+    )
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
     max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
     workers: int | None = Field(

@@ -21,6 +21,7 @@ from dogclf.serve.codecs import PayloadTooLarge, RequestError, error_body
 log = logging.getLogger("dogclf.serve")
 
 CLOSE = {"Connection": "close"}
+BOTH_LENGTHS = "request has both Content-Length and Transfer-Encoding headers; send only one"
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -75,7 +76,7 @@ def head_refusal(scope: Scope, max_head_bytes: int) -> tuple[int, str] | None:
     """(status, message) for a request head to refuse before any route sees it, else None."""
     names = {name for name, _ in scope["headers"]}
     if b"content-length" in names and b"transfer-encoding" in names:
-        return 400, "request has both Content-Length and Transfer-Encoding headers; send only one"
+        return 400, BOTH_LENGTHS
     size = head_size(scope)
     if size > max_head_bytes:
         return 431, f"request head of {size} bytes exceeds the limit of {max_head_bytes} bytes (max_header_bytes)"
@@ -103,61 +104,132 @@ class HeadGuard:
         await error_response(*refusal, headers=CLOSE)(scope, receive, send)
 
 
-def write_unparsable_answer(conn: Any, transport: asyncio.Transport, max_head_bytes: int) -> None:
-    """Answer a request h11 could not parse in JSON, then close: 431 when its head outgrew the limit, else 400."""
-    import h11
-
-    status, message = 400, "invalid HTTP request"
-    if len(conn.trailing_data[0]) > max_head_bytes:
-        status, message = 431, f"request head exceeds the limit of {max_head_bytes} bytes (max_header_bytes)"
-    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-    reason = http.HTTPStatus(status).phrase.encode()
-    for event in (
-        h11.Response(status_code=status, headers=headers, reason=reason),
-        h11.Data(data=error_body(status, message)),
-        h11.EndOfMessage(),
-    ):
-        transport.write(conn.send(event) or b"")
-    transport.close()
+def unparsable_answer(status: int, message: str) -> bytes:
+    """A whole JSON error response that closes the connection, written straight to the transport."""
+    body = error_body(status, message)
+    head = (
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
-def guarded_h11(head_timeout_s: float, max_head_bytes: int) -> type[asyncio.Protocol]:
-    """The h11 protocol of uvicorn plus a deadline for each request head, which uvicorn lacks (slowloris guard).
+def oversized_head(max_head_bytes: int) -> tuple[int, str]:
+    """The answer to a request head that outgrew the limit before it was complete."""
+    return 431, f"request head exceeds the limit of {max_head_bytes} bytes (max_header_bytes)"
+
+
+class _HeadDeadline:
+    """Protocol mixin: a deadline for each request head, and JSON answers to heads the parser refuses.
 
     The clock starts when the connection opens and again when a response completes; if no new request head
     has arrived when it runs out (nothing sent, or a head trickled in a byte at a time), the connection closes.
-    A request h11 cannot parse is answered in JSON like every other error: 431 when the unparsed head has
-    outgrown `max_head_bytes`, else 400.
     """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class GuardedH11Protocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
+    head_timeout_s: float
+    max_head_bytes: int
+    _head_timer: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: object
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]  # uvicorn types it as Transport
-            self._arm()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
 
-        def on_response_complete(self) -> None:
-            self._arm()  # before super(), which may already start a pipelined request's cycle
-            super().on_response_complete()
+    def on_response_complete(self) -> None:
+        self._arm()  # before super(), which may already start a pipelined request's cycle
+        super().on_response_complete()  # type: ignore[misc]
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            super().connection_lost(exc)
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
 
-        def send_400_response(self, msg: str) -> None:
-            write_unparsable_answer(self.conn, self.transport, max_head_bytes)
+    def refuse(self, status: int, message: str) -> None:
+        """Answer in JSON and close the connection."""
+        log.info("refused a request head: %s", message)
+        self.transport.write(unparsable_answer(status, message))
+        self.transport.close()
 
-        def _arm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            self._head_timer = self.loop.call_later(head_timeout_s, self._expire, self.cycle)
+    def _arm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._expire, self.cycle)
 
-        def _expire(self, cycle: object) -> None:
-            if self.cycle is cycle and not self.transport.is_closing():
-                log.info("closing a connection that sent no complete request head within %g s", head_timeout_s)
-                self.transport.close()
+    def _expire(self, cycle: object) -> None:
+        if self.cycle is cycle and not self.transport.is_closing():
+            log.info("closing a connection that sent no complete request head within %g s", self.head_timeout_s)
+            self.transport.close()
 
-    return GuardedH11Protocol
+
+class _H11Guard(_HeadDeadline):
+    """For uvicorn's h11 protocol, which bounds an incomplete head itself."""
+
+    conn: Any
+
+    def send_400_response(self, msg: str) -> None:
+        if len(self.conn.trailing_data[0]) > self.max_head_bytes:
+            self.refuse(*oversized_head(self.max_head_bytes))
+        else:
+            self.refuse(400, "invalid HTTP request")
+
+
+class _HttpToolsGuard(_HeadDeadline):
+    """For uvicorn's httptools protocol, plus a bound on an incomplete head, which llhttp lacks.
+
+    Bytes are counted from the end of one request's body (or the connection's start) until the next head is
+    complete; past `max_head_bytes` the connection gets 431 and closes.
+    """
+
+    parser: Any
+    timeout_keep_alive_task: asyncio.TimerHandle | None
+    _head_bytes: int | None = 0  # None while a request's body is being read
+
+    def data_received(self, data: bytes) -> None:
+        import httptools
+
+        if self.timeout_keep_alive_task is not None:  # a request is arriving: the idle keep-alive clock stops
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            log.info("ignoring a protocol upgrade request: the endpoint speaks HTTP/1.1 only")
+        except httptools.HttpParserError as exc:
+            self._unparsable(str(exc))
+        else:
+            if self._head_bytes is not None and self._head_bytes > self.max_head_bytes:
+                self.refuse(*oversized_head(self.max_head_bytes))
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        self._head_bytes = 0
+        super().on_message_complete()  # type: ignore[misc]
+
+    def _unparsable(self, reason: str) -> None:
+        if "Content-Length" in reason and "Transfer-Encoding" in reason:  # llhttp refuses the pair itself
+            self.refuse(400, BOTH_LENGTHS)
+        elif self._head_bytes is not None and self._head_bytes > self.max_head_bytes:
+            self.refuse(*oversized_head(self.max_head_bytes))
+        else:
+            self.refuse(400, "invalid HTTP request")
+
+
+def guarded_protocol(stack: str, head_timeout_s: float, max_head_bytes: int) -> type[asyncio.Protocol]:
+    """The uvicorn protocol for `stack` (h11 or httptools) with the slowloris guard and JSON answers to bad heads."""
+    if stack == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        protocol: type = type("GuardedHttpToolsProtocol", (_HttpToolsGuard, HttpToolsProtocol), {})
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        protocol = type("GuardedH11Protocol", (_H11Guard, H11Protocol), {})
+    protocol.head_timeout_s, protocol.max_head_bytes = head_timeout_s, max_head_bytes
+    return protocol

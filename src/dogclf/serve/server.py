@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import ipaddress
 import json
 import logging
@@ -42,7 +43,7 @@ from dogclf.serve.codecs import (
     response_format,
 )
 from dogclf.serve.config import ServeConfig
-from dogclf.serve.guards import CLOSE, BodyTimeout, HeadGuard, error_response, guarded_h11, read_body
+from dogclf.serve.guards import CLOSE, BodyTimeout, HeadGuard, error_response, guarded_protocol, read_body
 
 log = logging.getLogger("dogclf.serve")
 access_log = logging.getLogger("dogclf.serve.access")
@@ -342,11 +343,38 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _installed_or_fallback(choice: str, fast: str, fallback: str, option: str) -> str:
+    """`fast` for auto when that module imports, else `fallback`; `fast` asked for by name must be installed."""
+    if choice == fast:
+        from dogclf.extras import require
+
+        require(fast, "serve", f"--{option} {fast} needs {fast}")
+    if choice != "auto":
+        return choice
+    try:
+        importlib.import_module(fast)
+    except ImportError:
+        return fallback
+    return fast
+
+
+def http_stack(choice: str) -> str:
+    """The HTTP parser to run: httptools (llhttp, in C) when installed and not told otherwise, else h11."""
+    return _installed_or_fallback(choice, "httptools", "h11", "http")
+
+
+def event_loop(choice: str) -> str:
+    """The asyncio event loop to run: uvloop (libuv) when installed and not told otherwise, else asyncio's own."""
+    return _installed_or_fallback(choice, "uvloop", "asyncio", "loop")
+
+
 def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
     """Run the endpoint until SIGTERM/SIGINT; in-flight requests finish first. Returns the exit code."""
     import uvicorn
 
     cfg = cfg or ServeConfig()
+    stack, loop = http_stack(cfg.http), event_loop(cfg.loop)
+    protocol = guarded_protocol(stack, cfg.header_timeout_s, cfg.max_header_bytes)
     sock = bind_socket(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -357,7 +385,9 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(cfg.timeout_s) + 5,
-        http=guarded_h11(cfg.header_timeout_s, cfg.max_header_bytes),
+        http=protocol,
+        loop=loop,
+        ws="none",
         timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
         h11_max_incomplete_event_size=cfg.max_header_bytes,
@@ -370,7 +400,8 @@ def serve(model: str | Path, cfg: ServeConfig | None = None) -> int:
         log.warning("listening on %s: reachable from other machines, and the endpoint has no authentication", host)
     print(f"dogclf serve: listening on {url} (POST {url}/invocations)", flush=True)
     endpoint = app.state.endpoint
-    resolved = {"workers": endpoint.workers, "threads": endpoint.threads, "decode_threads": endpoint.decode_threads}
+    resolved = {"http": stack, "loop": loop, "workers": endpoint.workers, "threads": endpoint.threads}
+    resolved["decode_threads"] = endpoint.decode_threads
     settings = {**cfg.model_dump(exclude={"host", "port"}), **resolved}
     log.info(json.dumps({"event": "listening", "url": url, **settings}))
     server.run(sockets=[sock])

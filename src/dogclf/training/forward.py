@@ -7,11 +7,13 @@ within the rounding of that folding and cast.
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from torch import nn
 
 from dogclf.config import RunConfig
-from dogclf.models import get_spec, set_head, static_backbone
+from dogclf.models import create_model, get_spec, set_head, static_backbone
 from dogclf.models.folding import inference_model
 from dogclf.runtime import Runtime
 
@@ -42,17 +44,34 @@ class FrozenBackboneForward(nn.Module):
         return self
 
 
-def frozen_backbone_reason(model: nn.Module, cfg: RunConfig, distributed: bool) -> str | None:
-    """Why training `model` cannot use FrozenBackboneForward (None when it can)."""
+def frozen_backbone_reason(model: nn.Module | None, cfg: RunConfig, distributed: bool = False) -> str | None:
+    """Why training `cfg` cannot run its backbone frozen, folded and outside autograd (None when it can).
+
+    The one decision behind the Trainer's FrozenBackboneForward and head-only tuning from cached features;
+    `model` None judges the architecture alone (no hooks can watch a model not yet built).
+    """
+    arch = cfg.model.arch
     if cfg.model.freeze != "backbone":
         return f"model.freeze={cfg.model.freeze} trains the backbone"
     if distributed:
         return "under torchrun, DistributedDataParallel wraps the model itself"
-    if has_hooks(model):
+    if model is not None and has_hooks(model):
         return "hooks (the debug hook's or a callback's) watch the model's own layers"
-    if not static_backbone(model, cfg.model.arch):
-        return f"{cfg.model.arch} has batch statistics, dropout or stochastic depth active in its backbone"
+    if not (backbone_is_static(arch) if model is None else static_backbone(model, arch)):
+        return f"{arch} has batch statistics, dropout or stochastic depth active in its backbone"
     return None
+
+
+@cache
+def backbone_is_static(arch: str) -> bool:
+    """True when the frozen backbone of `arch` gives the same output in the trainer's train mode as in eval mode."""
+    try:
+        with torch.device("meta"):  # structure only: no weights allocated, no RNG consumed
+            model = create_model(arch, 2, None, "backbone")
+    except NotImplementedError:  # an architecture that computes its layout from tensors (regnet) needs real ones
+        with torch.random.fork_rng(devices=[]):
+            model = create_model(arch, 2, None, "backbone")
+    return static_backbone(model, arch)
 
 
 def has_hooks(model: nn.Module) -> bool:
@@ -67,17 +86,21 @@ def has_hooks(model: nn.Module) -> bool:
 
 def frozen_backbone_forward(model: nn.Module, arch: str, runtime: Runtime) -> FrozenBackboneForward:
     """FrozenBackboneForward over a folded copy of `model`'s backbone and `model`'s own head."""
+    return FrozenBackboneForward(folded_backbone(model, arch, runtime), model.get_submodule(get_spec(arch).head))
+
+
+def folded_backbone(model: nn.Module, arch: str, runtime: Runtime) -> nn.Module:
+    """An evaluation copy of `model` without its classifier: what the frozen forward and the feature cache run."""
     head_path = get_spec(arch).head
     head = model.get_submodule(head_path)
     modes = {module: module.training for module in model.modules()}
     set_head(model, head_path, nn.Identity())  # for the copy only: folding copies the model
     try:
-        backbone = evaluation_model(model, runtime)
+        return evaluation_model(model, runtime)
     finally:
         set_head(model, head_path, head)
         for module, training in modes.items():
             module.training = training
-    return FrozenBackboneForward(backbone, head)
 
 
 def evaluation_model(model: nn.Module, runtime: Runtime) -> nn.Module:

@@ -1,4 +1,4 @@
-"""The training loop: epochs of train/valid, best-checkpoint selection, resumable, then test + artifact."""
+"""The Trainer: run folder, resume, the epochs (dogclf.training.epochs) of train/valid; finishing work in finish.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +16,34 @@ from torch import nn
 from tqdm import tqdm
 
 from dogclf import timings
-from dogclf.artifact import ArtifactMetadata, runtime_versions, save_artifact
 from dogclf.config import RunConfig, config_to_yaml, read_config_file
 from dogclf.data.dataset import ImageDataset, default_workers, loader_workers, make_loader, train_batches
 from dogclf.data.loading import load_dataset
 from dogclf.data.preprocess import Preprocess, eval_transform, train_transform
-from dogclf.data.splits import SPLITS_FILE, SplitRecord
 from dogclf.errors import ConfigError, DatasetError, DogclfError, ModelError
 from dogclf.evaluation import EvalResult, evaluate_loader
 from dogclf.fsutil import atomic_write_text
 from dogclf.models import backbone_parameters, create_model, head_parameters, set_trainable, train_mode
-from dogclf.running_metrics import RunningMetrics
 from dogclf.runtime import Runtime, resolve_runtime, rng_state, seed_everything, set_rng_state
 from dogclf.training import distributed
 from dogclf.training.balance import balanced_sampler, class_weights
+from dogclf.training.batchnorm import recalibrate_before_validation
 from dogclf.training.best import BestEpoch
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
+from dogclf.training.epochs import run_epochs, run_steps
+from dogclf.training.finish import finish
 from dogclf.training.forward import (
     FrozenBackboneForward,
-    evaluation_model,
     frozen_backbone_forward,
     frozen_backbone_reason,
-    has_hooks,
 )
 from dogclf.training.metrics import format_metric_line
 from dogclf.training.optim import make_optimization
 from dogclf.training.result import TrainResult
 from dogclf.training.resume import config_differences
 from dogclf.training.rundir import RunPaths
-from dogclf.training.stability import warn_jumps
-from dogclf.training.step import epoch_seed, train_step
+from dogclf.training.step import epoch_seed
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -161,9 +159,12 @@ class Trainer:
         """Whether the training criterion is not plain cross-entropy (label smoothing or class weights)."""
         return self.cfg.optim.label_smoothing > 0 or self.cfg.data.balance == "weights"
 
+    def _per_rank(self) -> int:
+        """Training images per rank and epoch (DistributedSampler pads the shards to equal sizes)."""
+        return -(-len(self.train_set) // self.dist.world_size)
+
     def _steps_per_epoch(self) -> int:
-        per_rank = -(-len(self.train_set) // self.dist.world_size)  # DistributedSampler pads to equal shards
-        steps, _ = train_batches(per_rank, self.cfg.data.batch_size)
+        steps, _ = train_batches(self._per_rank(), self.cfg.data.batch_size)
         cap = self.cfg.optim.max_steps_per_epoch
         return min(steps, cap) if cap else steps
 
@@ -214,7 +215,7 @@ class Trainer:
             epoch=self.epoch,
         )
 
-    def _notify(self, event: str, *args: Any) -> None:
+    def notify(self, event: str, *args: Any) -> None:
         """Call `event` on every callback with the current context; take up a stop it requested."""
         self.ctx.global_step, self.ctx.epoch = self.global_step, self.epoch
         for cb in self.callbacks:
@@ -243,43 +244,55 @@ class Trainer:
         if d.balance == "sampler":
             sampler = balanced_sampler([s.label for s in self.train_set.samples], self.num_classes, seed)
         pin = self.runtime.device.type == "cuda"
-        per_rank = -(-len(self.train_set) // self.dist.world_size)
+        per_rank = self._per_rank()
         _, drop = train_batches(per_rank, d.batch_size)
         workers = loader_workers(self.workers, per_rank, d.batch_size)
         return make_loader(self.train_set, d.batch_size, True, workers, seed, pin, sampler, drop_last=drop)
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def begin_epoch(self, epoch: int) -> None:
+        """Unfreeze on schedule (staged), then build what trains this epoch."""
+        self.epoch = epoch + 1
+        if self.cfg.model.freeze == "staged":
+            set_trainable(self.model, self.cfg.model.arch, backbone=epoch >= self.cfg.optim.head_epochs)
+        # Before the loader's workers start: built while they decode, the fast forward competes for the CPUs.
+        self.train_model = self.training_model()
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], list[float]]:
+        """One epoch of the training loader through the model; its metrics and each step's lr."""
         train_mode(self.model)
-        self._notify("on_phase_start", "train")
-        running, objective = RunningMetrics(), RunningMetrics()
-        batches = self._progress(self.train_loader(epoch), self.steps_per_epoch, f"epoch {epoch + 1}")
-        t_prev, self._epoch_lrs = time.perf_counter(), []
-        for i, (images, targets) in enumerate(batches):
-            t_data = time.perf_counter()
-            if i == 0 and epoch == self.start_epoch:
-                timings.mark("first_step")
-            self._epoch_lrs.append(self.optim.optimizer.param_groups[0]["lr"])  # the lr this step uses
-            step = train_step(self.train_model, images, targets, self.optim, self.runtime)
-            y = step["targets"]
-            running.update(step["ce_sum"], step["logits"], y)  # plain CE: comparable with the valid loss
-            objective.update(step["loss"] * y.numel(), step["logits"], y)
-            self.global_step += 1
-            out = {"step": self.global_step, "epoch": epoch + 1, "loss": step["loss"], "batch_size": int(y.numel())}
-            out["lr"] = self.optim.optimizer.param_groups[0]["lr"]
-            out.update(data_time=t_data - t_prev, **{k: step[k] for k in _STEP_TIMES})
-            self._notify("on_step_end", out)
-            t_prev = time.perf_counter()
-            # Under DDP a mid-epoch stop would leave other ranks waiting in backward: stop at epoch end.
-            if i + 1 >= self.steps_per_epoch or (self.should_stop and not self.dist.enabled):
-                break
-        result = distributed.reduce_metrics(running).result()
+        self.notify("on_phase_start", "train")
+        batches = self._timed(self._progress(self.train_loader(epoch), self.steps_per_epoch, f"epoch {epoch + 1}"))
+        after = partial(self._after_step, epoch)
+        done = run_steps(self.train_model, batches, self.steps_per_epoch, self.optim, self.runtime, after)
+        result = distributed.reduce_metrics(done.plain).result()
         if self._objective_differs():
-            result["objective"] = distributed.reduce_metrics(objective).result()["loss"]
-        return result
+            result["objective"] = distributed.reduce_metrics(done.objective).result()["loss"]
+        return result, done.lrs
+
+    def _timed(self, batches: Iterable) -> Iterator:
+        """`batches`, noting each one's wait since the last step (data_time) and the run's first step."""
+        self._batch_ready = time.perf_counter()
+        for batch in batches:
+            if self.global_step == self.start_step:
+                timings.mark("first_step")
+            self._data_time = time.perf_counter() - self._batch_ready
+            yield batch
+
+    def _after_step(self, epoch: int, step: dict[str, Any]) -> bool:
+        """Tell the callbacks about the step; True to stop the epoch (never mid-epoch under DDP)."""
+        self.global_step += 1
+        y = step["targets"]
+        out = {"step": self.global_step, "epoch": epoch + 1, "loss": step["loss"], "batch_size": int(y.numel())}
+        out["lr"] = self.optim.optimizer.param_groups[0]["lr"]
+        out.update(data_time=self._data_time, **{k: step[k] for k in _STEP_TIMES})
+        self.notify("on_step_end", out)
+        self._batch_ready = time.perf_counter()
+        # Under DDP a mid-epoch stop would leave other ranks waiting in backward: stop at epoch end.
+        return self.should_stop and not self.dist.enabled
 
     def evaluate_split(self, split: str, model: nn.Module | None = None) -> EvalResult:
         """Evaluate `model` (default: what trains, in eval mode) on 'valid' or 'test'."""
-        self._notify("on_phase_start", split)
+        self.notify("on_phase_start", split)
         bs = self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size
         dataset = self.eval_sets[split]
         loader = make_loader(dataset, bs, False, loader_workers(self.workers, len(dataset), bs), 0)
@@ -291,7 +304,7 @@ class Trainer:
         """Why the frozen-backbone forward does not train this run (None: it does)."""
         return frozen_backbone_reason(self.model, self.cfg, self.dist.enabled)
 
-    def _training_model(self) -> nn.Module:
+    def training_model(self) -> nn.Module:
         """What trains this epoch: the frozen-backbone forward (built on first use), else the model for DDP."""
         if self.fast_reason is not None:
             # Rebuilt each epoch: DDP syncs only the parameters trainable when built (staged unfreezing).
@@ -300,30 +313,31 @@ class Trainer:
             self.fast_forward = frozen_backbone_forward(self.model, self.cfg.model.arch, self.runtime)
         return self.fast_forward
 
-    def _emit(self, epoch: int, phase: str, values: dict[str, float], extra: dict | None = None) -> None:
+    def emit(self, epoch: int, phase: str, values: dict[str, float], extra: dict | None = None) -> None:
+        """Print one metric line (rank 0)."""
         if self.is_main:
             print(format_metric_line(epoch, phase, {**values, **(extra or {})}), flush=True)
 
-    def _end_epoch(self, epoch: int, train: dict, valid: dict, seconds: float, result: EvalResult) -> None:
-        # Mean head lr over the epoch's steps (param_groups holds the lr of the step after the epoch).
-        lrs = self._epoch_lrs or [self.optim.optimizer.param_groups[0]["lr"]]
-        lr = sum(lrs) / len(lrs)
-        record = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lr, "seconds": round(seconds, 3)}
-        self._emit(epoch + 1, "train", train, {"lr": lr})
-        self._emit(epoch + 1, "valid", valid)
-        if self.best.update(epoch + 1, valid) and self.is_main and not self.metrics_only:
+    def validate(self) -> dict[str, float]:
+        """The valid split through what trains, in eval mode; every rank gets rank 0's metrics."""
+        recalibrate_before_validation(self)  # optim.bn_recalibrate
+        self._valid_result = self.evaluate_split("valid")
+        return distributed.from_main(self._valid_result.metrics())
+
+    def end_epoch(self, record: dict[str, Any], improved: bool) -> None:
+        """Print the epoch, keep the best weights, tell the callbacks, save the checkpoint and metrics.jsonl."""
+        epoch, result = record["epoch"], self._valid_result
+        self.emit(epoch, "train", record["train"], {"lr": record["lr"]})
+        self.emit(epoch, "valid", record["valid"])
+        if improved and self.is_main and not self.metrics_only:
             save_checkpoint(self.paths.best_weights, self.model.state_dict())
             if self.fast_forward is not None:  # the final evaluation runs the same model: it reuses this pass
-                self.best_valid = (epoch + 1, result)
-        self.history.append(record)
+                self.best_valid = (epoch, result)
         self.ctx.valid_confusion = result.confusion
-        self._notify("on_epoch_end", record)
-        if self.best.exhausted:
-            log.info("early stopping: no better %s for %d epochs", self.best.monitor, self.best.patience)
-            self.should_stop = True
+        self.notify("on_epoch_end", record)
         if self.is_main:
             if not self.metrics_only:
-                self._save_checkpoint(epoch + 1)
+                self._save_checkpoint(epoch)
             self._write_metrics()
 
     def _save_checkpoint(self, epochs_done: int) -> None:
@@ -339,7 +353,7 @@ class Trainer:
             "best_value": self.best.best_value,
             "best_epoch": self.best.best_epoch,
             "bad_epochs": self.best.bad_epochs,
-            "stopped": self.should_stop,
+            "stopped": self.should_stop or self.best.exhausted,
             "fingerprint": self.fingerprint,
         }
         save_checkpoint(self.paths.last_checkpoint, state)
@@ -365,6 +379,7 @@ class Trainer:
         ckpt = self._resume_checkpoint()
         if ckpt is not None:
             self._restore(ckpt)
+        self.start_step = self.global_step
         log.info(
             "training %s on %d classes (%s) with %s",
             self.cfg.model.arch,
@@ -373,126 +388,15 @@ class Trainer:
             self.runtime.describe(),
         )
         self.ctx = self._context()
-        self._notify("on_train_start")
+        self.notify("on_train_start")
         self.fast_reason = self._fast_forward_reason()  # callbacks have attached their hooks by now
         log.debug("frozen-backbone forward: %s", self.fast_reason or "yes")
-        for epoch in range(self.start_epoch, self.cfg.optim.epochs):
-            self.should_stop = distributed.any_rank(self.should_stop)
-            if self.should_stop:
-                break
-            self.epoch = epoch + 1
-            if self.cfg.model.freeze == "staged":
-                set_trainable(self.model, self.cfg.model.arch, backbone=epoch >= self.cfg.optim.head_epochs)
-            # Before the loader's workers start: built while they decode, the fast forward competes for the CPUs.
-            self.train_model = self._training_model()
-            seed_everything(epoch_seed(self.cfg.runtime.seed, epoch))
-            started = time.perf_counter()
-            train = self._train_epoch(epoch)
-            result = self.evaluate_split("valid")
-            valid = distributed.from_main(result.metrics())
-            self._end_epoch(epoch, train, valid, time.perf_counter() - started, result)
+        epochs = range(self.start_epoch, self.cfg.optim.epochs)
+        run_epochs(self, epochs, self.cfg.runtime.seed, self.best, self.history, self._stop_everywhere)
         timings.mark("epochs_done")
-        return self._finish()
+        return finish(self)
 
-    # ----------------------------------------------------------------- end
-    def _finish(self) -> TrainResult:
-        # Rank 0 alone evaluates the best weights (its checkpoints may be on another node).
-        if not self.is_main or self.metrics_only:
-            valid = self.history[-1]["valid"] if self.history else {}
-            if self.metrics_only and self.best.best_epoch:
-                valid = self.history[self.best.best_epoch - 1]["valid"]
-            paths = self.paths
-            result = TrainResult(paths.root, paths.model, self.history, self.best.best_epoch, valid, None)
-            self._notify("on_train_end", result)
-            return result
-        timings.mark("final_eval_start")
-        results = self._final_results()
-        timings.mark("final_eval_done")
-        self._calibrate(results)
-        test = results["test"].metrics() if "test" in results else None
-        if test is not None:
-            self._emit(self.best.best_epoch, "test", test)
-        valid = results["valid"].metrics()
-        self.unstable_epochs = warn_jumps([h["valid"]["loss"] for h in self.history], self.num_classes)
-        paths, best, bad = self.paths, self.best.best_epoch, self.bad_images
-        result = TrainResult(paths.root, paths.model, self.history, best, valid, test, bad, self.unstable_epochs)
-        self._write_outputs(results)
-        timings.mark("outputs_written")
-        self._notify("on_train_end", result)
-        timings.mark("train_end")
-        return result
-
-    def _final_results(self) -> dict[str, EvalResult]:
-        """Every eval split under the best weights, through the model as served (batch norms folded, weights cast).
-
-        The frozen-backbone forward is that model already: the best epoch's valid pass through it is reused.
-        When hooks watch the model (the debug hook), the model itself runs, so that they see the passes.
-        """
-        if self.paths.best_weights.exists():
-            self.model.load_state_dict(load_checkpoint(self.paths.best_weights))
-        kept = self.best_valid[1] if self.best_valid and self.best_valid[0] == self.best.best_epoch else None
-        if self.fast_reason is None:
-            model = self._training_model()  # the frozen-backbone forward
-        else:
-            model = self.model if has_hooks(self.model) else evaluation_model(self.model, self.runtime)
-        return {
-            split: kept if split == "valid" and kept is not None else self.evaluate_split(split, model)
-            for split in self.eval_sets
-        }
-
-    # -- temperature scaling
-    def _calibrate(self, results: dict[str, EvalResult]) -> None:
-        """Fit one temperature on the valid logits (model.calibrate) and give it to every split's result."""
-        valid = results["valid"]
-        if not self.cfg.model.calibrate or valid.logits is None:
-            return
-        from dogclf.calibration import decide_temperature
-
-        temperature, self.temperature_note = decide_temperature(valid.logits, valid.targets)
-        log.info("%s", self.temperature_note)
-        valid.in_sample = temperature != 1.0
-        for r in results.values():
-            r.temperature = temperature
-
-    def _write_outputs(self, results: dict[str, EvalResult]) -> None:
-        from dogclf import plots
-
-        metrics = {
-            f"{split}_{k}": float(v) for split, r in results.items() for k, v in r.metrics().items() if v is not None
-        }
-        meta = ArtifactMetadata(
-            arch=self.cfg.model.arch,
-            num_classes=self.num_classes,
-            class_names=self.layout.classes,
-            class_folders=self.layout.class_folders,
-            dropout=self.cfg.model.dropout,
-            preprocess=self.preprocess,
-            metrics=metrics,
-            temperature=results["valid"].temperature,
-            temperature_note=self.temperature_note,
-            dataset_fingerprint=self.fingerprint,
-            run_name=self.cfg.name or self.paths.root.name,
-            versions=runtime_versions(),
-        )
-        record = SplitRecord.of(self.layout)
-        save_artifact(self.paths.model, self.model, meta, {SPLITS_FILE: record.to_json()})
-        if self.bad_images:
-            atomic_write_text(self.paths.bad_images, "".join(f"{b.path}\t{b.reason}\n" for b in self.bad_images))
-        if self.history:
-            plots.plot_curves(self.history, self.paths.plots / "curves.png")
-        for split, r in results.items():
-            plots.plot_confusion(
-                r.confusion, r.class_names, self.paths.plots / f"confusion_{split}.png", f"{split} confusion"
-            )
-            plots.plot_reliability(r.calibration(), self.paths.plots / f"reliability_{split}.png", split)
-        summary = {
-            "best_epoch": self.best.best_epoch,
-            "epochs_run": len(self.history),
-            "metrics": metrics,
-            "temperature_note": self.temperature_note,
-            "unstable_epochs": self.unstable_epochs,
-            "evaluation": {s: r.to_dict() for s, r in results.items()},
-            "runtime": self.runtime.describe(),
-            "bad_images": [{"path": str(b.path), "reason": b.reason} for b in self.bad_images],
-        }
-        atomic_write_text(self.paths.summary, json.dumps(summary, indent=2))
+    def _stop_everywhere(self) -> bool:
+        """Whether any rank asked to stop (every rank calls this before each epoch)."""
+        self.should_stop = distributed.any_rank(self.should_stop)
+        return self.should_stop

@@ -13,7 +13,6 @@ import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dogclf")
 
-FORMAT = 2  # 2: features come from the folded inference model (dogclf.backends.eager)
+FORMAT = 2  # 2: features come from the folded inference model (dogclf.training.forward.folded_backbone)
 SPLITS = ("train", "valid")  # the test split is never needed to tune
 
 
@@ -51,32 +50,21 @@ class CachedFeatures:
 
 
 def unavailable_reason(cfg: RunConfig) -> str | None:
-    """Why trials of `cfg` cannot train from cached features (None when they can)."""
-    if cfg.model.freeze != "backbone":
-        return f"model.freeze={cfg.model.freeze} trains the backbone"
+    """Why trials of `cfg` cannot train from cached features (None when they can).
+
+    The Trainer's own frozen-backbone decision first, then what fixed features cannot give: fresh augmentation
+    every epoch, or hooks that must watch the model's layers.
+    """
+    from dogclf.training.forward import frozen_backbone_reason
+
+    reason = frozen_backbone_reason(None, cfg)
+    if reason is not None:
+        return reason
     if cfg.data.augment:
         return "data.augment is on, so backbone inputs change every epoch (pass --augment false)"
     if cfg.debug.enabled or cfg.debug.live_rules or cfg.profile.enabled:
         return "debug/profile hooks need the full trainer"
-    if not backbone_is_static(cfg.model.arch):
-        return f"{cfg.model.arch} has dropout or stochastic depth in its backbone, active while training"
     return None
-
-
-@cache
-def backbone_is_static(arch: str) -> bool:
-    """True when the frozen backbone gives the same output in the trainer's train mode as in eval mode."""
-    import torch
-
-    from dogclf.models import create_model, static_backbone
-
-    try:
-        with torch.device("meta"):  # structure only: no weights allocated, no RNG consumed
-            model = create_model(arch, 2, None, "backbone")
-    except NotImplementedError:  # an architecture that computes its layout from tensors (regnet) needs real ones
-        with torch.random.fork_rng(devices=[]):
-            model = create_model(arch, 2, None, "backbone")
-    return static_backbone(model, arch)
 
 
 def _weights_identity(cfg: RunConfig) -> str:
@@ -203,18 +191,18 @@ def feature_extractor(cfg: RunConfig, num_classes: int, runtime: Runtime) -> tor
 def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) -> dict[str, SplitFeatures]:
     """Run the frozen backbone once over the train and valid images with the eval transform.
 
-    The backbone runs on the serving path (batch norms folded, bf16 weights cast once), and features are
-    stored in the runtime's reduced precision when it has one.
+    The backbone is the one the Trainer's frozen forward runs (folded_backbone: batch norms folded, bf16
+    weights cast once), and features are stored in the runtime's reduced precision when it has one.
     """
     import time
 
     import torch
 
-    from dogclf.backends.eager import EagerBackend
     from dogclf.data.dataset import ImageDataset, default_workers, make_loader
     from dogclf.data.preprocess import Preprocess, eval_transform
+    from dogclf.training.forward import folded_backbone
 
-    backbone = EagerBackend(feature_extractor(cfg, len(layout.class_folders), runtime), runtime)
+    backbone = folded_backbone(feature_extractor(cfg, len(layout.class_folders), runtime), cfg.model.arch, runtime)
     dtype = runtime.autocast_dtype or torch.float32
     pre = Preprocess.for_size(cfg.data.image_size, cfg.data.resize_size)
     transform, decode = eval_transform(pre), pre.decode_options(cfg.data.max_image_pixels)
@@ -226,7 +214,8 @@ def extract_features(cfg: RunConfig, layout: DatasetLayout, runtime: Runtime) ->
             loader = make_loader(ImageDataset(layout.splits[split], transform, decode), batch, False, workers, 0)
             feats, labels = [], []
             for images, targets in loader:
-                feats.append(backbone.logits(images).to(dtype))
+                with runtime.autocast():
+                    feats.append(backbone(runtime.to_input(images)).float().cpu().to(dtype))
                 labels.append(targets)
             out[split] = SplitFeatures(torch.cat(feats), torch.cat(labels))
     n = sum(len(f.labels) for f in out.values())

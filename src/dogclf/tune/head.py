@@ -8,7 +8,8 @@ selection and early stopping; only the frozen backbone's forward pass is replace
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -71,6 +72,66 @@ def evaluate_head(head: nn.Module, split: SplitFeatures, runtime: Runtime, chunk
     return running.result()
 
 
+class _HeadEpochs:
+    """One epoch of head-only training: cached train features through the head, then the cached valid split."""
+
+    def __init__(self, cfg: RunConfig, splits: dict[str, SplitFeatures], num_classes: int, on_epoch: Callable | None):
+        from torch.utils.data import TensorDataset
+
+        from dogclf.data.dataset import train_batches
+        from dogclf.runtime import resolve_runtime
+        from dogclf.training.optim import make_optimization
+
+        self.cfg, self.splits, self.on_epoch = cfg, splits, on_epoch
+        self.runtime = resolve_runtime(cfg.runtime)
+        train = splits["train"]
+        self.head = build_head(cfg, train.features.shape[1], num_classes).to(self.runtime.device)
+        steps, self.drop = train_batches(len(train.labels), cfg.data.batch_size)  # as the Trainer: no batch of one
+        self.steps = min(steps, cfg.optim.max_steps_per_epoch or steps)
+        self.opt = make_optimization(cfg.optim, self.runtime, self.steps, self.head.parameters())
+        self.dataset = TensorDataset(train.features, train.labels)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Nothing to prepare: the head alone trains."""
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], list[float]]:
+        """The epoch's seeded batches of cached features, as the Trainer's loader orders the images."""
+        from dogclf.data.dataset import make_loader
+        from dogclf.training.epochs import run_steps
+        from dogclf.training.step import epoch_seed
+
+        seed = epoch_seed(self.cfg.runtime.seed, epoch)
+        self.head.train()
+        batches = make_loader(self.dataset, self.cfg.data.batch_size, True, 0, seed, drop_last=self.drop)
+        done = run_steps(self.head, batches, self.steps, self.opt, self.runtime)
+        return done.plain.result(), done.lrs
+
+    def validate(self) -> dict[str, float]:
+        """The head on the cached valid split."""
+        return evaluate_head(self.head, self.splits["valid"], self.runtime)
+
+    def end_epoch(self, record: dict, improved: bool) -> None:
+        """Hand the record to `on_epoch`, which may raise to stop (a pruned trial)."""
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+
+
+@contextmanager
+def _one_thread(runtime: Runtime) -> Iterator[None]:
+    """One intra-op CPU thread: a linear head's steps are too small to split, and splitting them costs more."""
+    import torch
+
+    if runtime.device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train_head(
     cfg: RunConfig,
     splits: dict[str, SplitFeatures],
@@ -78,39 +139,11 @@ def train_head(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> HeadRun:
     """Fit the head of `cfg` on cached train features, validating each epoch; on_epoch may raise to stop."""
-    from torch.utils.data import TensorDataset
-
-    from dogclf.data.dataset import make_loader, train_batches
-    from dogclf.running_metrics import RunningMetrics
-    from dogclf.runtime import resolve_runtime, seed_everything
     from dogclf.training.best import BestEpoch
-    from dogclf.training.optim import make_optimization
-    from dogclf.training.step import epoch_seed, train_step
+    from dogclf.training.epochs import run_epochs
 
-    runtime = resolve_runtime(cfg.runtime)
-    train = splits["train"]
-    head = build_head(cfg, train.features.shape[1], num_classes).to(runtime.device)
-    steps, drop = train_batches(len(train.labels), cfg.data.batch_size)  # as the Trainer: no last batch of one
-    steps = min(steps, cfg.optim.max_steps_per_epoch or steps)
-    opt = make_optimization(cfg.optim, runtime, steps, head.parameters())
-    dataset, best, history = TensorDataset(train.features, train.labels), BestEpoch.from_config(cfg.optim), []
-    for epoch in range(cfg.optim.epochs):
-        seed = epoch_seed(cfg.runtime.seed, epoch)
-        seed_everything(seed)
-        head.train()
-        running, lrs = RunningMetrics(), []
-        for i, (x, y) in enumerate(make_loader(dataset, cfg.data.batch_size, True, 0, seed, drop_last=drop)):
-            lrs.append(opt.optimizer.param_groups[0]["lr"])
-            step = train_step(head, x, y, opt, runtime)
-            running.update(step["ce_sum"], step["logits"], step["targets"])
-            if i + 1 >= steps:
-                break
-        valid = evaluate_head(head, splits["valid"], runtime)
-        record = {"epoch": epoch + 1, "train": running.result(), "valid": valid, "lr": sum(lrs) / len(lrs)}
-        best.update(epoch + 1, valid)
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if best.exhausted:
-            break
+    work = _HeadEpochs(cfg, splits, num_classes, on_epoch)
+    best, history = BestEpoch.from_config(cfg.optim), []
+    with _one_thread(work.runtime):
+        run_epochs(work, range(cfg.optim.epochs), cfg.runtime.seed, best, history)
     return HeadRun(history, best.best_epoch)

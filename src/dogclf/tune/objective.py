@@ -15,6 +15,7 @@ from dogclf.config import RunConfig, build_config
 from dogclf.errors import ConfigError, DogclfError
 from dogclf.training.callbacks import Callback, TrainContext
 from dogclf.tune.space import Categorical, Continuous, Integer, SearchSpace
+from dogclf.tune.trial import LOCAL_TRIAL_TRACKING
 
 if TYPE_CHECKING:
     import optuna
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("dogclf")
 
 
-def apply_params(cfg: RunConfig, space: SearchSpace, params: dict[str, Any], name: str | None = None) -> RunConfig:
-    """`cfg` with hyperparameter values set on their config fields."""
+def apply_params(
+    cfg: RunConfig, space: SearchSpace, params: dict[str, Any], name: str | None = None, settings: dict | None = None
+) -> RunConfig:
+    """`cfg` with hyperparameter values set on their config fields (and `settings`, dotted overrides, under them)."""
     base = cfg.model_dump(mode="json")
     if name is not None:
         base["name"] = name
-    overrides = {space.config_fields[k]: v for k, v in params.items()}
+    overrides = {**(settings or {}), **{space.config_fields[k]: v for k, v in params.items()}}
     return build_config(overrides=overrides, base=base)
 
 
@@ -79,13 +82,17 @@ class EpochReporter:
         self.phase, self.field = objective.split(":")
         self.valid_losses: list[float] = []
 
+    def save(self) -> None:
+        """Record every epoch's valid loss on the trial (for divergence checks): once, however the trial ended."""
+        if self.valid_losses:
+            self.trial.set_user_attr("valid_losses", self.valid_losses)
+
     def __call__(self, record: dict) -> None:
         """Report the epoch's objective value (unless NaN or infinite), then prune if Optuna says so."""
         import optuna
 
         value = float(record[self.phase][self.field])
         self.valid_losses.append(float(record["valid"]["loss"]))
-        self.trial.set_user_attr("valid_losses", self.valid_losses)  # every epoch's, for divergence checks
         if math.isfinite(value):
             with warnings.catch_warnings():  # a rerun of a lost trial keeps the reports it inherited
                 warnings.filterwarnings("ignore", message="The reported value is ignored")
@@ -132,8 +139,9 @@ class TrialRunner:
         params = suggest(trial, self.space)
         self._skip_if_held(trial, params)
         started = time.perf_counter()
+        reporter = EpochReporter(trial, self.space.objective)
         try:
-            value = self._run(trial, params)
+            value = self._run(trial, params, reporter)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
@@ -145,6 +153,8 @@ class TrialRunner:
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
                 log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
             raise
+        finally:
+            reporter.save()
         seconds = time.perf_counter() - started
         took = f"{self.space.objective}={value:.5g} ({seconds:.1f} s, {trial.user_attrs['path']})"
         log.info("trial %d: %s -> %s", trial.number, _fmt(params), took)
@@ -180,14 +190,11 @@ class TrialRunner:
             self._datasets[key] = (layout, fingerprint)
         return self._datasets[key]
 
-    def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
+    def _run(self, trial: optuna.Trial, params: dict[str, Any], reporter: EpochReporter) -> float:
         from dogclf.tune.features import unavailable_reason
 
         name = f"{self.cfg.name or self.output.name}-trial-{trial.number:04d}"
-        cfg = apply_params(self.cfg, self.space, params, name)
-        # Trials keep metrics only: no TensorBoard files, and MLflow gets them as child runs of the study's run.
-        cfg.tracking.tensorboard, cfg.tracking.mlflow = False, False
-        reporter = EpochReporter(trial, self.space.objective)
+        cfg = apply_params(self.cfg, self.space, params, name, LOCAL_TRIAL_TRACKING)
         if self.cache is not None and unavailable_reason(cfg) is None:
             trial.set_user_attr("path", "feature-cache")
             history, best_epoch = self._run_cached(cfg, reporter, self.cache)

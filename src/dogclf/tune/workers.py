@@ -137,7 +137,6 @@ def run_budget(
     """Run trials until the study holds `n_trials` finished ones (or the space has no free point left)."""
     waiting_logged = False
     while True:
-        fail_stale(study)
         now = tally(study)
         if now.finished >= n_trials:
             log.info("study %r holds %d finished trials: budget of %d met", study.study_name, now.finished, n_trials)
@@ -146,6 +145,9 @@ def run_budget(
             log.info("every point of the search space is finished or running: this worker stops")
             return
         if now.finished + now.running >= n_trials:
+            fail_stale(study)  # only here: a trial that starts fails stale ones itself (Optuna does, heartbeats on)
+            if tally(study).running < now.running:
+                continue
             if not waiting_logged:
                 log.info("waiting for %d running trial(s) of other workers to finish the budget", now.running)
                 waiting_logged = True

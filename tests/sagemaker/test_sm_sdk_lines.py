@@ -1,0 +1,243 @@
+"""SageMaker SDK 2.x and 3.x lines: the requests `dogclf sagemaker ...` sends under each, captured by moto, compared.
+
+The CLI runs in a subprocess under each line's interpreter: DOGCLF_SDK2_PYTHON and DOGCLF_SDK3_PYTHON (each
+defaults to this interpreter when its SDK is of that line); without both the comparisons skip with that reason.
+Known, intentional differences, normalised away here and nowhere else:
+- 2.x runs the entry script through the training toolkit (hyperparameters `sagemaker_program`,
+  `sagemaker_submit_directory` = a sourcedir.tar.gz, `sagemaker_torch_distributed_enabled`); 3.x runs its own
+  driver (`/bin/bash ... sm_drivers/sm_train.sh`) from two extra input channels, `code` (the same files,
+  uploaded one by one) and `sm_drivers` (sourcecode.json names the script, sm_train.sh the torchrun driver).
+- 2.x adds its bookkeeping hyperparameters (`sagemaker_region`, `sagemaker_job_name`, ...); 3.x sends a
+  VolumeSizeInGB, an output CompressionType and the checkpoint LocalPath (SageMaker's default) of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from sm_moto import BUCKET, REGION, ROLE, aws_env, conn, moto_url, recorded, start_recording  # noqa: F401
+
+from dogclf.sagemaker import make_client, parse_s3_uri
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = f"s3://{BUCKET}/data/dogs"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+
+
+def _line_of(python: str) -> int | None:
+    """The sagemaker major version importable by `python` (None when it has none)."""
+    probe = "from importlib import metadata; print(metadata.version('sagemaker').split('.')[0])"
+    r = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
+    return int(r.stdout) if r.returncode == 0 else None
+
+
+def _python(major: int) -> str | None:
+    """DOGCLF_SDK{major}_PYTHON, else this interpreter when its SDK is of that line."""
+    given = os.environ.get(f"DOGCLF_SDK{major}_PYTHON")
+    if given:
+        found = _line_of(given)
+        if found != major:  # never compare a line with itself
+            raise RuntimeError(f"DOGCLF_SDK{major}_PYTHON={given} has sagemaker {found}.x, not {major}.x")
+        return given
+    return sys.executable if _line_of(sys.executable) == major else None
+
+
+SDK2, SDK3 = _python(2), _python(3)
+needs_sdk3 = pytest.mark.skipif(SDK3 is None, reason="DOGCLF_SDK3_PYTHON (a Python with sagemaker 3.x) is not set")
+needs_both = pytest.mark.skipif(
+    SDK2 is None or SDK3 is None,
+    reason="comparing the lines needs DOGCLF_SDK2_PYTHON and DOGCLF_SDK3_PYTHON (Pythons with sagemaker 2.x, 3.x)",
+)
+
+
+def _cli(python: str, url: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m dogclf.cli.main ARGS` against moto, dogclf from this checkout."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONUNBUFFERED": "1",
+        "SAGEMAKER_VALIDATE_ROLE": "false",  # 3.x checks the role with IAM SimulatePrincipalPolicy; moto answers 500
+    }
+    common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", url]
+    cmd = [python, "-m", "dogclf.cli.main", *args, *common]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+
+
+def _read(s3, uri: str) -> bytes:
+    bucket, key = parse_s3_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _files_under(s3, uri: str) -> dict[str, str]:
+    """{relative path: sha256} of the objects under an S3 prefix."""
+    bucket, prefix = parse_s3_uri(uri)
+    prefix = prefix.rstrip("/") + "/"
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            out[obj["Key"][len(prefix) :]] = hashlib.sha256(_read(s3, f"s3://{bucket}/{obj['Key']}")).hexdigest()
+    return out
+
+
+def _files_in_tar(data: bytes) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: hashlib.sha256(tar.extractfile(m).read()).hexdigest() for m in tar.getmembers() if m.isfile()}
+
+
+def training_substance(req: dict, s3) -> dict:
+    """What a CreateTrainingJob request asks SageMaker for, independent of the SDK line that built it."""
+    hps = {k: json.loads(v) for k, v in req["HyperParameters"].items()}
+    algorithm = req["AlgorithmSpecification"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in req["InputDataConfig"]}
+    if "ContainerEntrypoint" in algorithm:  # 3.x: its driver, from the code and sm_drivers channels
+        assert algorithm["ContainerEntrypoint"] == ["/bin/bash"]
+        drivers, code = channels.pop("sm_drivers"), channels.pop("code")
+        entry = json.loads(_read(s3, f"{drivers}/sourcecode.json"))["entry_script"]
+        launcher_script = _read(s3, f"{drivers}/sm_train.sh").decode()
+        launcher = "torchrun" if "distributed_drivers/torchrun_driver.py" in launcher_script else None
+        files = _files_under(s3, code)
+    else:  # 2.x: the training toolkit, from the sagemaker_* hyperparameters
+        entry = hps["sagemaker_program"]
+        launcher = "torchrun" if hps.get("sagemaker_torch_distributed_enabled") else None
+        files = _files_in_tar(_read(s3, hps["sagemaker_submit_directory"]))
+    checkpoint = req.get("CheckpointConfig") or {}
+    resources = req["ResourceConfig"]
+    return {
+        "image": algorithm["TrainingImage"],
+        "instances": (resources["InstanceType"], resources["InstanceCount"]),
+        "keep_alive_s": resources.get("KeepAlivePeriodInSeconds"),
+        "channels": channels,
+        "entry_script": entry,
+        "code_files": files,
+        "hyperparameters": {k: v for k, v in hps.items() if not k.startswith("sagemaker_")},
+        "metric_definitions": sorted((m["Name"], m["Regex"]) for m in algorithm.get("MetricDefinitions", [])),
+        # the run folder under checkpoints/ is unique per job; LocalPath absent is SageMaker's /opt/ml/checkpoints
+        "checkpoint": (checkpoint.get("S3Uri", "").rsplit("/", 1)[0], checkpoint.get("LocalPath", CHECKPOINT_DIR)),
+        "output": req["OutputDataConfig"]["S3OutputPath"],
+        "tensorboard": req.get("TensorBoardOutputConfig"),
+        "spot": req.get("EnableManagedSpotTraining", False),
+        "stopping": req["StoppingCondition"],
+        "launcher": launcher,
+        "environment": req.get("Environment") or {},
+        "tags": sorted((t["Key"], t["Value"]) for t in req.get("Tags", [])),
+        "role": req["RoleArn"],
+    }
+
+
+def _train_request(python: str, url: str, *flags: str) -> dict:
+    start_recording(url)
+    r = _cli(python, url, "sagemaker", "train", "--data", DATA, "--role", ROLE, *flags)
+    assert r.returncode == 0, r.stderr
+    (req,) = recorded(url, "CreateTrainingJob")
+    return req
+
+
+@pytest.fixture
+def data_prefix(aws_env, conn):  # noqa: F811
+    make_client(aws_env, REGION).put_object(Bucket=BUCKET, Key="data/dogs/train/a/1.jpg", Body=b"x")
+    return aws_env
+
+
+@needs_both
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--instance-type", "ml.g5.xlarge"),
+        ("--instance-type", "ml.m5.xlarge", "--instance-count", "2", "--spot", "--max-run", "3600",
+         "--max-wait", "7200", "--keep-alive", "900", "--no-debugger", "--no-profiler"),
+    ],
+)  # fmt: skip
+def test_training_requests_carry_the_same_substance_under_both_lines(data_prefix, flags):
+    s3 = make_client(data_prefix, REGION)
+    two = training_substance(_train_request(SDK2, data_prefix, *flags), s3)
+    three = training_substance(_train_request(SDK3, data_prefix, *flags), s3)
+    assert two == three
+    # The substance is not empty: the script, its hyperparameters and the rule-verdict metrics are all there.
+    assert two["entry_script"] == "train.py" and "train.py" in two["code_files"] and two["hyperparameters"]["epochs"]
+    rule_metrics = [name for name, _ in two["metric_definitions"] if name.startswith("rule:")]
+    assert bool(rule_metrics) == ("--no-profiler" not in flags)
+    assert two["launcher"] == ("torchrun" if "--instance-count" in flags else None)
+    assert two["keep_alive_s"] == (900 if "--keep-alive" in flags else None)
+
+
+@needs_sdk3
+def test_sdk3_refuses_the_debugger_services_in_one_line(data_prefix):
+    start_recording(data_prefix)
+    r = _cli(SDK3, data_prefix, "sagemaker", "train", "--data", DATA, "--role", ROLE, "--sagemaker-debugger")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "dogclf: error: --sagemaker-debugger needs SageMaker SDK 2.x (3.x has no Debugger or Profiler options); "
+        "drop it: the job runs dogclf's rules and profiler inside itself"
+    ]
+    assert recorded(data_prefix, "CreateTrainingJob") == []
+
+
+@needs_sdk3
+@pytest.mark.parametrize("command", ["tune", "deploy", "batch-predict"])
+def test_sdk3_operations_not_yet_on_3x_are_refused_in_one_line_before_any_request(data_prefix, command):
+    model = f"s3://{BUCKET}/jobs/j1/output/model.tar.gz"
+    args = {
+        "tune": ["sagemaker", "tune", "--data", DATA, "--role", ROLE],
+        "deploy": ["sagemaker", "deploy", model, "--role", ROLE, "--endpoint-name", "dogs-3x"],
+        "batch-predict": ["sagemaker", "batch-predict", model, "--input", f"s3://{BUCKET}/images/",
+                          "--output", f"s3://{BUCKET}/out/", "--role", ROLE],
+    }[command]  # fmt: skip
+    start_recording(data_prefix)
+    r = _cli(SDK3, data_prefix, *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()[-1:]
+    assert line.startswith("dogclf: error: ") and "SageMaker SDK 3.x" in line and "sagemaker>=2.200,<3" in line
+    for operation in ("CreateHyperParameterTuningJob", "CreateModel", "CreateEndpoint", "CreateTransformJob"):
+        assert recorded(data_prefix, operation) == []
+
+
+def _model(conn, key: str) -> str:  # noqa: F811
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("model.pth", b"weights"), ("code/inference.py", b"# handlers\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    conn.s3_client().put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+@needs_both
+def test_register_sends_the_same_model_package_under_both_lines(conn, tmp_path):  # noqa: F811
+    url = conn.endpoint_url
+    model = _model(conn, "jobs/j9/output/model.tar.gz")
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps({"loss": 0.9, "top1": 0.81, "n": 836}))
+    packages = []
+    for python, group in ((SDK2, "dogs-sdk2"), (SDK3, "dogs-sdk3")):
+        start_recording(url)
+        r = _cli(python, url, "sagemaker", "register", model, "--group", group, "--evaluation", str(evaluation))
+        assert r.returncode == 0, r.stderr
+        (req,) = recorded(url, "CreateModelPackage")
+        assert req.pop("ModelPackageGroupName") == group
+        req.pop("ClientToken", None)
+        packages.append(req)
+    assert packages[0] == packages[1]
+    (container,) = packages[0]["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl"] == model and "/pytorch-inference:" in container["Image"]
+
+
+def test_the_line_is_picked_from_the_installed_major_and_refuses_what_it_lacks():
+    from importlib import metadata
+
+    from dogclf.errors import ConfigError
+    from dogclf.sagemaker.sdk_line import require, sdk_line
+
+    line = sdk_line()
+    assert line.major == int(metadata.version("sagemaker").split(".")[0])
+    assert require("train") is line
+    with pytest.raises(ConfigError, match=f"with SageMaker SDK {line.major}.x in this dogclf yet"):
+        require("no such operation")
