@@ -23,9 +23,9 @@ def held_out(tmp_path_factory) -> dict[tuple[str, int, int], dict[str, str]]:
         synthetic_suite.HELD_OUT_SEEDS = seeds
 
 
-# Held-out recall measured (docs/rules.md): LossNotDecreasing 29/33 over 3 seeds, 8/11 at the first seed, which
-# this test runs (it misses low-noise stalls of 3 classes within 300 steps); every other rule 1.0.
-MIN_HELD_OUT_RECALL = {"LossNotDecreasing": 0.7}
+# Held-out recall measured (docs/rules.md): LossNotDecreasing 32/33 over 3 seeds, 10/11 at the first seed, which
+# this test runs (a low-noise 5-class partial stall whose fall straddles the threshold: NotEvaluated); others 1.0.
+MIN_HELD_OUT_RECALL = {"LossNotDecreasing": 0.9}
 
 
 @pytest.mark.slow
@@ -37,6 +37,8 @@ def test_held_out_synthetic_runs_healthy_silent_and_every_failure_caught(held_ou
         f = families[family]
         wrong = [r for r, st in statuses.items() if st == "IssuesFound" and r not in f.expected | f.also]
         assert not wrong and "Error" not in statuses.values(), (family, variant, seed, statuses)
+        silent = [r for r in f.expected if statuses[r] == "NoIssuesFound"]  # a miss must say it could not decide
+        assert not silent, (family, variant, seed, statuses)
     for f in families.values():  # each failure mode caught (in at least one held-out variant)
         for rule in f.expected:
             assert any(st[rule] == "IssuesFound" for (name, _, _), st in held_out.items() if name == f.name), (f, rule)

@@ -181,15 +181,8 @@ def test_sdk3_refuses_the_debugger_services_in_one_line(data_prefix):
 
 
 @needs_sdk3
-@pytest.mark.parametrize("command", ["tune", "deploy", "batch-predict"])
-def test_sdk3_operations_not_yet_on_3x_are_refused_in_one_line_before_any_request(data_prefix, command):
-    model = f"s3://{BUCKET}/jobs/j1/output/model.tar.gz"
-    args = {
-        "tune": ["sagemaker", "tune", "--data", DATA, "--role", ROLE],
-        "deploy": ["sagemaker", "deploy", model, "--role", ROLE, "--endpoint-name", "dogs-3x"],
-        "batch-predict": ["sagemaker", "batch-predict", model, "--input", f"s3://{BUCKET}/images/",
-                          "--output", f"s3://{BUCKET}/out/", "--role", ROLE],
-    }[command]  # fmt: skip
+def test_sdk3_tune_not_yet_on_3x_is_refused_in_one_line_before_any_request(data_prefix):
+    args = ["sagemaker", "tune", "--data", DATA, "--role", ROLE]
     start_recording(data_prefix)
     r = _cli(SDK3, data_prefix, *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
@@ -241,3 +234,147 @@ def test_the_line_is_picked_from_the_installed_major_and_refuses_what_it_lacks()
     assert require("train") is line
     with pytest.raises(ConfigError, match=f"with SageMaker SDK {line.major}.x in this dogclf yet"):
         require("no such operation")
+
+
+def _deploy_requests(python: str, url: str, model: str, endpoint: str, *flags: str) -> dict[str, dict]:
+    """The CreateModel, CreateEndpointConfig and CreateEndpoint requests of `dogclf sagemaker deploy`."""
+    start_recording(url)
+    r = _cli(python, url, "sagemaker", "deploy", model, "--role", ROLE, "--endpoint-name", endpoint, *flags)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"endpoint: {endpoint} (creating")
+    return {op: recorded(url, op) for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint")}
+
+
+def deploy_substance(requests: dict[str, list[dict]], endpoint: str, s3) -> dict:
+    """What deploying asks SageMaker for, independent of the SDK line; every resource is named `endpoint`."""
+    (model,), (config,), (created,) = requests.values()
+    assert model["ModelName"] == config["EndpointConfigName"] == created["EndpointName"] == endpoint
+    assert created["EndpointConfigName"] == endpoint
+    container = model["PrimaryContainer"]
+    (variant,) = config["ProductionVariants"]
+    assert variant.pop("ModelName") == endpoint
+    served = container["ModelDataUrl"]
+    return {
+        "role": model["ExecutionRoleArn"],
+        "image": container["Image"],
+        "environment": container.get("Environment") or {},
+        "model_data": served,
+        "model_files": _files_in_tar(_read(s3, served)),  # a repacked model: the same files, code/ included
+        "variant": variant,
+        "tags": sorted((t["Key"], t["Value"]) for t in config.get("Tags", []) + created.get("Tags", [])),
+    }
+
+
+@needs_both
+@pytest.mark.parametrize(
+    "flags",
+    [
+        (),  # the model is repacked with dogclf's serving code
+        ("--instance-type", "ml.g4dn.xlarge", "--instance-count", "2", "--code-in-model"),
+        ("--serverless-memory", "2048", "--serverless-concurrency", "3", "--export", "onnx-fp32", "--code-in-model"),
+        ("--image", "123456789012.dkr.ecr.us-west-2.amazonaws.com/dogclf:1", "--code-in-model"),
+    ],
+)  # fmt: skip
+def test_deploy_requests_carry_the_same_substance_under_both_lines(conn, flags):  # noqa: F811
+    """CreateModel / CreateEndpointConfig / CreateEndpoint: 2.x through PyTorchModel.deploy, 3.x through the
+    sagemaker-core Session's client (repacking with sagemaker-core's repack_model). Nothing is normalised away
+    but the names (each line deploys its own endpoint) and hence the repacked model's key."""
+    url, s3 = conn.endpoint_url, conn.s3_client()
+    model = _model(conn, "jobs/j8/output/model.tar.gz")
+    two = deploy_substance(_deploy_requests(SDK2, url, model, "dogs-two", *flags), "dogs-two", s3)
+    three = deploy_substance(_deploy_requests(SDK3, url, model, "dogs-three", *flags), "dogs-three", s3)
+    repacked = not flags
+    for substance, name in ((two, "dogs-two"), (three, "dogs-three")):
+        # a repacked model is the job's model plus dogclf's serving code, under code/NAME/ of the prefix
+        assert substance.pop("model_data") == (f"s3://{BUCKET}/dogclf/code/{name}/model.tar.gz" if repacked else model)
+    assert two == three
+    env, files = two["environment"], two["model_files"]
+    if "--image" in flags:
+        assert two["image"] == flags[1] and env == {}
+    else:
+        assert "/pytorch-inference:" in two["image"] and env["SAGEMAKER_PROGRAM"] == "inference.py"
+        assert ("-gpu-" in two["image"]) == ("ml.g4dn.xlarge" in flags)
+    assert "code/inference.py" in files and "model.pth" in files
+    if "--serverless-memory" in flags:
+        assert two["variant"]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 3}
+        assert env["DOGCLF_BACKEND"] == "onnx-fp32"
+    else:
+        assert (two["variant"]["InstanceType"], two["variant"]["InitialInstanceCount"]) == (
+            ("ml.g4dn.xlarge", 2) if "--instance-count" in flags else ("ml.m5.large", 1)
+        )
+
+
+@needs_both
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--topk", "3"),  # repacked
+        ("--code-in-model", "--export", "onnx-fp32"),
+    ],
+)  # fmt: skip
+def test_transform_requests_carry_the_same_substance_under_both_lines(conn, flags):  # noqa: F811
+    """CreateModel and CreateTransformJob: 2.x through PyTorchModel.transformer, 3.x through the sagemaker-core
+    Session's client. Nothing is normalised away but the names (each line starts its own job) and hence the
+    repacked model's key."""
+    url, s3 = conn.endpoint_url, conn.s3_client()
+    model = _model(conn, "jobs/j7/output/model.tar.gz")
+    found = []
+    for python, name in ((SDK2, "dogs-batch-two"), (SDK3, "dogs-batch-three")):
+        start_recording(url)
+        r = _cli(python, url, "sagemaker", "batch-predict", model, "--input", f"s3://{BUCKET}/images/",
+                 "--output", f"s3://{BUCKET}/out/", "--role", ROLE, "--job-name", name, *flags)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        (created,), (job,) = recorded(url, "CreateModel"), recorded(url, "CreateTransformJob")
+        assert created["ModelName"] == job.pop("ModelName") == job.pop("TransformJobName") == name
+        container = created["PrimaryContainer"]
+        served = container.pop("ModelDataUrl")
+        assert served == (model if "--code-in-model" in flags else f"s3://{BUCKET}/dogclf/code/{name}/model.tar.gz")
+        job["TransformInput"].setdefault("SplitType", "None")  # 2.x leaves SageMaker's default out
+        found.append({"role": created["ExecutionRoleArn"], "container": container, "job": job,
+                      "model_files": _files_in_tar(_read(s3, served))})  # fmt: skip
+    two, three = found
+    assert two == three
+    env, job = two["container"]["Environment"], two["job"]
+    assert "/pytorch-inference:" in two["container"]["Image"] and env["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert env["DOGCLF_TOPK"] == ("3" if "--topk" in flags else "5")
+    assert env.get("DOGCLF_BACKEND") == ("onnx-fp32" if "--export" in flags else None)
+    assert {"code/inference.py", "model.pth"} <= set(two["model_files"])
+    assert job["BatchStrategy"] == "SingleRecord" and job["TransformInput"]["ContentType"] == "application/x-image"
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/images/"
+    assert job["TransformOutput"] == {"S3OutputPath": f"s3://{BUCKET}/out/", "Accept": "application/json"}
+    expected = ("ml.c5.xlarge", 2) if "--instance-count" in flags else ("ml.m5.large", 1)
+    assert (job["TransformResources"]["InstanceType"], job["TransformResources"]["InstanceCount"]) == expected
+
+
+PREDICT = """
+import json, sys
+from dogclf.sagemaker import connect
+from dogclf.sagemaker.serializers import make_predictor
+conn = connect(None, "us-east-1", sys.argv[1], needs_bucket=False)
+predictor = make_predictor("dogclf-local", conn.session)
+top = predictor.predict(sys.argv[2], custom_attributes="topk=2")
+logits = make_predictor("dogclf-local", conn.session, logits=True).predict(open(sys.argv[2], "rb").read())
+print(json.dumps({"class": type(predictor).__module__, "top": top, "logits": logits.tolist()}))
+"""
+
+
+@needs_both
+def test_the_predictor_answers_the_same_under_both_lines(tiny_run, tiny_data):
+    """make_predictor: 2.x's sagemaker.predictor.Predictor, 3.x's RuntimePredictor (InvokeEndpoint through the
+    sagemaker-core Session's runtime client), both with dogclf's codecs, against a real local endpoint."""
+    from dogclf.serve.local import LocalEndpoint
+
+    image = str(sorted((tiny_data / "test").rglob("*.jpg"))[0])
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}  # fmt: skip
+    answers = []
+    with LocalEndpoint(tiny_run, "--precision", "fp32", "--threads", "1") as endpoint:
+        for python in (SDK2, SDK3):
+            r = subprocess.run([python, "-c", PREDICT, endpoint.url, image], capture_output=True, text=True,
+                               timeout=300, env=env)  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            answers.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    two, three = answers
+    assert (two.pop("class"), three.pop("class")) == ("sagemaker.base_predictor", "dogclf.sagemaker.sdk3")
+    assert two == three
+    assert len(two["top"]["predictions"][0]) == 2 and len(two["logits"][0]) == 3

@@ -10,11 +10,12 @@ from pydantic import Field
 from dogclf.prediction_format import MAX_TOPK
 from dogclf.prediction_table import PredictionRow
 from dogclf.sagemaker.batch_output import OUT_SUFFIX, local_outputs, read_out_object, result_rows
-from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_model, shipped
+from dogclf.sagemaker.endpoints import ServingOptions, check_model_archive, serving_spec, shipped
 from dogclf.sagemaker.names import job_name
 from dogclf.sagemaker.s3 import list_keys, make_client, parse_s3_uri
 from dogclf.sagemaker.session import Connection, SageMakerError, aws_errors, sdk_env
 from dogclf.sagemaker.shipping import serving_env
+from dogclf.sagemaker.specs import TransformSpec
 from dogclf.sagemaker.waiting import wait_for
 
 IMAGE_CONTENT_TYPE = "application/x-image"
@@ -42,7 +43,7 @@ def batch_transform(
     """
     from dogclf.sagemaker.sdk_line import require
 
-    require("batch_transform")
+    line = require("batch_transform")
     o = options
     for uri in (input_uri, output_uri):
         parse_s3_uri(uri)
@@ -50,22 +51,14 @@ def batch_transform(
     model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
+    job = TransformSpec(
+        name, o.instance_type, o.instance_count, input_uri, output_uri, IMAGE_CONTENT_TYPE, ACCEPT,
+        o.max_concurrent_transforms,
+    )  # fmt: skip
+    env = {**serving_env(o.export), "DOGCLF_TOPK": str(o.topk)}
     with sdk_env(conn.endpoint_url), aws_errors("starting the batch transform job"):
-        with serving_model(
-            conn, model_data, o, name, env={**serving_env(o.export), "DOGCLF_TOPK": str(o.topk)}
-        ) as model:
-            transformer = model.transformer(
-                instance_count=o.instance_count,
-                instance_type=o.instance_type,
-                strategy="SingleRecord",
-                output_path=output_uri,
-                accept=ACCEPT,
-                max_concurrent_transforms=o.max_concurrent_transforms,
-                tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
-            )
-            transformer.transform(
-                data=input_uri, content_type=IMAGE_CONTENT_TYPE, split_type=None, job_name=name, wait=False
-            )
+        with serving_spec(conn, model_data, o, name, env) as spec:
+            line.transform(spec, job, conn.session)
     if wait:
         job = wait_for(conn, "transform", name, progress=lambda status: print(f"transform job {name}: {status}"))
         if job["TransformJobStatus"] != "Completed":

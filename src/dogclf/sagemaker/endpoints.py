@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from dogclf.errors import ConfigError
+from dogclf.sagemaker.names import unique_name
 from dogclf.sagemaker.s3 import parse_s3_uri
 from dogclf.sagemaker.session import (
     FRAMEWORK_VERSION,
@@ -25,6 +26,7 @@ from dogclf.sagemaker.session import (
     sdk_env,
 )
 from dogclf.sagemaker.shipping import serving_env, ship_model
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec
 from dogclf.sagemaker.staging import CODE_DIR, ENTRY_SCRIPTS, stage_source_dir
 
 log = logging.getLogger("dogclf")
@@ -117,93 +119,55 @@ def check_model_archive(conn: Connection, model_data: str) -> None:
 
 
 @contextlib.contextmanager
-def serving_model(
+def serving_spec(
     conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None = None
-) -> Iterator[Any]:
-    """The PyTorchModel of dogclf's serving handlers; its staged code folder is removed when the block ends.
+) -> Iterator[ServingSpec]:
+    """The SageMaker Model of dogclf's serving handlers; its staged code folder is removed when the block ends.
 
-    With the code inside model_data (code_in_model), no entry_point, so the SDK neither downloads nor repacks.
-    Call inside sdk_env and aws_errors.
+    With the code inside model_data (code_in_model) or the user's image, nothing is staged: the SDK line neither
+    downloads nor repacks, and dogclf's entry script is named in the environment.
     """
-    if o.image_uri:
-        yield _own_container_model(conn, model_data, o, name, env)
-        return
-    from sagemaker.pytorch import PyTorchModel
-
-    source_dir = None if o.code_in_model else stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir)
-    code = {"entry_point": ENTRY_SCRIPTS["inference"], "source_dir": str(source_dir)} if source_dir else {}
+    staged = not (o.code_in_model or o.image_uri)
+    source_dir = stage_source_dir([ENTRY_SCRIPTS["inference"]], None, o.entry_dir) if staged else None
     program = {"SAGEMAKER_PROGRAM": ENTRY_SCRIPTS["inference"], "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR}
     try:
-        yield PyTorchModel(
-            model_data=model_data,
+        yield ServingSpec(
+            name=name,
             role=o.role,
+            model_data=model_data,
             framework_version=o.framework_version,
             py_version=o.py_version,
-            sagemaker_session=conn.session,
             code_location=conn.s3_uri("code"),
-            name=name,
-            env={**({} if source_dir else program), **(env or {})},
-            **code,
+            entry_script=ENTRY_SCRIPTS["inference"],
+            source_dir=source_dir,
+            image=o.image_uri,
+            environment={**({} if staged or o.image_uri else program), **(env or {})},
+            tags=dict(o.tags),
         )
     finally:
         if source_dir is not None:
             shutil.rmtree(source_dir, ignore_errors=True)
 
 
-def _own_container_model(
-    conn: Connection, model_data: str, o: ServingOptions, name: str, env: Mapping[str, str] | None
-) -> Any:
-    """A Model of the user's image, whose entry runs `dogclf serve` (dogclf.cli.container)."""
-    from sagemaker.model import Model
-    from sagemaker.predictor import Predictor
-
-    return Model(
-        image_uri=o.image_uri,
-        model_data=model_data,
-        role=o.role,
-        sagemaker_session=conn.session,
-        name=name,
-        env=dict(env or {}),
-        predictor_cls=Predictor,
-    )
-
-
 def deploy(conn: Connection, model_data: str, options: DeployOptions) -> Any:
-    """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a Predictor."""
+    """Create model, endpoint config and endpoint (no wait) for a model.tar.gz in S3; returns a predictor."""
     from dogclf.sagemaker.sdk_line import require
 
-    require("deploy")
+    line = require("deploy")
     o = options
     if o.serverless_memory_mb is not None and o.autoscale_max_instances:
         raise ConfigError("autoscaling applies to instance endpoints; serverless endpoints scale by themselves")
     model_data, o = shipped(conn, model_data, o)
     if not o.code_in_model:
         check_model_archive(conn, model_data)
-    serializer, deserializer = _client_codecs()
+    endpoint = EndpointSpec(o.instance_type, o.instance_count, o.serverless_memory_mb, o.serverless_max_concurrency)
     with sdk_env(conn.endpoint_url), aws_errors("deploying the endpoint"):
-        from sagemaker.serverless import ServerlessInferenceConfig
-        from sagemaker.utils import name_from_base
-
-        name = o.endpoint_name or name_from_base("dogclf")
-        serverless = None
-        if o.serverless_memory_mb is not None:
-            serverless = ServerlessInferenceConfig(
-                memory_size_in_mb=o.serverless_memory_mb, max_concurrency=o.serverless_max_concurrency
-            )
-        with serving_model(conn, model_data, o, name, serving_env(o.export)) as model:
-            predictor = model.deploy(
-                initial_instance_count=None if serverless else o.instance_count,
-                instance_type=None if serverless else o.instance_type,
-                serverless_inference_config=serverless,
-                serializer=serializer,
-                deserializer=deserializer,
-                endpoint_name=name,
-                wait=False,
-                tags=[{"Key": k, "Value": v} for k, v in o.tags.items()] or None,
-            )
+        name = o.endpoint_name or unique_name("dogclf")
+        with serving_spec(conn, model_data, o, name, serving_env(o.export)) as spec:
+            line.deploy(spec, endpoint, conn.session)
         if o.autoscale_max_instances:
             _autoscale(conn, name, o.instance_count, o.autoscale_max_instances, o.autoscale_target_invocations)
-    return predictor
+        return line.predictor(name, conn.session, *_client_codecs())
 
 
 def _autoscale(conn: Connection, endpoint: str, low: int, high: int, target: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.specs import TrainingSpec
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec
 
 
 def _sdk_config() -> dict[str, Any]:
@@ -89,3 +89,74 @@ class Sdk2Line:
         """`estimator.fit` (logs streamed while waiting)."""
         trainer.fit(channels, job_name=job_name, wait=wait, logs="All" if wait else "None")
         return str(trainer.latest_training_job.name)
+
+    def model(self, spec: ServingSpec, session: Any) -> Any:
+        """The PyTorchModel of dogclf's serving code (repacked from spec.source_dir), or a Model of spec.image."""
+        if spec.image:
+            from sagemaker.model import Model
+            from sagemaker.predictor import Predictor
+
+            return Model(
+                image_uri=spec.image,
+                model_data=spec.model_data,
+                role=spec.role,
+                sagemaker_session=session,
+                name=spec.name,
+                env=dict(spec.environment),
+                predictor_cls=Predictor,
+            )
+        from sagemaker.pytorch import PyTorchModel
+
+        code = {"entry_point": spec.entry_script, "source_dir": str(spec.source_dir)} if spec.source_dir else {}
+        return PyTorchModel(
+            model_data=spec.model_data,
+            role=spec.role,
+            framework_version=spec.framework_version,
+            py_version=spec.py_version,
+            sagemaker_session=session,
+            code_location=spec.code_location,
+            name=spec.name,
+            env=dict(spec.environment),
+            **code,
+        )
+
+    def deploy(self, model: ServingSpec, endpoint: EndpointSpec, session: Any) -> Any:
+        """`Model.deploy` (no wait): instances, or a ServerlessInferenceConfig; the endpoint's name."""
+        from sagemaker.serverless import ServerlessInferenceConfig
+
+        serverless = None
+        if endpoint.serverless_memory_mb is not None:
+            serverless = ServerlessInferenceConfig(
+                memory_size_in_mb=endpoint.serverless_memory_mb, max_concurrency=endpoint.serverless_max_concurrency
+            )
+        self.model(model, session).deploy(
+            initial_instance_count=None if serverless else endpoint.instance_count,
+            instance_type=None if serverless else endpoint.instance_type,
+            serverless_inference_config=serverless,
+            endpoint_name=model.name,
+            wait=False,
+            tags=[{"Key": k, "Value": v} for k, v in model.tags.items()] or None,
+        )
+        return model.name
+
+    def transform(self, model: ServingSpec, job: TransformSpec, session: Any) -> str:
+        """`Model.transformer(...).transform(...)` (no wait)."""
+        transformer = self.model(model, session).transformer(
+            instance_count=job.instance_count,
+            instance_type=job.instance_type,
+            strategy="SingleRecord",
+            output_path=job.output_uri,
+            accept=job.accept,
+            max_concurrent_transforms=job.max_concurrent_transforms,
+            tags=[{"Key": k, "Value": v} for k, v in model.tags.items()] or None,
+        )
+        transformer.transform(
+            data=job.input_uri, content_type=job.content_type, split_type=None, job_name=job.name, wait=False
+        )
+        return job.name
+
+    def predictor(self, endpoint_name: str, session: Any, serializer: Any, deserializer: Any) -> Any:
+        """A `sagemaker.predictor.Predictor` with the given codecs."""
+        from sagemaker.predictor import Predictor
+
+        return Predictor(endpoint_name, sagemaker_session=session, serializer=serializer, deserializer=deserializer)

@@ -3,6 +3,8 @@
 3.x runs a script through its own driver (`/bin/bash sm_drivers/sm_train.sh`), with the code and the drivers
 as two extra input channels (`code`, `sm_drivers`), and `Torchrun` as the distributed launcher. It has no
 Debugger or Profiler options: dogclf refuses `sagemaker_debugger` under 3.x (see estimators.make_estimator).
+Models and endpoints are created through the sagemaker-core Session's client (ModelBuilder brings its own serving
+setup, and the resources' create() re-reads each one and rejects answers without every optional field).
 ModelTrainer checks the role with IAM SimulatePrincipalPolicy unless SAGEMAKER_VALIDATE_ROLE is false.
 """
 
@@ -12,14 +14,17 @@ import json
 from typing import Any
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.specs import TrainingSpec
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec
+from dogclf.sagemaker.staging import CODE_DIR
+
+CPU_INSTANCE = "ml.m5.large"  # any CPU instance: picks the CPU inference image for serverless endpoints
 
 
 class Sdk3Line:
     """sagemaker 3.x: `sagemaker.core` Session and image URIs, `sagemaker.train.ModelTrainer`."""
 
     major = 3
-    operations = frozenset({"train"})
+    operations = frozenset({"train", "deploy", "batch_transform", "predictor"})
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A sagemaker-core Session on boto_session with telemetry opted out."""
@@ -114,3 +119,123 @@ class Sdk3Line:
         if wait:
             job.wait(logs=True)
         return str(job.training_job_name)
+
+    def _model_data(self, spec: ServingSpec, session: Any) -> str:
+        """spec.model_data, or its repack with spec.source_dir as code/ at CODE_LOCATION/NAME/model.tar.gz (as 2.x)."""
+        if spec.source_dir is None:
+            return spec.model_data
+        from sagemaker.core.common_utils import repack_model
+
+        repacked = f"{spec.code_location.rstrip('/')}/{spec.name}/model.tar.gz"
+        repack_model(spec.entry_script, str(spec.source_dir), [], spec.model_data, repacked, session)
+        return repacked
+
+    def _container(self, spec: ServingSpec, session: Any, instance_type: str) -> dict[str, Any]:
+        """The container: the user's image as is, or the PyTorch image with its serving toolkit's settings."""
+        model_data = self._model_data(spec, session)
+        if spec.image:
+            return {"Image": spec.image, "ModelDataUrl": model_data, "Environment": dict(spec.environment)}
+        region = session.boto_region_name
+        toolkit = {
+            "SAGEMAKER_PROGRAM": spec.entry_script,
+            "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": region,
+        }
+        image = self.image_uri(region, spec.framework_version, spec.py_version, instance_type, "inference")
+        return {"Image": image, "ModelDataUrl": model_data, "Environment": {**toolkit, **spec.environment}}
+
+    def _create_model(self, spec: ServingSpec, session: Any, instance_type: str) -> None:
+        """CreateModel of spec (the image for instance_type) through the Session's client."""
+        session.sagemaker_client.create_model(
+            ModelName=spec.name,
+            ExecutionRoleArn=spec.role,
+            PrimaryContainer=self._container(spec, session, instance_type),
+            **({"Tags": _tags(spec)} if spec.tags else {}),
+        )
+
+    def deploy(self, model: ServingSpec, endpoint: EndpointSpec, session: Any) -> str:
+        """CreateModel, CreateEndpointConfig, CreateEndpoint (no wait) through the sagemaker-core Session's client.
+
+        sagemaker-core's resources re-read each one after creating it and reject answers without every field.
+        """
+        serverless = endpoint.serverless_memory_mb is not None
+        # Serverless endpoints run on CPU: the image is the CPU one, as 2.x picks it.
+        container = self._container(model, session, CPU_INSTANCE if serverless else endpoint.instance_type)
+        tags = [{"Key": k, "Value": v} for k, v in model.tags.items()]
+        client = session.sagemaker_client
+        client.create_model(
+            ModelName=model.name,
+            ExecutionRoleArn=model.role,
+            PrimaryContainer=container,
+            **({"Tags": tags} if tags else {}),
+        )
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model.name, "InitialVariantWeight": 1}
+        if serverless:
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": endpoint.serverless_memory_mb,
+                "MaxConcurrency": endpoint.serverless_max_concurrency,
+            }
+        else:
+            variant |= {"InitialInstanceCount": endpoint.instance_count, "InstanceType": endpoint.instance_type}
+        client.create_endpoint_config(
+            EndpointConfigName=model.name, ProductionVariants=[variant], **({"Tags": tags} if tags else {})
+        )
+        client.create_endpoint(EndpointName=model.name, EndpointConfigName=model.name, Tags=tags)
+        return model.name
+
+    def transform(self, model: ServingSpec, job: TransformSpec, session: Any) -> str:
+        """CreateModel and CreateTransformJob through the sagemaker-core Session's client (no wait)."""
+        self._create_model(model, session, job.instance_type)
+        extra: dict[str, Any] = {"Tags": _tags(model)} if model.tags else {}
+        if job.max_concurrent_transforms is not None:
+            extra["MaxConcurrentTransforms"] = job.max_concurrent_transforms
+        session.sagemaker_client.create_transform_job(
+            TransformJobName=job.name,
+            ModelName=model.name,
+            BatchStrategy="SingleRecord",
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.input_uri}},
+                "ContentType": job.content_type,
+                "SplitType": "None",
+            },
+            TransformOutput={"S3OutputPath": job.output_uri, "Accept": job.accept},
+            TransformResources={"InstanceType": job.instance_type, "InstanceCount": job.instance_count},
+            **extra,
+        )
+        return job.name
+
+    def predictor(self, endpoint_name: str, session: Any, serializer: Any, deserializer: Any) -> Any:
+        """A `RuntimePredictor`: InvokeEndpoint through the session's sagemaker-runtime client (or boto3's default)."""
+        import boto3
+
+        client = session.sagemaker_runtime_client if session is not None else boto3.client("sagemaker-runtime")
+        return RuntimePredictor(endpoint_name, client, serializer, deserializer)
+
+
+def _tags(spec: ServingSpec) -> list[dict[str, str]]:
+    """The spec's tags as SageMaker takes them."""
+    return [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+
+
+class RuntimePredictor:
+    """The predictor-style client under 3.x (which has no Predictor): `predict(data)` with dogclf's codecs."""
+
+    def __init__(self, endpoint_name: str, runtime_client: Any, serializer: Any, deserializer: Any) -> None:
+        """Invoke endpoint_name with runtime_client, encoding with serializer and decoding with deserializer."""
+        self.endpoint_name = endpoint_name
+        self.serializer = serializer
+        self.deserializer = deserializer
+        self._client = runtime_client
+
+    def predict(self, data: Any, custom_attributes: str | None = None) -> Any:
+        """InvokeEndpoint with the serialized data; the deserialized answer."""
+        extra = {"CustomAttributes": custom_attributes} if custom_attributes else {}
+        answer = self._client.invoke_endpoint(
+            EndpointName=self.endpoint_name,
+            Body=self.serializer.serialize(data),
+            ContentType=self.serializer.CONTENT_TYPE,
+            Accept=self.deserializer.ACCEPT[0],
+            **extra,
+        )
+        return self.deserializer.deserialize(answer["Body"], answer.get("ContentType", ""))

@@ -1,8 +1,9 @@
 """The one interface between dogclf and the SageMaker Python SDK, with one implementation per major line.
 
-dogclf resolves what a job asks for into SDK-free specs (`specs.TrainingSpec`); the line installed (2.x: the
-`Estimator` family in `sdk2`, 3.x: sagemaker-train's `ModelTrainer` and sagemaker-core in `sdk3`) turns them
-into requests. The line is picked once, from the installed SDK's major version.
+dogclf resolves what it asks for into SDK-free specs (`specs.TrainingSpec`, `ServingSpec`, `EndpointSpec`,
+`TransformSpec`); the line installed (2.x: the `Estimator`/`Model` family in `sdk2`, 3.x: sagemaker-train's
+`ModelTrainer` and sagemaker-core in `sdk3`) turns them into requests. The line is picked once, from the
+installed SDK's major version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.specs import TrainingSpec
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec
 
 
 class SdkLine(Protocol):
@@ -35,6 +36,18 @@ class SdkLine(Protocol):
 
     def train(self, trainer: Any, channels: dict[str, str], job_name: str, wait: bool) -> str:
         """Start the training job (CreateTrainingJob) on the S3 channels; with wait, until it ends; its name."""
+        ...
+
+    def deploy(self, model: ServingSpec, endpoint: EndpointSpec, session: Any) -> str:
+        """CreateModel, CreateEndpointConfig and CreateEndpoint (no wait), all named model.name; that name."""
+        ...
+
+    def transform(self, model: ServingSpec, job: TransformSpec, session: Any) -> str:
+        """CreateModel (named model.name) and CreateTransformJob (SingleRecord, no wait); the job's name."""
+        ...
+
+    def predictor(self, endpoint_name: str, session: Any, serializer: Any, deserializer: Any) -> Any:
+        """The line's predictor-style client for the endpoint: `endpoint_name` and `predict(data)`."""
         ...
 
 

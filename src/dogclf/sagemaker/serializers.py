@@ -57,14 +57,8 @@ class LogitsDeserializer:
 
 
 def make_predictor(endpoint_name: str, sagemaker_session: Any = None, logits: bool = False) -> Any:
-    """A `sagemaker.predictor.Predictor` for a dogclf endpoint, with the serializers above."""
+    """The SDK line's predictor for a dogclf endpoint (2.x: `sagemaker.predictor.Predictor`), with the codecs above."""
     from dogclf.sagemaker.sdk_line import require
 
-    require("predictor")
-    from sagemaker.predictor import Predictor
-
     deserializer = LogitsDeserializer() if logits else TopKDeserializer()
-    serializer = ImageSerializer()
-    return Predictor(
-        endpoint_name, sagemaker_session=sagemaker_session, serializer=serializer, deserializer=deserializer
-    )
+    return require("predictor").predictor(endpoint_name, sagemaker_session, ImageSerializer(), deserializer)

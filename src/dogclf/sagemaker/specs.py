@@ -36,3 +36,44 @@ class TrainingSpec:
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     service_monitoring: Mapping[str, Any] = field(default_factory=dict)  # 2.x estimator's Debugger/Profiler args
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """One SageMaker Model as dogclf resolves it: the substance both SDK lines send to CreateModel."""
+
+    name: str
+    role: str
+    model_data: str
+    framework_version: str
+    py_version: str
+    code_location: str  # a repacked model goes to CODE_LOCATION/NAME/model.tar.gz
+    entry_script: str
+    source_dir: Path | None = None  # repack model_data with these files as code/; None: served as is
+    image: str | None = None  # the user's own container; None: SageMaker's PyTorch inference image
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Where a real-time endpoint runs: instances, or serverless with memory and concurrency."""
+
+    instance_type: str
+    instance_count: int
+    serverless_memory_mb: int | None = None
+    serverless_max_concurrency: int = 5
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """One Batch Transform job: one request per object under input_uri, answers under output_uri."""
+
+    name: str
+    instance_type: str
+    instance_count: int
+    input_uri: str
+    output_uri: str
+    content_type: str
+    accept: str
+    max_concurrent_transforms: int | None = None

@@ -1,4 +1,4 @@
-"""Rules on losses: LossNotDecreasing, Overfit, Overtraining, deciding on windowed means against the run's noise."""
+"""Rules on losses: LossNotDecreasing, Overfit, Overtraining, deciding on means and trends against the run's noise."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import numpy as np
 from smdebug.core.modes import ModeKeys
 
 from dogclf.debug.rules._common import _MODES, _bool, _list, _LossRule, noise_sd
+
+
+def _trend_drop(values: np.ndarray, sd: float) -> tuple[float, float]:
+    """The least-squares fall of `values` over half their length, and its standard error at per-step noise `sd`."""
+    m = len(values)
+    x = np.arange(m) - (m - 1) / 2
+    slope = float(x @ values) / float(x @ x)
+    return -slope * (m // 2), sd * (m // 2) * float(np.sqrt(12 / (m**3 - m)))
 
 
 class LossNotDecreasing(_LossRule):
@@ -16,11 +24,12 @@ class LossNotDecreasing(_LossRule):
     first loss (the model before any update) or more, an order of magnitude by default: logits blew up, even if
     the loss later settles. Diverged: the last `sustain` windows all above the first window's mean (or the
     first loss, when the rise began inside that window) by `increase_threshold_percent` %, with confidence `z`,
-    so a short bump that recovers never decides. Stalled: the latest block (a third of the steps so far, at
-    least `patience` windows) is not `diff_percent` % per `num_steps` steps below the block before, with
-    confidence `z`, while the loss is above `progress_percent` % of that reference (lower is converging); a
-    block too short for its noise to show such a drop or a clear one decides nothing. Never decided:
-    NotEvaluated. Without `mode`, the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
+    so a short bump that recovers never decides. Stalled: over the last two blocks (a block is a third of the
+    steps so far, at least `patience` windows) the least-squares fall per block is under `diff_percent` % per
+    `num_steps` steps, with confidence `z`, while the loss is above `progress_percent` % of that reference
+    (lower is converging); blocks too short for their noise to show such a drop or a clear one decide nothing,
+    and a latest fall whose interval straddles that drop is NotEvaluated, as is a run never decided. Without
+    `mode`, the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
     """
 
     explanation = "The loss is NaN, rose far above its start (diverged), or stopped falling while still high."
@@ -51,7 +60,7 @@ class LossNotDecreasing(_LossRule):
         self.mode = None if mode in (None, "", "None") else _MODES[str(mode).upper()]
         self._series: list[tuple[int, float]] | None = None
         self._index: dict[int, int] = {}
-        self.decided = False
+        self.decided, self._open = False, ""  # _open: why the latest stall check was inconclusive
 
     def _pick(self) -> list[tuple[int, float]]:
         modes = [self.mode] if self.mode is not None else [ModeKeys.EVAL, ModeKeys.TRAIN, ModeKeys.GLOBAL]
@@ -117,30 +126,38 @@ class LossNotDecreasing(_LossRule):
         b = max(self.patience * self.num_steps, len(values) // 3)
         if len(values) < 2 * b:
             return False
-        recent, before = float(values[-b:].mean()), float(values[-2 * b : -b].mean())
-        if recent <= ref * self.progress / 100:
-            self.decided = True
+        before = float(values[-2 * b : -b].mean())
+        if float(values[-b:].mean()) <= ref * self.progress / 100:
+            self.decided, self._open = True, ""
             return False  # converging: far below where it started
+        drop, se = _trend_drop(values[-2 * b :], sd)  # fall over `b` steps by least squares, every loss counted
         need = before * self.diff_percent / 100 * b / self.num_steps  # the least drop that counts as progress
-        margin = self.z * sd * np.sqrt(2 / b)
-        if before - recent - margin > need:
-            self.decided = True
+        margin = self.z * se
+        if drop - margin > need:
+            self.decided, self._open = True, ""
             return False  # clear progress
         if margin > need:
             return False  # the noise could hide a drop of `need`: no decision yet
-        self.decided = True
-        if before - recent + margin < need:
+        if drop + margin < need:
             return self.fire(
-                f"mean loss {recent:.4g} over the last {b} steps vs {before:.4g} over the {b} before: under "
-                f"{self.diff_percent:g}% lower per {self.num_steps} steps (noise {sd:.3g} per step) while above "
-                f"{self.progress:g}% of the start {ref:.4g}"
+                f"the loss fell {drop:.3g} over the last {b} steps (least squares over {2 * b}; mean now "
+                f"{float(values[-b:].mean()):.4g}): under {self.diff_percent:g}% of {before:.4g} per "
+                f"{self.num_steps} steps (noise {sd:.3g} per step) while above {self.progress:g}% of the start "
+                f"{ref:.4g}"
             )
+        self.decided = False  # the latest evidence straddles the threshold: neither progress nor a stall
+        self._open = (
+            f"the loss fell {drop:.3g} ± {margin:.3g} over the last {b} steps of {len(values)}: cannot tell a stall "
+            f"from the {need:.3g} that counts as progress ({self.diff_percent:g}% per {self.num_steps} steps)"
+        )
         return False
 
     def insufficient(self) -> str:
         """NotEvaluated reason: too few losses, or too noisy, to tell a stall from slow progress."""
         if self.decided:
             return ""
+        if self._open:
+            return self._open
         values = np.array([v for _, v in self._series or []])
         if len(values) < 2 * self.patience * self.num_steps:
             return f"only {len(values)} losses saved; comparing windows needs {2 * self.patience * self.num_steps}"
