@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dogclf")
 
 # The sample data can be learned from scratch, and nothing is downloaded, so the quickstart trains the whole
-# ResNet50 from random init (freeze nothing), tuning over the AdamW from-scratch space (lr 1e-3..3e-3; see
+# ResNet50 from random init (freeze nothing), tuning over the AdamW from-scratch space (lr 1e-3..2e-3; see
 # docs/local.md). With internet (or torchvision's weights in the torch cache) switch to `model.weights:
 # imagenet` with `model.freeze: staged` or `backbone` (`dogclf quickstart --weights imagenet --freeze staged`):
 # the tuning trials then train only the head, from cached backbone features, in seconds.

@@ -34,7 +34,7 @@ def test_course_space_stays_available_by_name_and_as_the_config_free_default():
     [
         ("nothing", "adamw", "imagenet", (1e-5, 1e-3, "log")),
         ("full", "adamw", "imagenet", (1e-5, 1e-3, "log")),  # old name of nothing
-        ("nothing", "adamw", None, (1e-3, 3e-3, "log")),  # from random init
+        ("nothing", "adamw", None, (1e-3, 2e-3, "log")),  # from random init
         ("backbone", "adamw", "imagenet", (1e-3, 1e-1, "log")),
         ("head", "adamw", "imagenet", (1e-3, 1e-1, "log")),  # old name of backbone
         ("staged", "adamw", None, (1e-3, 3e-2, "log")),
@@ -50,10 +50,11 @@ def test_default_space_fits_the_optimizer_freeze_mode_and_weights(freeze, optimi
 
 def test_whole_network_adamw_space_stays_below_the_measured_divergence():
     # docs/local.md: AdamW at lr 5e-3 on the whole quickstart ResNet50 ended epoch 1 with valid loss ~4e5; with
-    # warmup and BatchNorm recalibration 1e-3..3e-3 never spiked (bench_lr_ranges.py), below 1e-3 stays near chance.
+    # warmup and BatchNorm recalibration a small network never spiked up to 1e-2 (bench_lr_ranges.py); below 1e-3
+    # stays near chance; ResNet50 above 2e-3 with recalibration is not measured yet.
     cfg = build_config(overrides=QUICKSTART_CONFIG)
     assert cfg.optim.bn_recalibrate and cfg.optim.warmup_epochs > 0
-    assert _lr(default_space(tuning_config(cfg, 2))) == (1e-3, 3e-3, "log")
+    assert _lr(default_space(tuning_config(cfg, 2))) == (1e-3, 2e-3, "log")
 
 
 def test_space_option_takes_a_name_or_a_file(tmp_path):
