@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -24,15 +25,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory):
-    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session (its files in a temp dir); its URL."""
+def _start_moto(home: Path) -> tuple[subprocess.Popen, str] | None:
+    """One `moto.server` on a free port, waited for (60 s); None if it exited first (e.g. the port was taken)."""
     port = _free_port()
-    home = tmp_path_factory.mktemp("moto")
+    log = (home / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         cwd=home,
         # Like AWS, where another account's bucket answers 403 (to ExpectedBucketOwner, or without a grant).
         env={
@@ -46,12 +46,32 @@ def moto_url(tmp_path_factory):
     while True:
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
+            return proc, url
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None:
+                return None
+            if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("moto server did not start") from None
+                return None
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory):
+    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session (its files in a temp dir); its URL.
+
+    The free port is found before the server binds it, so another process (a parallel test worker) may take it
+    in between: a server that exits at once is started again on another port, three tries in all.
+    """
+    home = tmp_path_factory.mktemp("moto")
+    for _ in range(3):
+        started = _start_moto(home)
+        if started is not None:
+            break
+    else:
+        logs = "".join(p.read_text(errors="replace")[-400:] for p in sorted(home.glob("server-*.log")))
+        raise RuntimeError(f"moto server did not start; its output: {logs}")
+    proc, url = started
     yield url
     proc.terminate()
     proc.wait(timeout=10)
