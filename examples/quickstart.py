@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dogclf.build_config(overrides={
         "data.root": str(data), "data.image_size": args.image_size, "model.arch": args.arch,
         "model.weights": None, "model.freeze": "nothing", "optim.epochs": args.epochs, "optim.warmup_epochs": 0.5,
-        "optim.bn_recalibrate": True, "profile.enabled": True, "profile.report": False, "debug.enabled": True,
+        "profile.enabled": True, "profile.report": False, "debug.enabled": True,
         "debug.save_interval": 50,
     })  # fmt: skip
 
