@@ -52,22 +52,12 @@ def datasets(tmp: Path, args: argparse.Namespace) -> dict[str, tuple[Path, int]]
 
 def run_one(data: Path, out: Path, args: argparse.Namespace, lr: float, seed: int) -> tuple[list[float], list[float]]:
     """Valid loss and top-1 per epoch of one quickstart-like run at peak `lr`."""
+    from bench_stability import run_overrides
+
     from dogclf.quickstart import quickstart_config
     from dogclf.training import train
 
-    overrides = {
-        "optim.lr": lr,
-        "optim.epochs": args.epochs,
-        "optim.bn_recalibrate": True,
-        "model.arch": args.arch,
-        "data.image_size": 32,
-        "data.batch_size": 20,
-        "data.num_workers": 0,
-        "runtime.seed": seed,
-        "runtime.progress": False,
-        "profile.enabled": False,
-        "debug.enabled": False,
-    }
+    overrides = run_overrides(lr, args.epochs, args.arch, 32, seed, recalibrate=True)
     history = train(quickstart_config(data, **overrides), out).history
     return [h["valid"]["loss"] for h in history], [h["valid"]["top1"] for h in history]
 

@@ -32,6 +32,23 @@ def unsound_epochs(losses: list[float], classes: int) -> int:
     return len(above | jumped)
 
 
+def run_overrides(lr: float, epochs: int, arch: str, image_size: int, seed: int, recalibrate: bool) -> dict:
+    """The quickstart's from-scratch settings at one lr and seed, small and quiet (no profiler, no debug hook)."""
+    return {
+        "optim.lr": lr,
+        "optim.epochs": epochs,
+        "optim.bn_recalibrate": recalibrate,
+        "model.arch": arch,
+        "data.image_size": image_size,
+        "data.batch_size": 20,
+        "data.num_workers": 0,
+        "runtime.seed": seed,
+        "runtime.progress": False,
+        "profile.enabled": False,
+        "debug.enabled": False,
+    }
+
+
 def run_one(data: Path, out: Path, args: argparse.Namespace, seed: int) -> dict[str, list[float]]:
     """One run: per epoch, valid loss and top-1 with the running statistics and with recomputed ones."""
     from dogclf.quickstart import quickstart_config
@@ -53,19 +70,7 @@ def run_one(data: Path, out: Path, args: argparse.Namespace, seed: int) -> dict[
                 seen["top1_recomputed"].append(fixed.metrics()["top1"])
             return result
 
-    overrides = {
-        "optim.lr": args.lr,
-        "optim.epochs": args.epochs,
-        "optim.bn_recalibrate": False,
-        "model.arch": args.arch,
-        "data.image_size": args.image_size,
-        "data.batch_size": 20,
-        "data.num_workers": 0,
-        "runtime.seed": seed,
-        "runtime.progress": False,
-        "profile.enabled": False,
-        "debug.enabled": False,
-    }
+    overrides = run_overrides(args.lr, args.epochs, args.arch, args.image_size, seed, recalibrate=False)
     Paired(quickstart_config(data, **overrides), out).fit()
     return seen
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -131,3 +133,15 @@ def recorded(url: str, operation: str) -> list[dict]:
             body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"]
             found.append(json.loads(body))
     return found
+
+
+def put_model_tarball(conn, key: str) -> str:
+    """A small model.tar.gz (weights + handler script) at s3://BUCKET/KEY; its URI."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("model.pth", b"weights"), ("code/inference.py", b"# handlers\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    conn.s3_client().put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+    return f"s3://{BUCKET}/{key}"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
-from sm_moto import BUCKET, REGION, ROLE, aws_env, capture, conn, moto_url, recorded, start_recording  # noqa: F401
+from sm_moto import BUCKET, REGION, ROLE, aws_env, capture, conn, moto_url, put_model_tarball, recorded, start_recording  # noqa: F401
 
 import dogclf.sagemaker as sm
 from conftest import run_cli
@@ -18,17 +16,6 @@ RESULT = {"loss": 0.9, "top1": 0.81, "top5": 0.97, "balanced_accuracy": 0.79, "m
           "calibration": {"before": {"nll": 0.95, "ece": 0.08}, "after": {"nll": 0.7, "ece": 0.02}}}  # fmt: skip
 
 
-def _model(conn, key: str) -> str:  # noqa: F811
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("model.pth", b"weights"), ("code/inference.py", b"# handlers\n")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    conn.s3_client().put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
-    return f"s3://{BUCKET}/{key}"
-
-
 def _json_file(path, doc):
     path.write_text(json.dumps(doc))
     return path
@@ -36,7 +23,7 @@ def _json_file(path, doc):
 
 def test_register_creates_the_group_once_and_a_package_with_its_evaluation(conn, tmp_path):  # noqa: F811
     groups, packages = capture(conn, "CreateModelPackageGroup"), capture(conn, "CreateModelPackage")
-    model = _model(conn, "jobs/j1/output/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j1/output/model.tar.gz")
     summary = _json_file(tmp_path / "summary.json", {"evaluation": {"valid": {**RESULT, "n": 835}, "test": RESULT}})
     options = sm.RegisterOptions(group="dogs-api", evaluation=summary)
     arn = sm.register_model(conn, model, options)
@@ -69,7 +56,7 @@ def test_register_creates_the_group_once_and_a_package_with_its_evaluation(conn,
 
 def test_bad_evaluation_or_arn_is_refused_before_anything_is_sent(conn, tmp_path):  # noqa: F811
     packages = capture(conn, "CreateModelPackage")
-    model = _model(conn, "jobs/j2/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j2/model.tar.gz")
     no_count = _json_file(tmp_path / "e.json", {k: v for k, v in RESULT.items() if k != "n"})
     with pytest.raises(ConfigError, match=r"evaluation .*e\.json: needs top1 and a sample count n"):
         sm.register_model(conn, model, sm.RegisterOptions(group="dogs-bad", evaluation=no_count))
@@ -85,7 +72,7 @@ def test_bad_evaluation_or_arn_is_refused_before_anything_is_sent(conn, tmp_path
 
 def test_cli_register_approve_and_serve_only_an_approved_package(aws_env, conn, tmp_path):  # noqa: F811
     common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
-    model = _model(conn, "jobs/j3/output/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j3/output/model.tar.gz")
     evaluation = _json_file(tmp_path / "eval.json", RESULT)
     r = run_cli("sagemaker", "register", model, "--group", "dogs-cli", "--evaluation", str(evaluation), *common)
     assert r.returncode == 0, r.stderr

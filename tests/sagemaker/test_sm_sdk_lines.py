@@ -23,7 +23,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from sm_moto import BUCKET, REGION, ROLE, aws_env, conn, moto_url, recorded, start_recording  # noqa: F401
+from sm_moto import BUCKET, REGION, ROLE, aws_env, conn, moto_url, put_model_tarball, recorded, start_recording  # noqa: F401
 
 from dogclf.sagemaker import make_client, parse_s3_uri
 
@@ -192,21 +192,10 @@ def test_sdk3_tune_not_yet_on_3x_is_refused_in_one_line_before_any_request(data_
         assert recorded(data_prefix, operation) == []
 
 
-def _model(conn, key: str) -> str:  # noqa: F811
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("model.pth", b"weights"), ("code/inference.py", b"# handlers\n")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    conn.s3_client().put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
-    return f"s3://{BUCKET}/{key}"
-
-
 @needs_both
 def test_register_sends_the_same_model_package_under_both_lines(conn, tmp_path):  # noqa: F811
     url = conn.endpoint_url
-    model = _model(conn, "jobs/j9/output/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j9/output/model.tar.gz")
     evaluation = tmp_path / "eval.json"
     evaluation.write_text(json.dumps({"loss": 0.9, "top1": 0.81, "n": 836}))
     packages = []
@@ -280,7 +269,7 @@ def test_deploy_requests_carry_the_same_substance_under_both_lines(conn, flags):
     sagemaker-core Session's client (repacking with sagemaker-core's repack_model). Nothing is normalised away
     but the names (each line deploys its own endpoint) and hence the repacked model's key."""
     url, s3 = conn.endpoint_url, conn.s3_client()
-    model = _model(conn, "jobs/j8/output/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j8/output/model.tar.gz")
     two = deploy_substance(_deploy_requests(SDK2, url, model, "dogs-two", *flags), "dogs-two", s3)
     three = deploy_substance(_deploy_requests(SDK3, url, model, "dogs-three", *flags), "dogs-three", s3)
     repacked = not flags
@@ -317,7 +306,7 @@ def test_transform_requests_carry_the_same_substance_under_both_lines(conn, flag
     Session's client. Nothing is normalised away but the names (each line starts its own job) and hence the
     repacked model's key."""
     url, s3 = conn.endpoint_url, conn.s3_client()
-    model = _model(conn, "jobs/j7/output/model.tar.gz")
+    model = put_model_tarball(conn, "jobs/j7/output/model.tar.gz")
     found = []
     for python, name in ((SDK2, "dogs-batch-two"), (SDK3, "dogs-batch-three")):
         start_recording(url)
