@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,53 +28,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_moto(home: Path) -> tuple[subprocess.Popen, str] | None:
-    """One `moto.server` on a free port, waited for (60 s); None if it exited first (e.g. the port was taken)."""
-    port = _free_port()
-    log = (home / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=home,
-        # Like AWS, where another account's bucket answers 403 (to ExpectedBucketOwner, or without a grant).
-        env={
-            **os.environ,
-            "MOTO_RECORDER_FILEPATH": str(home / "recording.jsonl"),
-            "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false",
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                return None
-            if time.monotonic() > deadline:
-                proc.kill()
-                return None
-            time.sleep(0.2)
+_BANNER = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
+
+
+def _start_moto(home: Path, wait_s: float = 180) -> tuple[subprocess.Popen, str]:
+    """One `moto.server` on a port the kernel picks (no race with parallel workers), waited for until it answers.
+
+    The server binds port 0 and prints the port it got; it counts as started once it answers an HTTP request.
+    A busy machine (parallel workers training models) gets `wait_s`; the error says what the server printed.
+    """
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
+            # Like AWS, where another account's bucket answers 403 (to ExpectedBucketOwner, or without a grant).
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "MOTO_RECORDER_FILEPATH": str(home / "recording.jsonl"),
+                "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false",
+            },
+        )
+    started, url = time.monotonic(), None
+    while time.monotonic() - started < wait_s and proc.poll() is None:
+        if url is None and (found := _BANNER.search(log_path.read_bytes())):
+            url = f"http://127.0.0.1:{int(found.group(1))}"
+        if url is not None:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=10)
+                return proc, url
+            except OSError:
+                pass
+        time.sleep(0.2)
+    code = proc.poll()
+    proc.kill()
+    state = f"exited with {code}" if code is not None else f"no answer in {wait_s:.0f} s"
+    raise RuntimeError(f"moto server did not start ({state}); its output: {log_path.read_text(errors='replace')}")
 
 
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory):
-    """`python -m moto.server -H 127.0.0.1 -p PORT` for the session (its files in a temp dir); its URL.
-
-    The free port is found before the server binds it, so another process (a parallel test worker) may take it
-    in between: a server that exits at once is started again on another port, three tries in all.
-    """
-    home = tmp_path_factory.mktemp("moto")
-    for _ in range(3):
-        started = _start_moto(home)
-        if started is not None:
-            break
-    else:
-        logs = "".join(p.read_text(errors="replace")[-400:] for p in sorted(home.glob("server-*.log")))
-        raise RuntimeError(f"moto server did not start; its output: {logs}")
-    proc, url = started
+    """`python -m moto.server -H 127.0.0.1 -p 0` for the session (its files in a temp dir); its URL."""
+    proc, url = _start_moto(tmp_path_factory.mktemp("moto"))
     yield url
     proc.terminate()
     proc.wait(timeout=10)
