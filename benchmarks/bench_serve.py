@@ -71,26 +71,29 @@ class RawModel:
     """The model alone on one preprocessed batch: the ceiling any server on this machine can reach."""
 
     def __init__(self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int, backend: str = "eager") -> None:
-        import torch
-
         from dogclf.artifact import load_artifact
+        from dogclf.backends.base import PixelBackend
         from dogclf.config import RuntimeConfig
         from dogclf.inference import InferenceEngine
         from dogclf.runtime import resolve_runtime
 
         runtime = resolve_runtime(RuntimeConfig(device="cpu", precision=precision))
         self.engine = InferenceEngine(load_artifact(model_dir), runtime, backend=backend)
-        self.x = torch.stack([self.engine.preprocess(j) for j in jpegs[:batch]])
+        crops = np.stack([self.engine.pixels(j) for j in jpegs[:batch]])
+        if isinstance(self.engine.backend, PixelBackend):  # uint8 crops into the model the server runs
+            self.batch, self.forward = crops, self.engine.logits_pixels
+        else:  # the network alone: normalized once, here
+            self.batch, self.forward = self.engine.transform.normalize(crops), self.engine.logits
         for _ in range(2):
-            self.engine.logits(self.x)
+            self.forward(self.batch)
 
     def throughput(self, n: int) -> float:
         """Images/s over at least n images (whole batches)."""
-        steps = max(2, -(-n // len(self.x)))
+        steps = max(2, -(-n // len(self.batch)))
         start = time.perf_counter()
         for _ in range(steps):
-            self.engine.logits(self.x)
-        return steps * len(self.x) / (time.perf_counter() - start)
+            self.forward(self.batch)
+        return steps * len(self.batch) / (time.perf_counter() - start)
 
 
 def handler_throughput(model_dir: Path, jpegs: list[bytes], n: int) -> tuple[float, list[float]]:

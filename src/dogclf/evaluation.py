@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def evaluate(
     from dogclf.data.preprocess import eval_transform
     from dogclf.data.splits import SplitRecord, resolve_data
     from dogclf.errors import DatasetError
-    from dogclf.inference import temperature_of
+    from dogclf.inference import pixel_logits, temperature_of
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     resolved = resolve_data(data, SplitRecord.read(art.path) if art.path else None, external_all=whole_external)
@@ -187,10 +188,12 @@ def evaluate(
     runtime = resolve_runtime(RuntimeConfig(precision=precision))
     engine = load_backend(art, backend, runtime)
     pre = art.preprocess
-    dataset = ImageDataset(layout.splits[split], eval_transform(pre), pre.decode_options())
+    transform = eval_transform(pre)  # uint8 crops, as predict and the server send them to the engine
+    dataset = ImageDataset(layout.splits[split], transform.pixels, pre.decode_options())
     workers = loader_workers(default_workers(workers), len(dataset), batch_size)
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, seed=0)
-    result = evaluate_forward(engine.logits, loader, art.metadata.num_classes, art.class_names)
+    forward = functools.partial(pixel_logits, engine, transform)
+    result = evaluate_forward(forward, loader, art.metadata.num_classes, art.class_names)
     result.temperature = temperature_of(art, raw_scores)
     result.data = resolved.describe(split)
     # The temperature was fitted on the run's valid images: their calibration figures are in-sample.

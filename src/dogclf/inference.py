@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dogclf.artifact import Artifact
+from dogclf.backends.base import Backend, PixelBackend
 from dogclf.backends.load import load_backend
 from dogclf.config import DEFAULT_MAX_PIXELS, RuntimeConfig
 from dogclf.data.images import ImageSource, decode_image
-from dogclf.data.preprocess import eval_transform
+from dogclf.data.preprocess import EvalTransform, eval_transform
 from dogclf.prediction_format import Prediction, is_unknown
 from dogclf.runtime import Runtime, resolve_runtime
+
+
+def pixel_logits(backend: Backend, transform: EvalTransform, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 NxHxWx3 crops -> float32 logits: normalized inside the engine's model when it can, else by `transform`."""
+    if isinstance(backend, PixelBackend):
+        return backend.logits_pixels(np.asarray(batch))
+    return backend.logits(transform.normalize(batch))
 
 
 def temperature_of(artifact: Artifact, raw_scores: bool = False) -> float:
@@ -46,9 +55,17 @@ class InferenceEngine:
         """One image (path or encoded bytes) -> normalized CHW float tensor."""
         return self.transform(decode_image(source, self.decode_options))
 
+    def pixels(self, source: ImageSource) -> np.ndarray:
+        """One image (path or encoded bytes) -> its uint8 HxWx3 crop, before normalization."""
+        return self.transform.pixels(decode_image(source, self.decode_options))
+
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """NCHW batch -> float32 logits on the CPU."""
+        """Normalized NCHW float batch -> float32 logits on the CPU."""
         return self.backend.logits(batch)
+
+    def logits_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 NxHxWx3 crops -> float32 logits on the CPU (what `predict` and the server run)."""
+        return pixel_logits(self.backend, self.transform, batch)
 
     def describe(self) -> str:
         """The backend and precision the network runs on, for logs."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from dogclf.artifact import Artifact, load_artifact
 from dogclf.config import RuntimeConfig
@@ -50,18 +50,18 @@ def _batches(
     """Each source's Prediction, or (with `keep_errors`) its decode error message; in the sources' order."""
     out: list[Prediction | str] = []
     for start in range(0, len(sources), batch_size):
-        chunk, slots, tensors = sources[start : start + batch_size], [], []
+        chunk, slots, crops = sources[start : start + batch_size], [], []
         for source in chunk:
             try:
-                tensors.append(engine.preprocess(source))
+                crops.append(engine.pixels(source))
                 slots.append(len(out))
                 out.append("")
             except ImageDecodeError as exc:
                 if not keep_errors:
                     raise
                 out.append(str(exc).removeprefix(f"{source}: "))
-        if tensors:
-            predictions = engine.topk(engine.logits(torch.stack(tensors)), topk, min_confidence)
+        if crops:
+            predictions = engine.topk(engine.logits_pixels(np.stack(crops)), topk, min_confidence)
             for slot, pred in zip(slots, predictions, strict=True):
                 out[slot] = pred
         if progress is not None:

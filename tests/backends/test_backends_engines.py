@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
 
-from dogclf.artifact import load_artifact
+from dogclf.artifact import Artifact, load_artifact
+from dogclf.backends.base import PixelBackend
 from dogclf.backends.exports import read_export
 from dogclf.backends.load import load_backend
 from dogclf.config import RuntimeConfig
 from dogclf.data.discovery import discover
-from dogclf.data.preprocess import load_eval_tensor
+from dogclf.data.images import decode_image
+from dogclf.data.preprocess import Preprocess, eval_transform, load_eval_tensor
+from dogclf.inference import InferenceEngine
 from dogclf.runtime import resolve_runtime
 
 pytest.importorskip("openvino")
@@ -96,3 +101,29 @@ def test_openvino_compiled_model_cache_is_private_and_reused(exported_model, tmp
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == blobs
     load_backend(artifact, "openvino-int8", fp32)  # another model: its own entry
     assert len(list(cache.iterdir())) > len(blobs)
+
+
+def test_openvino_normalizes_uint8_crops_inside_its_model_with_the_artifacts_mean_and_std(tiny_run, tiny_data, fp32):
+    trained = load_artifact(tiny_run)
+    # Not ImageNet's constants: a PrePostProcessor built with anything but the artifact's own would be O(1) off.
+    pre = Preprocess(image_size=trained.preprocess.image_size, mean=(0.2, 0.4, 0.6), std=(0.3, 0.2, 0.1))
+    artifact = Artifact(trained.model, trained.metadata.model_copy(update={"preprocess": pre}))
+    transform = eval_transform(pre)
+    crops = np.stack([transform.pixels(decode_image(s.path)) for s in discover(tiny_data).splits["test"]])
+    eager = load_backend(artifact, "eager", fp32).logits(transform.normalize(crops))
+    engine = load_backend(artifact, "openvino", fp32)
+    assert isinstance(engine, PixelBackend)
+    from_pixels = engine.logits_pixels(crops)
+    assert from_pixels.dtype == torch.float32 and from_pixels.shape == eager.shape
+    assert (from_pixels - eager).abs().max() < PARITY_ATOL
+    assert (from_pixels - engine.logits(transform.normalize(crops))).abs().max() < PARITY_ATOL
+
+
+def test_predicting_compiles_only_the_uint8_model(exported_model, tiny_data, fp32, caplog):
+    with caplog.at_level(logging.INFO, logger="dogclf.backends.openvino"):
+        engine = InferenceEngine(load_artifact(exported_model), fp32, backend="openvino-int8")
+        crops = np.stack([engine.pixels(s.path) for s in discover(tiny_data).splits["test"]])
+        engine.logits_pixels(crops)
+        assert "(pixels input) compiled" in caplog.text and "(float input)" not in caplog.text
+        engine.logits(engine.transform.normalize(crops))  # a float batch (v2's FP32 input) compiles its own
+    assert "(float input) compiled" in caplog.text

@@ -67,3 +67,19 @@ def test_eval_transform_falls_back_to_torchvision_for_padding_crops_and_other_mo
     gray = Image.effect_noise((80, 60), 40)
     p = Preprocess.for_size(32)
     assert torch.equal(eval_transform(p)(gray), _two_pass(p)(gray))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_uint8_crops_normalized_alone_or_as_a_batch_are_the_eval_tensor(interpolation):
+    p = Preprocess(
+        image_size=32, resize_size=37, interpolation=interpolation, mean=(0.2, 0.4, 0.6), std=(0.3, 0.2, 0.2)
+    )
+
+    transform = eval_transform(p)
+    images = [Image.effect_noise(size, 50).convert("RGB") for size in ((80, 40), (33, 61), (32, 32))]
+    crops = [transform.pixels(img) for img in images]
+    assert all(c.dtype == np.uint8 and c.shape == (32, 32, 3) and c.flags.writeable for c in crops)
+    expected = torch.stack([transform(img) for img in images])
+    assert torch.equal(torch.stack([transform.normalize(c) for c in crops]), expected)
+    assert torch.equal(transform.normalize(np.stack(crops)), expected)  # NHWC batch -> NCHW, same numbers
+    assert torch.equal(transform.normalize(torch.from_numpy(np.stack(crops))), expected)  # a DataLoader's batch

@@ -150,3 +150,18 @@ def test_stage_timers_count_every_stage_of_a_request(client, endpoint, images, r
     }
     assert added["batch_wait"] == 1 and added["engine"] >= 1 and added["write"] >= 1
     assert all(after[s][0] > before[s][0] for s in ("decode", "resize_crop", "engine", "encode", "read"))
+
+
+@pytest.mark.parametrize("backend", ["eager", "openvino"])
+def test_a_batch_mixing_crops_and_fp32_tensors_gives_each_image_its_own_logits(tiny_run, images, backend):
+    from dogclf.serve.api import ClassifierAPI
+    from dogclf.serve.config import ServeConfig
+
+    api = ClassifierAPI(tiny_run, ServeConfig(device="cpu", precision="fp32", backend=backend))
+    api.setup()
+    crops = api.decode_images([p.read_bytes() for p in images], "image/jpeg")
+    tensors = [api.engine.transform.normalize(c) for c in crops]
+    mixed = api.predict([crops[0], tensors[1], crops[2]])  # /invocations and a v2 FP32 request in one batch
+    assert torch.equal(mixed[[0, 2]], api.predict([crops[0], crops[2]]))
+    assert torch.equal(mixed[[1]], api.predict([tensors[1]]))
+    assert torch.allclose(mixed, api.predict(tensors), atol=1e-4)

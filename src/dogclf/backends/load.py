@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from dogclf.artifact import Artifact
-from dogclf.backends.base import Backend
+from dogclf.backends.base import Backend, PixelBackend
 from dogclf.backends.exports import ExportMetadata
 from dogclf.backends.select import Choice, check_installed, choose_backend
 from dogclf.errors import ArtifactError, DogclfError
@@ -56,7 +57,10 @@ def _checked_export(
     if export.image_size != size:
         raise ArtifactError(f"{choice.folder}: exported for {export.image_size} px images, the model takes {size}")
     engine = _engine(artifact, choice, runtime, streams)
-    width = tuple(engine.logits(torch.zeros(1, 3, size, size)).shape)
+    if isinstance(engine, PixelBackend):  # uint8 crops: what predict, evaluate and serve send
+        width = tuple(engine.logits_pixels(np.zeros((1, size, size, 3), np.uint8)).shape)
+    else:
+        width = tuple(engine.logits(torch.zeros(1, 3, size, size)).shape)
     if width != (1, classes):
         raise ArtifactError(
             f"{choice.folder}: the export gives logits of shape {width} for one image; the model has {classes} classes"

@@ -59,25 +59,42 @@ def compiled_cache() -> Path:
 
 
 class OpenVINOBackend:
-    """A compiled OpenVINO model on the CPU; one infer request per calling thread, so model threads can share it."""
+    """A compiled OpenVINO model on the CPU; one infer request per calling thread, so model threads can share it.
+
+    It takes float NCHW batches (`logits`) or uint8 NHWC crops (`logits_pixels`), which a PrePostProcessor
+    converts and normalizes inside the compiled model with the artifact's mean and std. Each input kind is
+    compiled on first use, so a server that only sends crops never compiles the float model.
+    """
 
     name = "openvino"
 
-    def __init__(self, compiled: Any, precision: str, source: str, hint: str, threads: int, streams: int = 1) -> None:
-        self.compiled = compiled
-        self.precision = precision
-        self.source, self.hint, self.threads, self.streams = source, hint, threads, streams
+    def __init__(
+        self,
+        core: Any,
+        model: Any,
+        config: dict[str, Any],
+        normalization: tuple[tuple[float, ...], tuple[float, ...]],
+        precision: str,
+        source: str,
+    ) -> None:
+        self.core, self.model, self.config, self.normalization = core, model, config, normalization
+        self.precision, self.source = precision, source
+        self.hint, self.threads = config["INFERENCE_PRECISION_HINT"], config["INFERENCE_NUM_THREADS"]
+        self.streams = config.get("NUM_STREAMS", 1)
+        self._compiled: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self._local = threading.local()
 
     @classmethod
     def load(cls, artifact: Artifact, choice: Choice, runtime: Runtime, streams: int = 1) -> OpenVINOBackend:
-        """Compile the export `choice` names (or the artifact's model, converted here) for this runtime.
+        """Read the export `choice` names (or convert the artifact's model here) and configure it for this runtime.
 
         `streams` is how many threads will call `logits` at once (the server's model threads): OpenVINO then
         runs that many inferences in parallel, splitting the threads between them, instead of queueing them.
         """
+        from dogclf.data.preprocess import pixel_normalization
+
         ov = require_openvino()
-        start = time.perf_counter()
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(compiled_cache())})
         if choice.folder is not None and choice.export is not None:
@@ -92,18 +109,49 @@ class OpenVINOBackend:
         hint, threads = HINTS.get(runtime.precision, "f32"), torch.get_num_threads()
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
         config |= {"NUM_STREAMS": streams} if streams > 1 else {"PERFORMANCE_HINT": "LATENCY"}
-        compiled = core.compile_model(model, "CPU", config)
-        log.info("openvino: %s compiled in %.1f s", source, time.perf_counter() - start)
         # int8 weights and activations; the hint sets the precision of what NNCF left unquantized.
-        return cls(compiled, "int8" if int8 else runtime.precision, source, hint, threads, streams)
+        precision = "int8" if int8 else runtime.precision
+        return cls(core, model, config, pixel_normalization(artifact.preprocess), precision, source)
+
+    def _request(self, kind: str) -> Any:
+        """This thread's infer request on the model compiled for `kind` ("float" or "pixels")."""
+        requests = self._local.__dict__.setdefault("requests", {})
+        if kind not in requests:
+            requests[kind] = self._compile(kind).create_infer_request()
+        return requests[kind]
+
+    def _compile(self, kind: str) -> Any:
+        with self._lock:
+            if kind not in self._compiled:
+                start = time.perf_counter()
+                model = self.model if kind == "float" else self._pixel_model()
+                self._compiled[kind] = self.core.compile_model(model, "CPU", self.config)
+                log.info("openvino: %s (%s input) compiled in %.1f s", self.source, kind, time.perf_counter() - start)
+            return self._compiled[kind]
+
+    def _pixel_model(self) -> openvino.Model:
+        """The model behind a PrePostProcessor: uint8 NHWC in, converted and normalized to float NCHW inside."""
+        ov = require_openvino()
+        from openvino.preprocess import PrePostProcessor
+
+        shift, scale = self.normalization
+        ppp = PrePostProcessor(self.model.clone())
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+        ppp.input().preprocess().convert_element_type(ov.Type.f32).mean(list(shift)).scale(list(scale))
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        return ppp.build()
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """NCHW float32 batch -> float32 logits on the CPU."""
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        out = request.infer({0: array})[0]
+        return self._infer("float", array)
+
+    def logits_pixels(self, batch: np.ndarray) -> torch.Tensor:
+        """uint8 NxHxWx3 crops -> float32 logits on the CPU (normalized inside the compiled model)."""
+        return self._infer("pixels", np.ascontiguousarray(batch, dtype=np.uint8))
+
+    def _infer(self, kind: str, array: np.ndarray) -> torch.Tensor:
+        out = self._request(kind).infer({0: array})[0]
         return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
 
     def describe(self) -> str:

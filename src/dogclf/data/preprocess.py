@@ -77,12 +77,12 @@ class EvalTransform:
     def __init__(self, p: Preprocess) -> None:
         self.size, self.resize_size = p.image_size, p.resize_size
         self.resample = Image.Resampling.BICUBIC if p.interpolation == "bicubic" else Image.Resampling.BILINEAR
-        self.shift = torch.tensor(p.mean).view(3, 1, 1) * 255
-        self.scale = 1 / (torch.tensor(p.std).view(3, 1, 1) * 255)
-        self.fallback = v2.Compose(
-            [v2.Resize(p.resize_size, interpolation=_interp(p), antialias=True), v2.CenterCrop(p.image_size)]
-            + _to_normalized_tensor(p)
-        )
+        shift, scale = pixel_normalization(p)
+        self.shift = torch.tensor(shift).view(3, 1, 1)
+        self.scale = 1 / torch.tensor(scale).view(3, 1, 1)
+        geometry = [v2.Resize(p.resize_size, interpolation=_interp(p), antialias=True), v2.CenterCrop(p.image_size)]
+        self.fallback = v2.Compose(geometry + _to_normalized_tensor(p))
+        self.fallback_pixels = v2.Compose([*geometry, v2.PILToTensor()])
 
     def crop(self, width: int, height: int) -> tuple[int, int, int, int]:
         """(left, top, resized width, resized height): torchvision's resize sizes and center-crop offsets."""
@@ -97,20 +97,36 @@ class EvalTransform:
         sx, sy = width / new_w, height / new_h
         return left * sx, top * sy, (left + self.size) * sx, (top + self.size) * sy
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        """An RGB image -> normalized CHW float32 tensor of image_size x image_size."""
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        """An RGB image -> the uint8 HxWx3 crop of image_size x image_size, before normalization."""
         if img.mode != "RGB" or self.resize_size < self.size:  # a crop beyond the image pads: torchvision's way
-            return self.fallback(img)
+            return self.fallback_pixels(img).permute(1, 2, 0).numpy()
         if self.resample == Image.Resampling.BILINEAR:
             crop = img.resize((self.size, self.size), self.resample, box=self.box(*img.size))
         else:
             left, top, width, height = self.crop(*img.size)
             crop = img.resize((width, height), self.resample).crop((left, top, left + self.size, top + self.size))
-        pixels = torch.from_numpy(np.array(crop)).permute(2, 0, 1)
-        return pixels.float().sub_(self.shift).mul_(self.scale)
+        return np.array(crop)
+
+    def normalize(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 pixels, HxWx3 or NxHxWx3 -> normalized float32 CHW or NCHW."""
+        tensor = torch.as_tensor(pixels)
+        tensor = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
+        return tensor.float().sub_(self.shift).mul_(self.scale)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        """An RGB image -> normalized CHW float32 tensor of image_size x image_size."""
+        if img.mode != "RGB" or self.resize_size < self.size:
+            return self.fallback(img)
+        return self.normalize(self.pixels(img))
 
 
-def eval_transform(p: Preprocess) -> Callable[[Image.Image], torch.Tensor]:
+def pixel_normalization(p: Preprocess) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(shift, scale) per RGB channel on 0-255 pixels: an input is (pixel - shift) / scale (mean and std x 255)."""
+    return tuple(m * 255 for m in p.mean), tuple(s * 255 for s in p.std)
+
+
+def eval_transform(p: Preprocess) -> EvalTransform:
     """Deterministic resize of the shorter side + center crop + normalization."""
     return EvalTransform(p)
 

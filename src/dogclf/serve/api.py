@@ -82,8 +82,6 @@ class ClassifierAPI:
 
     def setup(self) -> None:
         """Load the artifact onto the chosen device/precision and run one warm-up forward."""
-        import torch
-
         from dogclf.artifact import Artifact, load_artifact
         from dogclf.inference import InferenceEngine
 
@@ -97,14 +95,14 @@ class ClassifierAPI:
             streams=self.streams,
         )
         size = artifact.preprocess.image_size
-        engine.logits(torch.zeros(1, 3, size, size))
+        engine.logits_pixels(np.zeros((1, size, size, 3), np.uint8))
         self._engine = engine
         log.info(
             "serving %s (%s classes) on %s", artifact.metadata.version, len(artifact.class_names), engine.describe()
         )
 
-    def decode(self, body: bytes | str, content_type: str | None, deadline: float | None = None) -> list[torch.Tensor]:
-        """Request body -> one preprocessed CHW tensor per image (same transform as training's eval).
+    def decode(self, body: bytes | str, content_type: str | None, deadline: float | None = None) -> list[np.ndarray]:
+        """Request body -> one uint8 HxWx3 crop per image (training's eval transform, before normalization).
 
         Every image's size is read from its header first, against the per-image and per-request pixel
         limits; decoding stops once `deadline` (time.monotonic()) has passed.
@@ -113,8 +111,8 @@ class ClassifierAPI:
 
     def decode_images(
         self, items: Sequence[Item], content_type: str | None, deadline: float | None = None
-    ) -> list[torch.Tensor]:
-        """Images already split from a request -> preprocessed CHW tensors, under the same limits as `decode`."""
+    ) -> list[np.ndarray]:
+        """Images already split from a request -> uint8 crops, under the same limits as `decode`."""
         formats = image_formats(content_type)
         self._check_pixels(items, formats, content_type)
         tensors = []
@@ -149,7 +147,7 @@ class ClassifierAPI:
                     f"{self.max_request_pixels} (max_request_pixels); send fewer or smaller images"
                 )
 
-    def _preprocess(self, item: Item, where: str, formats: tuple[str, ...], content_type: str | None) -> torch.Tensor:
+    def _preprocess(self, item: Item, where: str, formats: tuple[str, ...], content_type: str | None) -> np.ndarray:
         from dataclasses import replace
 
         from PIL import Image
@@ -165,17 +163,31 @@ class ClassifierAPI:
             except ImageDecodeError as exc:
                 raise _request_error(exc, where, content_type) from None
         decoded = time.perf_counter()
-        tensor = self.engine.transform(image)
+        crop = self.engine.transform.pixels(image)
         if self.on_stage is not None:
             self.on_stage("decode", decoded - start)
             self.on_stage("resize_crop", time.perf_counter() - decoded)
-        return tensor
+        return crop
 
-    def predict(self, images: list[torch.Tensor]) -> torch.Tensor:
-        """Preprocessed images -> float32 logits (N, classes), in one batch."""
+    def predict(self, images: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """uint8 HxWx3 crops and/or normalized CHW float tensors -> float32 logits (N, classes), in order.
+
+        Crops go to the engine as one uint8 batch (normalized inside the engine when it can); normalized
+        tensors (the v2 FP32 input) as one float batch.
+        """
         import torch
 
-        return self.engine.logits(torch.stack(images))
+        pixel_rows = [i for i, image in enumerate(images) if isinstance(image, np.ndarray)]
+        tensor_rows = [i for i, image in enumerate(images) if not isinstance(image, np.ndarray)]
+        if not tensor_rows:
+            return self.engine.logits_pixels(np.stack(images))
+        if not pixel_rows:
+            return self.engine.logits(torch.stack(list(images)))
+        from_pixels = self.engine.logits_pixels(np.stack([images[i] for i in pixel_rows]))
+        out = from_pixels.new_empty(len(images), from_pixels.shape[1])
+        out[pixel_rows] = from_pixels
+        out[tensor_rows] = self.engine.logits(torch.stack([images[i] for i in tensor_rows]))
+        return out
 
     def encode(self, logits: torch.Tensor, fmt: ResponseFormat) -> tuple[bytes, str]:
         """Logits -> (body, content type): JSON top-k breeds with calibrated probabilities, or raw .npy logits.

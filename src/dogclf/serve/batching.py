@@ -28,7 +28,7 @@ class Overloaded(RequestError):
 
 @dataclass
 class _Job:
-    images: list[torch.Tensor]
+    images: list[Any]  # preprocessed images, as ClassifierAPI.predict takes them
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
     done_at: float = 0.0
@@ -39,7 +39,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        predict: Callable[[list[torch.Tensor]], torch.Tensor],
+        predict: Callable[[list[Any]], torch.Tensor],
         max_batch_size: int = 16,
         max_delay_s: float = 0.005,
         workers: int = 1,
@@ -90,7 +90,7 @@ class DynamicBatcher:
                 job.future.set_exception(Overloaded("server is shutting down"))
         self._jobs.clear()
 
-    async def submit(self, images: list[torch.Tensor]) -> torch.Tensor:
+    async def submit(self, images: list[Any]) -> torch.Tensor:
         """Queue images and wait for their logits (rows in the same order)."""
         if self._arrived is None:
             raise RuntimeError("DynamicBatcher.start() has not been called")
@@ -119,11 +119,15 @@ class DynamicBatcher:
                 size += len(job.images)
         return batch
 
-    async def _wait_for_more(self, loop: asyncio.AbstractEventLoop, arrived: asyncio.Event) -> None:
-        """Wait up to max_delay for the queue to reach a full batch."""
-        deadline = loop.time() + self.max_delay_s
+    async def _wait_for_more(self, arrived: asyncio.Event) -> None:
+        """Wait for a full batch until the oldest queued image has waited max_delay.
+
+        The delay counts from the oldest image's arrival, not from when a model thread freed up: images that
+        queued while every model thread was busy have already waited, and run at once.
+        """
+        deadline = self._jobs[0].queued_at + self.max_delay_s
         while self._queued < self.max_batch_size:
-            remaining = deadline - loop.time()
+            remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return
             arrived.clear()
@@ -140,7 +144,7 @@ class DynamicBatcher:
             while not self._jobs:
                 arrived.clear()
                 await arrived.wait()
-            await self._wait_for_more(loop, arrived)
+            await self._wait_for_more(arrived)
             batch = self._take_batch()
             if not batch:
                 slots.release()

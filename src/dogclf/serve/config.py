@@ -55,7 +55,9 @@ class ServeConfig(BaseModel):
         "auto", description="Event loop: auto is uvloop when installed, else asyncio's own."
     )
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most images in one forward pass.")
-    max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Longest wait to fill a batch.")
+    max_batch_delay_ms: float = Field(
+        5.0, ge=0, le=10_000, description="Longest the oldest queued image waits for a fuller batch."
+    )
     workers: int | None = Field(
         None,
         ge=1,

@@ -27,7 +27,7 @@ class DecodedRequest:
     """input_fn's result: the preprocessed images, the API that decoded them and any per-request top-k."""
 
     api: ClassifierAPI
-    images: list[torch.Tensor]
+    images: list[Any]
     topk: int | None = None
 
 

@@ -199,8 +199,8 @@ async def _infer(state: EndpointState, request: Request, deadline: float) -> Res
 
 def _decode(
     state: EndpointState, body: bytes, header_length: str | None, deadline: float
-) -> tuple[InferRequest, list[torch.Tensor]]:
-    """Body -> the parsed request and one preprocessed CHW tensor per image."""
+) -> tuple[InferRequest, list[Any]]:
+    """Body -> the parsed request and, per image, a uint8 crop (BYTES input) or a normalized CHW tensor (FP32)."""
     import torch
 
     doc, binary = split_body(body, header_length)
