@@ -70,7 +70,9 @@ def make_jpegs(workdir: Path, count: int, width: int = 500, height: int = 375) -
 class RawModel:
     """The model alone on one preprocessed batch: the ceiling any server on this machine can reach."""
 
-    def __init__(self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int, backend: str = "eager") -> None:
+    def __init__(
+        self, model_dir: Path, jpegs: list[bytes], precision: str, batch: int, backend: str = "eager", streams: int = 1
+    ) -> None:
         from dogclf.artifact import load_artifact
         from dogclf.backends.base import PixelBackend
         from dogclf.config import RuntimeConfig
@@ -78,7 +80,10 @@ class RawModel:
         from dogclf.runtime import resolve_runtime
 
         runtime = resolve_runtime(RuntimeConfig(device="cpu", precision=precision))
-        self.engine = InferenceEngine(load_artifact(model_dir), runtime, backend=backend)
+        self.engine = InferenceEngine(load_artifact(model_dir), runtime, backend=backend, streams=streams)
+        # An engine compiled for several streams (OpenVINO) runs that many batches at once, as the server's
+        # model threads do: as many callers here. Other engines: one caller.
+        self.callers = getattr(self.engine.backend, "streams", 1)
         crops = np.stack([self.engine.pixels(j) for j in jpegs[:batch]])
         if isinstance(self.engine.backend, PixelBackend):  # uint8 crops into the model the server runs
             self.batch, self.forward = crops, self.engine.logits_pixels
@@ -88,12 +93,17 @@ class RawModel:
             self.forward(self.batch)
 
     def throughput(self, n: int) -> float:
-        """Images/s over at least n images (whole batches)."""
-        steps = max(2, -(-n // len(self.batch)))
+        """Images/s over at least n images (whole batches, split between the callers)."""
+        steps = max(2, -(-n // (len(self.batch) * self.callers)))
+
+        def run(_: int) -> None:
+            for _ in range(steps):
+                self.forward(self.batch)
+
         start = time.perf_counter()
-        for _ in range(steps):
-            self.forward(self.batch)
-        return steps * len(self.batch) / (time.perf_counter() - start)
+        with ThreadPoolExecutor(self.callers) as pool:
+            list(pool.map(run, range(self.callers)))
+        return steps * self.callers * len(self.batch) / (time.perf_counter() - start)
 
 
 def handler_throughput(model_dir: Path, jpegs: list[bytes], n: int) -> tuple[float, list[float]]:
@@ -166,15 +176,18 @@ def interleaved(raw: RawModel, url: str, jpegs: list[bytes], concurrency: int, a
     return total, latencies, statistics.median(raws), statistics.median(ratios), statistics.median(client_cpu)
 
 
+def listening_event(log: str) -> dict:
+    """The server's `listening` log line: its settings, as resolved (workers, threads, parser...)."""
+    line = next((line for line in log.splitlines() if '"event": "listening"' in line), None)
+    return json.loads(line[line.index("{") :]) if line else {}
+
+
 def server_settings(log: str) -> str:
     """The batching and threading settings from the server's `listening` log line."""
-    for line in log.splitlines():
-        if '"event": "listening"' in line:
-            event = json.loads(line[line.index("{") :])
-            keys = ("http", "loop", "workers", "threads", "decode_threads", "max_batch_size", "max_batch_delay_ms")
-            keys += ("precision",)
-            return ", ".join(f"{key} {event[key]}" for key in keys)
-    return "settings not logged"
+    event = listening_event(log)
+    keys = ("http", "loop", "workers", "threads", "decode_threads", "max_batch_size", "max_batch_delay_ms")
+    keys += ("precision",)
+    return ", ".join(f"{key} {event[key]}" for key in keys) if event else "settings not logged"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -258,9 +271,10 @@ def serve_levels(model_dir: Path, raw: RawModel, jpegs, backend: str, levels: li
     for flag in ("workers", "threads", "decode_threads", "http", "loop"):
         if getattr(args, flag) is not None:
             serve_args += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    engine = RawModel(model_dir, jpegs, "auto", ENGINE_BATCH, backend)  # the same engine, raw, at batch 8
     with LocalEndpoint(model_dir, *serve_args) as endpoint:
         print(f"server {backend}: {server_settings(endpoint.log_text())}")
+        workers = listening_event(endpoint.log_text()).get("workers", 1)  # OpenVINO: the server's streams
+        engine = RawModel(model_dir, jpegs, "auto", ENGINE_BATCH, backend, streams=workers)  # the same engine, raw
         for c in levels:
             images, passes = batch_totals(endpoint.url)
             stages = stage_totals(endpoint.url)
@@ -276,8 +290,9 @@ def serve_levels(model_dir: Path, raw: RawModel, jpegs, backend: str, levels: li
                                      "vs_raw_engine": throughput / engine_raw}  # fmt: skip
             print(f"{'':<34} = {ratio:.2f}x raw eager bf16 around it (median of {args.rounds} rounds; "
                   f"raw {around:.1f} img/s); {throughput / engine_raw:.2f}x raw {backend} at batch {ENGINE_BATCH} "
-                  f"({engine_raw:.1f} img/s, before and after); mean batch {mean_batch:.1f}; "
-                  f"clients' CPU {client_cpu * 1e3:.1f} ms/request", flush=True)  # fmt: skip
+                  f"({engine_raw:.1f} img/s, {engine.callers} caller(s), before and after); "
+                  f"mean batch {mean_batch:.1f}; clients' CPU {client_cpu * 1e3:.1f} ms/request",
+                  flush=True)  # fmt: skip
             report.figures[name]["stages_ms_per_image"] = print_stages(
                 stages, stage_totals(endpoint.url), images_after - images
             )
