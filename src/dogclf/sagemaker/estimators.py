@@ -27,7 +27,7 @@ from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
 from dogclf.sagemaker.sdk_line import sdk_line
 from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
-from dogclf.sagemaker.specs import TrainingSpec
+from dogclf.sagemaker.specs import TrainingSpec, remember_spec
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
 Mode = Literal["train", "hpo"]
@@ -233,10 +233,12 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
     with sdk_env(conn.endpoint_url):
         source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
         try:
-            trainer = line.trainer(training_spec(conn, cfg, run, o, source_dir), conn.session)
+            spec = training_spec(conn, cfg, run, o, source_dir)
+            trainer = line.trainer(spec, conn.session)
         except BaseException:
             shutil.rmtree(source_dir, ignore_errors=True)
             raise
+    remember_spec(trainer, spec)
     weakref.finalize(trainer, shutil.rmtree, str(source_dir), True)
     return trainer
 
@@ -260,13 +262,10 @@ def submit(
 ) -> str:
     """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
     from dogclf.sagemaker.names import unique_name
-    from dogclf.sagemaker.tuners import is_tuner, warm_pool
+    from dogclf.sagemaker.tuners import Tuner
 
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
-        if is_tuner(job):
-            with warm_pool(conn.session.sagemaker_client, job.estimator.keep_alive_period_in_seconds):
-                job.fit(_channels(inputs), job_name=job_name, wait=False)
-            if wait:
-                job.wait()
-            return job.latest_tuning_job.name
+        if isinstance(job, Tuner):
+            name = job_name or unique_name(job.spec.base_name, "tuning")
+            return sdk_line().tune(job.sdk, _channels(inputs), name, wait)
         return sdk_line().train(job, _channels(inputs), job_name or unique_name(job.base_job_name), wait)
