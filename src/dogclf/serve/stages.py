@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-# In request order: body read, wait for a decode thread, JPEG/PNG decode, resize + crop + normalize, wait for
-# a batch (queue + batch delay), the engine's forward pass (batch assembly included), the logits' way back to
-# the request, response encoding, and writing the response.
+# In request order: body read, wait for a decode thread, JPEG/PNG decode, resize + crop to uint8, wait for
+# a batch (queue + batch delay), the engine's forward pass (batch assembly and normalization included), the
+# logits' way back to the request, response encoding, and writing the response.
 STAGES = ("read", "decode_queue", "decode", "resize_crop", "batch_wait", "engine", "return", "encode", "write")
 StageHook = Callable[[str, float], None]
 
