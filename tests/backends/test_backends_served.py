@@ -7,12 +7,11 @@ import os
 
 import pytest
 import requests
-import torch
 
 from dogclf.artifact import load_artifact
 from dogclf.config import RuntimeConfig
 from dogclf.inference import InferenceEngine
-from dogclf.prediction import collect_images
+from dogclf.prediction import collect_images, predict
 from dogclf.runtime import resolve_runtime
 from dogclf.serve.local import LocalEndpoint
 from dogclf.system import cpu_count
@@ -23,7 +22,7 @@ def test_served_probabilities_equal_offline_on_the_same_backend(tiny_run, tiny_d
     images = collect_images([tiny_data / "test"])
     runtime = resolve_runtime(RuntimeConfig(device="cpu", precision="fp32"))
     engine = InferenceEngine(load_artifact(tiny_run), runtime, backend=backend)
-    expected = engine.topk(engine.logits(torch.stack([engine.preprocess(p) for p in images])), 3)
+    expected = predict(tiny_run, images, topk=3, backend=backend, precision="fp32")  # offline, as `dogclf predict`
     args = ("--backend", backend, "--precision", "fp32", "--threads", "1")
     with LocalEndpoint(tiny_run, *args) as endpoint:
         served = [
