@@ -536,3 +536,41 @@ def test_the_predictor_answers_the_same_under_both_lines(tiny_run, tiny_data):
     assert (two.pop("class"), three.pop("class")) == ("sagemaker.base_predictor", "dogclf.sagemaker.sdk3")
     assert two == three
     assert len(two["top"]["predictions"][0]) == 2 and len(two["logits"][0]) == 3
+
+
+FAILED_WAIT = """
+import sys
+from dogclf.errors import DogclfError
+from dogclf.sagemaker.estimators import job_outcome
+from dogclf.sagemaker.sdk_line import sdk_line
+
+line = sdk_line()
+if line.major == 2:
+    from sagemaker.exceptions import UnexpectedStatusException as Failed
+    failure = Failed("Error for Training job dogs-1: Failed. Reason: AlgorithmError: boom", ["Completed"], "Failed")
+else:
+    from sagemaker.core.utils.exceptions import FailedStatusError as Failed
+    failure = Failed(resource_type="TrainingJob", status="Failed", reason="AlgorithmError: boom")
+try:
+    with job_outcome(line, "training job dogs-1"):
+        raise failure
+except DogclfError as exc:
+    print("CAUGHT", type(exc).__name__, exc, sep=": ")
+with job_outcome(line, "training job dogs-2"):
+    raise ValueError("not a job failure")
+"""
+
+
+@needs_both
+def test_a_waited_job_that_failed_is_one_line_naming_it_under_both_lines():
+    """`--wait` on a job that ends Failed: each line's own exception becomes SageMakerError naming the job and the
+    reason (the CLI prints it as `dogclf: error: ...`); anything else still propagates."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
+    for python in (SDK2, SDK3):
+        r = subprocess.run([python, "-c", FAILED_WAIT], capture_output=True, text=True, timeout=300, env=env)
+        caught = [line for line in r.stdout.splitlines() if line.startswith("CAUGHT: ")]
+        assert len(caught) == 1, (python, r.stdout, r.stderr)
+        first = caught[0].removeprefix("CAUGHT: ")
+        assert first.startswith("SageMakerError: training job dogs-1 did not complete: "), (python, first)
+        assert "Failed" in first and "AlgorithmError: boom" in first and "\n" not in first
+        assert r.returncode == 1 and "ValueError: not a job failure" in r.stdout + r.stderr  # not swallowed

@@ -9,9 +9,10 @@ today's service configuration instead (hook, built-in and custom rules, Profiler
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,8 +26,16 @@ from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
 from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
-from dogclf.sagemaker.sdk_line import sdk_line
-from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
+from dogclf.sagemaker.sdk_line import SdkLine, sdk_line
+from dogclf.sagemaker.session import (
+    FRAMEWORK_VERSION,
+    PY_VERSION,
+    Connection,
+    Options,
+    SageMakerError,
+    aws_errors,
+    sdk_env,
+)
 from dogclf.sagemaker.specs import TrainingSpec, remember_spec
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
@@ -264,8 +273,21 @@ def submit(
     from dogclf.sagemaker.names import unique_name
     from dogclf.sagemaker.tuners import Tuner
 
+    line = sdk_line()
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
         if isinstance(job, Tuner):
             name = job_name or unique_name(job.spec.base_name, "tuning")
-            return sdk_line().tune(job.sdk, _channels(inputs), name, wait)
-        return sdk_line().train(job, _channels(inputs), job_name or unique_name(job.base_job_name), wait)
+            with job_outcome(line, f"tuning job {name}"):
+                return line.tune(job.sdk, _channels(inputs), name, wait)
+        name = job_name or unique_name(job.base_job_name)
+        with job_outcome(line, f"training job {name}"):
+            return line.train(job, _channels(inputs), name, wait)
+
+
+@contextlib.contextmanager
+def job_outcome(line: SdkLine, job: str) -> Iterator[None]:
+    """A waited job that ended Failed or Stopped (the SDK line's own exception) as one line naming the job."""
+    try:
+        yield
+    except line.job_failures() as exc:
+        raise SageMakerError(f"{job} did not complete: {' '.join(str(exc).split())}") from None

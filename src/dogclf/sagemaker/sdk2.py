@@ -50,6 +50,12 @@ class Sdk2Line:
     major = 2
     operations = frozenset({"train", "tune", "deploy", "batch_transform", "predictor"})
 
+    def job_failures(self) -> tuple[type[BaseException], ...]:
+        """2.x's `UnexpectedStatusException` (a waited job ended Failed or Stopped)."""
+        from sagemaker.exceptions import UnexpectedStatusException
+
+        return (UnexpectedStatusException,)
+
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A `sagemaker.Session` on boto_session with telemetry opted out."""
         import sagemaker

@@ -43,6 +43,12 @@ class Sdk3Line:
     major = 3
     operations = frozenset({"train", "tune", "deploy", "batch_transform", "predictor"})
 
+    def job_failures(self) -> tuple[type[BaseException], ...]:
+        """sagemaker-core's `WaiterError`s: a waited job ended Failed or Stopped, or the wait timed out."""
+        from sagemaker.core.utils.exceptions import WaiterError
+
+        return (WaiterError,)
+
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A sagemaker-core Session on boto_session with telemetry opted out."""
         from sagemaker.core.config.config import load_sagemaker_config

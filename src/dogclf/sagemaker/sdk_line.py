@@ -22,6 +22,10 @@ class SdkLine(Protocol):
     major: int
     operations: frozenset[str]  # what this line does: "train", "tune", "deploy", "batch_transform", "predictor"
 
+    def job_failures(self) -> tuple[type[BaseException], ...]:
+        """The SDK's exceptions for a waited-on job that ended Failed or Stopped, or outlasted the wait."""
+        ...
+
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """The SDK's Session on `boto_session` (telemetry opted out), its clients pointed at endpoint_url."""
         ...
