@@ -105,6 +105,22 @@ def test_overfit_compares_like_with_like(tmp_path):
     assert row.triggered and "train loss 0.1:" in row.finding
 
 
+def test_overfit_is_silent_on_a_valid_spike_that_later_validations_undo(tmp_path):
+    # The default quickstart's final run (ResNet50 from scratch; epoch 2 validated with stale BatchNorm
+    # statistics): valid 2.21 -> 21.5 -> 2.33 -> 0.125 -> 0.0003 while the train CE falls. Seen whole, the gap passed.
+    train = [1.804, 0.550, 0.137, 0.234, 0.067, 0.083]
+    valid = [2.209, 21.48, 2.326, 0.125, 0.00028, 0.00039]
+    spike = verdicts(Run(np.repeat(train, 10), 10, valid, train), tmp_path / "spike", ["Overfit"])["Overfit"]
+    assert spike.status == "NoIssuesFound", spike.finding
+    # Live, at epoch 2, the later validations are not there yet: the same gap fires
+    live = verdicts(Run(np.repeat(train[:2], 10), 10, valid[:2], train[:2]), tmp_path / "live", ["Overfit"])["Overfit"]
+    assert live.triggered and "gap 20.9" in live.finding, live.finding
+    # A valid loss that never gets back below epoch 1's while the train CE falls is memorizing
+    stays = valid[:3] + [2.4, 2.5, 2.6]
+    kept = verdicts(Run(np.repeat(train, 10), 10, stays, train), tmp_path / "stays", ["Overfit"])["Overfit"]
+    assert kept.triggered, kept.finding
+
+
 def test_overtraining_patience_fits_the_run(tmp_path):
     textbook = verdicts(held_out("overtraining", 0), tmp_path / "t", ["Overtraining"])["Overtraining"]
     assert textbook.triggered, textbook.finding

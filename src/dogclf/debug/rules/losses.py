@@ -173,8 +173,10 @@ class Overfit(_LossRule):
     Like for like: the epoch's plain cross-entropy on the training set (saved with each validation) against
     the valid loss. At each of the last `patience` validations the gap is above `min_gap` and `ratio_threshold`
     times the train loss; across them it grew by more than `min_growth` (and the valid loss's own noise, once
-    4 validations show it) while the valid loss did not improve. A converged, flat gap or one noisy
-    validation never decides. Fewer than `patience` validations: NotEvaluated.
+    4 validations show it) while the valid loss did not improve, then or later: a gap undone by a later
+    validation whose loss falls below where the gap grew from is a passing spike (stale BatchNorm statistics,
+    one bad validation), not memorizing. Live, the later validations are not there yet. A converged, flat gap
+    or one noisy validation never decides. Fewer than `patience` validations: NotEvaluated.
     """
 
     explanation = "Validation loss is well above training loss and the gap keeps growing: the model memorizes."
@@ -213,12 +215,16 @@ class Overfit(_LossRule):
         valid = [v for _, v, _ in self._epochs[: k + 1]]
         noise = self.z * noise_sd(valid) * np.sqrt(2) if len(valid) >= 4 else 0.0
         growth, (_, v, t) = gaps[-1] - (base[1] - base[2]), last[-1]
-        if large and v >= base[1] and growth > max(self.min_growth, noise):
+        if large and v >= base[1] and growth > max(self.min_growth, noise) and not self._undone(k, base[1]):
             return self.fire(
                 f"valid loss {v:.4g} vs train loss {t:.4g}: gap {gaps[-1]:.3g} (ratio {gaps[-1] / t:.3g}) grew "
                 f"by {growth:.3g} over {k - max(k - self.patience, 0)} validation(s); the valid loss did not improve"
             )
         return False
+
+    def _undone(self, k: int, before: float) -> bool:
+        """Whether a later validation's loss fell below `before` (where the gap grew from): a passing spike."""
+        return any(v < before for _, v, _ in self._epochs[k + 1 :])
 
     def insufficient(self) -> str:
         """NotEvaluated reason: fewer validations than `patience`."""
