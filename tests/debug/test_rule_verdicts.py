@@ -71,6 +71,32 @@ def test_low_noise_stalls_of_few_classes_are_caught(tmp_path, family, variant, s
     assert row.triggered, (row.status, row.finding)
 
 
+def test_a_loss_flat_from_the_start_is_caught_once_the_run_is_as_long_as_its_noise_needs(tmp_path):
+    # lr 0 on 3 classes at batch noise 0.09 (the labelled suite's lr-zero): the last two blocks alone are too
+    # short to show a stall; every loss since the start in one fit shows it, from the length the verdict names
+    import re
+
+    from synthetic_suite import stuck
+
+    def flat(steps: int) -> Run:
+        return stuck(np.random.default_rng(SEED), {"classes": 3, "steps": steps, "epoch": 15, "sd": 0.09})
+
+    short = verdicts(flat(150), tmp_path / "150", ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert short.status == "NotEvaluated", short.finding
+    needed = int(re.search(r"needs at least about (\d+) losses", short.finding).group(1))
+    assert 150 < needed < 300, short.finding
+    long = verdicts(flat(300), tmp_path / "300", ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert long.triggered and "since the start" in long.finding, (long.status, long.finding)
+
+
+@pytest.mark.parametrize("seed", [100, 101, 102])
+def test_a_bump_after_early_progress_is_not_a_loss_flat_from_the_start(tmp_path, seed):
+    # 20 classes, x2.5 over steps 40-60 after 40 steps of progress: at step 50 a straight line through every loss
+    # rises, but the loss had already been clearly below its start (each window end is checked, as live rules do)
+    row = verdicts(held_out("early-bump", 1, seed), tmp_path, ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert row.status == "NoIssuesFound", row.finding
+
+
 def test_a_stall_test_that_straddles_its_threshold_is_not_evaluated_never_a_silent_pass(tmp_path):
     # Progress early, then at the last window the fall's confidence interval contains the least drop that
     # counts: neither progress nor a stall was shown
