@@ -26,7 +26,7 @@ quickstart: venv
 	$(VENV)/bin/dogclf quickstart --workdir quickstart
 
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # SageMaker SDK 3.x beside 2.x: a second venv with the pinned 3.x set (no resolver run); requests compared.
 # The submitting side imports no torch, so this venv leaves it out (dogclf without its deps, then theirs).

@@ -29,6 +29,20 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Files holding a test marked `slow` run first, longest first, so a long test never starts last on a worker.
+
+    pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands out whole files in this order, each to the next
+    free worker: the long ones start at once and the many short files even out the end. `slow(minutes=N)` is the
+    writer's estimate of a test's length on one thread (1 when not given); only the order depends on it.
+    """
+    minutes: dict = {}
+    for item in items:
+        if (mark := item.get_closest_marker("slow")) is not None:
+            minutes[item.path] = max(minutes.get(item.path, 0), mark.kwargs.get("minutes", 1))
+    items.sort(key=lambda item: -minutes.get(item.path, 0))
+
+
 def tiny_config(data: Path, **overrides) -> RunConfig:
     """A config that trains tiny_cnn at 32 px in about a second per epoch."""
     base = {

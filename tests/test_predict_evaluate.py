@@ -119,6 +119,7 @@ def test_old_artifact_without_temperature_loads_with_1(tiny_run, tmp_path):
     assert load_artifact(model).metadata.temperature == 1.0
 
 
+@pytest.mark.slow
 def test_min_confidence_answers_unknown_below_the_threshold_only(tiny_run, tiny_data, tmp_path):
     import json
 

@@ -20,6 +20,7 @@ def suite(tmp_path_factory) -> dict[tuple[str, int], dict[str, str]]:
     return run_suite(tmp_path_factory.mktemp("rule_suite"))
 
 
+@pytest.mark.slow(minutes=5)
 def test_no_rule_errors(suite):
     for key, statuses in suite.items():
         assert set(statuses.values()) <= {"IssuesFound", "NoIssuesFound", "NotEvaluated"}, (key, statuses)

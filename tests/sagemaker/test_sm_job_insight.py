@@ -82,6 +82,7 @@ def _flat(node, prefix: str = "") -> dict:
     return {prefix.rstrip("."): node}
 
 
+@pytest.mark.slow
 def test_default_job_runs_rules_and_reports_inside_and_trains_what_was_asked(conn, tiny_data, tmp_path):  # noqa: F811
     local = tiny_config(tiny_data, **{"optim.epochs": 3, "debug.save_interval": 2, "optim.grad_clip": None,
                                       "optim.early_stopping_patience": None})  # fmt: skip

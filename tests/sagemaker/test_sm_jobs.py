@@ -239,6 +239,7 @@ def test_profiler_report_download(conn, tmp_path):  # noqa: F811
     assert (tmp_path / "report/profiler-output/profiler-report.html").read_bytes() == html
 
 
+@pytest.mark.slow
 def test_cli_train_and_best_params(aws_env, conn, tiny_data, tmp_path):  # noqa: F811
     common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
     r = run_cli(

@@ -70,6 +70,7 @@ def test_bad_evaluation_or_arn_is_refused_before_anything_is_sent(conn, tmp_path
         sm.set_approval(conn, "arn:aws:sagemaker:us-west-2:123456789012:endpoint/x")
 
 
+@pytest.mark.slow
 def test_cli_register_approve_and_serve_only_an_approved_package(aws_env, conn, tmp_path):  # noqa: F811
     common = ["--bucket", BUCKET, "--region", REGION, "--endpoint-url", aws_env]
     model = put_model_tarball(conn, "jobs/j3/output/model.tar.gz")

@@ -180,16 +180,174 @@ def test_sdk3_refuses_the_debugger_services_in_one_line(data_prefix):
     assert recorded(data_prefix, "CreateTrainingJob") == []
 
 
+def tuning_substance(req: dict, s3) -> dict:
+    """What a CreateHyperParameterTuningJob request asks SageMaker for, independent of the SDK line that built it.
+
+    The trials run the training toolkit under both lines (a tuning job's trials name no entry point): program,
+    code (sourcedir.tar.gz under code/JOB/source/), region and launcher are static hyperparameters in both. Known,
+    intentional differences, normalised away here: 2.x adds `sagemaker_estimator_class_name`/`_module` (its own
+    bookkeeping, for attach()) and an empty IntegerParameterRanges; without a warm pool 2.x sends the trials'
+    instances as HyperParameterTuningResourceConfig, 3.x always as ResourceConfig (the same fields).
+    """
+    name = req["HyperParameterTuningJobName"]
+    config, definition = req["HyperParameterTuningJobConfig"], req["TrainingJobDefinition"]
+    static = {k: json.loads(v) for k, v in definition["StaticHyperParameters"].items()}
+    assert static.pop("sagemaker_job_name") == name
+    code = static.pop("sagemaker_submit_directory")
+    assert code == f"s3://{BUCKET}/dogclf/code/{name}/source/sourcedir.tar.gz"
+    for bookkeeping in ("sagemaker_estimator_class_name", "sagemaker_estimator_module"):
+        static.pop(bookkeeping, None)
+    (resources,) = [definition[k] for k in ("ResourceConfig", "HyperParameterTuningResourceConfig") if k in definition]
+    algorithm = definition["AlgorithmSpecification"]
+    warm = req.get("WarmStartConfig")
+    if warm:
+        warm["ParentHyperParameterTuningJobs"].sort(key=lambda p: p["HyperParameterTuningJobName"])
+    return {
+        "image": algorithm["TrainingImage"],
+        "input_mode": algorithm["TrainingInputMode"],
+        "resources": resources,
+        "static_hyperparameters": static,
+        "code_files": _files_in_tar(_read(s3, code)),
+        "ranges": {k: sorted(v, key=lambda r: r["Name"]) for k, v in config["ParameterRanges"].items() if v},
+        "objective": config["HyperParameterTuningJobObjective"],
+        "metric_definitions": sorted((m["Name"], m["Regex"]) for m in algorithm.get("MetricDefinitions", [])),
+        "limits": config["ResourceLimits"],
+        "strategy": (config["Strategy"], config.get("StrategyConfig")),
+        "early_stopping": config.get("TrainingJobEarlyStoppingType", "Off"),
+        "warm_start": warm,
+        "channels": {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in definition["InputDataConfig"]},
+        "output": definition["OutputDataConfig"],
+        "stopping": definition["StoppingCondition"],
+        "spot": definition.get("EnableManagedSpotTraining", False),
+        "checkpoint": definition.get("CheckpointConfig"),
+        "environment": definition.get("Environment") or {},
+        "role": definition["RoleArn"],
+        "tags": sorted((t["Key"], t["Value"]) for t in req.get("Tags", [])),
+    }
+
+
+SPACE = {  # an Integer range too, a maximised objective, Random search with early stopping
+    "parameters": {
+        "head-epochs": {"type": "integer", "min": 1, "max": 3},
+        "dropout": {"type": "continuous", "min": 0.0, "max": 0.5},
+        "optimizer": {"type": "categorical", "values": ["adamw", "sgd"]},
+    },
+    "objective": "valid:top1",
+    "strategy": "random",
+    "early_stopping": True,
+    "max_trials": 4,
+    "parallel_trials": 2,
+}
+
+
+def _tune_request(python: str, url: str, *flags: str) -> dict:
+    start_recording(url)
+    r = _cli(python, url, "sagemaker", "tune", "--data", DATA, "--role", ROLE, *flags)
+    assert r.returncode == 0, r.stderr
+    (req,) = recorded(url, "CreateHyperParameterTuningJob")
+    return req
+
+
+@needs_both
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--tag", "team=dogs", "--max-trials", "6", "--parallel-trials", "2"),
+        ("--instance-type", "ml.m5.xlarge", "--instance-count", "2", "--strategy", "hyperband", "--epochs", "4",
+         "--warm-start", "parent-b", "--warm-start", "parent-a", "--keep-alive", "600", "--spot",
+         "--max-run", "3600", "--max-wait", "7200"),
+        ("--space", "SPACE_FILE", "--instance-type", "ml.c5.xlarge"),
+    ],
+)  # fmt: skip
+def test_tuning_requests_carry_the_same_substance_under_both_lines(data_prefix, tmp_path, flags):
+    """`dogclf sagemaker tune`: 2.x through HyperparameterTuner (dogclf adding the warm pool), 3.x through
+    sagemaker-core's HyperParameterTuningJob.create; see tuning_substance for what is normalised away."""
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(SPACE))
+    flags = tuple(str(space) if f == "SPACE_FILE" else f for f in flags)
+    s3 = make_client(data_prefix, REGION)
+    two = tuning_substance(_tune_request(SDK2, data_prefix, *flags), s3)
+    three = tuning_substance(_tune_request(SDK3, data_prefix, *flags), s3)
+    assert two == three
+    # Not empty: the trials run hpo.py from the shipped code with the script's untuned hyperparameters.
+    static = two["static_hyperparameters"]
+    assert static["sagemaker_program"] == "hpo.py" and "hpo.py" in two["code_files"]
+    assert "dogclf-config.yaml" in two["code_files"] and static["epochs"] and static["sagemaker_region"] == REGION
+    assert two["channels"] == {"training": {"S3DataType": "S3Prefix", "S3Uri": DATA,
+                                            "S3DataDistributionType": "FullyReplicated"}}  # fmt: skip
+    assert two["output"] == {"S3OutputPath": f"s3://{BUCKET}/dogclf/output"}
+    assert "valid:loss" in dict(two["metric_definitions"])
+    tuned = {r["Name"] for ranges in two["ranges"].values() for r in ranges}
+    assert tuned and not tuned & set(static)
+    if "--space" in flags:
+        assert two["objective"] == {"Type": "Maximize", "MetricName": "valid:top1"}
+        assert two["ranges"]["IntegerParameterRanges"] == [
+            {"Name": "head-epochs", "MinValue": "1", "MaxValue": "3", "ScalingType": "Linear"}
+        ]
+        assert [json.loads(v) for v in two["ranges"]["CategoricalParameterRanges"][0]["Values"]] == ["adamw", "sgd"]
+        assert two["strategy"] == ("Random", None) and two["early_stopping"] == "Auto"
+        assert two["limits"] == {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}
+    elif "--strategy" in flags:
+        assert two["strategy"] == ("Hyperband", {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 4}})
+        assert two["resources"]["KeepAlivePeriodInSeconds"] == 600 and two["spot"] is True
+        assert two["stopping"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+        assert static["sagemaker_torch_distributed_enabled"] is True and "-cpu-" in two["image"]
+        assert [p["HyperParameterTuningJobName"] for p in two["warm_start"]["ParentHyperParameterTuningJobs"]] == [
+            "parent-a",
+            "parent-b",
+        ]
+    else:
+        assert two["objective"] == {"Type": "Minimize", "MetricName": "valid:loss"}
+        assert two["limits"] == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2}
+        assert ("team", "dogs") in two["tags"] and "-gpu-" in two["image"] and two["warm_start"] is None
+        assert "KeepAlivePeriodInSeconds" not in two["resources"] and not two["spot"]
+
+
 @needs_sdk3
-def test_sdk3_tune_not_yet_on_3x_is_refused_in_one_line_before_any_request(data_prefix):
-    args = ["sagemaker", "tune", "--data", DATA, "--role", ROLE]
+def test_sdk3_tune_wait_describe_and_best_params_end_to_end(data_prefix, tmp_path):
+    """Under 3.x against moto: `tune --wait` creates and waits on the job, the emulator names a best trial, which
+    is created here as SageMaker would (the job's trial definition, tuned values added), and `best-params` turns it
+    back into a config, the untuned settings read from the sourcedir.tar.gz the 3.x line uploaded."""
+    tuning = "dogclf-tune-sdk3-e2e"
     start_recording(data_prefix)
-    r = _cli(SDK3, data_prefix, *args)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    (line,) = r.stderr.strip().splitlines()[-1:]
-    assert line.startswith("dogclf: error: ") and "SageMaker SDK 3.x" in line and "sagemaker>=2.200,<3" in line
-    for operation in ("CreateHyperParameterTuningJob", "CreateModel", "CreateEndpoint", "CreateTransformJob"):
-        assert recorded(data_prefix, operation) == []
+    r = _cli(SDK3, data_prefix, "sagemaker", "tune", "--data", DATA, "--role", ROLE, "--job-name", tuning,
+             "--set", "optim.gamma=0.3", "--wait")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"tuning job: {tuning}"
+    assert len(recorded(data_prefix, "CreateHyperParameterTuningJob")) == 1
+    assert recorded(data_prefix, "DescribeHyperParameterTuningJob")  # --wait polled it to Completed
+
+    client = _sagemaker(data_prefix)
+    desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)
+    best, definition = desc["BestTrainingJob"]["TrainingJobName"], desc["TrainingJobDefinition"]
+    chosen = {"lr": json.dumps("0.0123"), "batch-size": json.dumps("34")}
+    client.create_training_job(
+        TrainingJobName=best,
+        HyperParameters={**definition["StaticHyperParameters"], **chosen},
+        AlgorithmSpecification=definition["AlgorithmSpecification"],
+        RoleArn=definition["RoleArn"],
+        InputDataConfig=definition["InputDataConfig"],
+        OutputDataConfig=definition["OutputDataConfig"],
+        ResourceConfig=definition["ResourceConfig"],
+        StoppingCondition=definition["StoppingCondition"],
+    )
+    out = tmp_path / "best.yaml"
+    r = _cli(SDK3, data_prefix, "sagemaker", "best-params", tuning, "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"training job: {best} (best of tuning job {tuning})" in r.stdout
+    assert "  lr = 0.0123" in r.stdout and "  batch-size = 34" in r.stdout
+    from dogclf.config import build_config
+
+    written = build_config(out)
+    assert written.optim.lr == 0.0123 and written.data.batch_size == 34
+    assert written.optim.gamma == 0.3  # not a hyperparameter: from the config shipped in sourcedir.tar.gz
+
+
+def _sagemaker(url: str):
+    """A boto3 SageMaker client on moto."""
+    import boto3
+
+    return boto3.client("sagemaker", endpoint_url=url, region_name=REGION)
 
 
 @needs_both
@@ -220,9 +378,20 @@ def test_the_line_is_picked_from_the_installed_major_and_refuses_what_it_lacks()
 
     line = sdk_line()
     assert line.major == int(metadata.version("sagemaker").split(".")[0])
-    assert require("train") is line
+    for operation in ("train", "tune", "deploy", "batch_transform", "predictor"):  # both lines do all of them
+        assert require(operation) is line
     with pytest.raises(ConfigError, match=f"with SageMaker SDK {line.major}.x in this dogclf yet"):
         require("no such operation")
+
+
+def test_make_tuner_takes_only_a_training_object_of_make_estimator():
+    """The tuning job is built from the spec make_estimator resolved; another object is refused in one line."""
+    from dogclf.errors import ConfigError
+    from dogclf.sagemaker import make_tuner
+    from dogclf.tune.space import default_space
+
+    with pytest.raises(ConfigError, match="^expected a training object of make_estimator, got object$"):
+        make_tuner(object(), default_space())
 
 
 def _deploy_requests(python: str, url: str, model: str, endpoint: str, *flags: str) -> dict[str, dict]:
@@ -367,3 +536,41 @@ def test_the_predictor_answers_the_same_under_both_lines(tiny_run, tiny_data):
     assert (two.pop("class"), three.pop("class")) == ("sagemaker.base_predictor", "dogclf.sagemaker.sdk3")
     assert two == three
     assert len(two["top"]["predictions"][0]) == 2 and len(two["logits"][0]) == 3
+
+
+FAILED_WAIT = """
+import sys
+from dogclf.errors import DogclfError
+from dogclf.sagemaker.estimators import job_outcome
+from dogclf.sagemaker.sdk_line import sdk_line
+
+line = sdk_line()
+if line.major == 2:
+    from sagemaker.exceptions import UnexpectedStatusException as Failed
+    failure = Failed("Error for Training job dogs-1: Failed. Reason: AlgorithmError: boom", ["Completed"], "Failed")
+else:
+    from sagemaker.core.utils.exceptions import FailedStatusError as Failed
+    failure = Failed(resource_type="TrainingJob", status="Failed", reason="AlgorithmError: boom")
+try:
+    with job_outcome(line, "training job dogs-1"):
+        raise failure
+except DogclfError as exc:
+    print("CAUGHT", type(exc).__name__, exc, sep=": ")
+with job_outcome(line, "training job dogs-2"):
+    raise ValueError("not a job failure")
+"""
+
+
+@needs_both
+def test_a_waited_job_that_failed_is_one_line_naming_it_under_both_lines():
+    """`--wait` on a job that ends Failed: each line's own exception becomes SageMakerError naming the job and the
+    reason (the CLI prints it as `dogclf: error: ...`); anything else still propagates."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
+    for python in (SDK2, SDK3):
+        r = subprocess.run([python, "-c", FAILED_WAIT], capture_output=True, text=True, timeout=300, env=env)
+        caught = [line for line in r.stdout.splitlines() if line.startswith("CAUGHT: ")]
+        assert len(caught) == 1, (python, r.stdout, r.stderr)
+        first = caught[0].removeprefix("CAUGHT: ")
+        assert first.startswith("SageMakerError: training job dogs-1 did not complete: "), (python, first)
+        assert "Failed" in first and "AlgorithmError: boom" in first and "\n" not in first
+        assert r.returncode == 1 and "ValueError: not a job failure" in r.stdout + r.stderr  # not swallowed

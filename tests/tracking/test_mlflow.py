@@ -115,6 +115,7 @@ def test_tune_refuses_a_file_store_before_any_trial(tiny_data, tmp_path):
     assert not (tmp_path / "tune").exists() and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_tracking_uri_env_turns_mlflow_on_and_the_cli_flag_too(tiny_data, tmp_path):
     assert TrackingConfig().mlflow_enabled({}) is False
     assert TrackingConfig().mlflow_enabled({"MLFLOW_TRACKING_URI": "sqlite:///x.db"}) is True

@@ -108,6 +108,7 @@ def test_resume_refuses_a_different_setup_or_a_foreign_folder(tiny_data, tmp_pat
         tune(_frozen(tiny_data), space, tmp_path / "notes", n_trials=1)
 
 
+@pytest.mark.slow
 def test_parallel_workers_share_the_study(tiny_data, tmp_path):
     space = SearchSpace(parameters={"lr": Continuous(min=0.01, max=0.3, scale="log")})
     out = tmp_path / "tune"

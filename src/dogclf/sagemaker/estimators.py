@@ -9,9 +9,10 @@ today's service configuration instead (hook, built-in and custom rules, Profiler
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,9 +26,17 @@ from dogclf.sagemaker.bundle import job_extras
 from dogclf.sagemaker.debugger import BUILTIN_RULES, debugger_config, profiler_config
 from dogclf.sagemaker.environment import TENSORBOARD_DIR
 from dogclf.sagemaker.s3 import parse_s3_uri
-from dogclf.sagemaker.sdk_line import sdk_line
-from dogclf.sagemaker.session import FRAMEWORK_VERSION, PY_VERSION, Connection, Options, aws_errors, sdk_env
-from dogclf.sagemaker.specs import TrainingSpec
+from dogclf.sagemaker.sdk_line import SdkLine, sdk_line
+from dogclf.sagemaker.session import (
+    FRAMEWORK_VERSION,
+    PY_VERSION,
+    Connection,
+    Options,
+    SageMakerError,
+    aws_errors,
+    sdk_env,
+)
+from dogclf.sagemaker.specs import TrainingSpec, remember_spec
 from dogclf.sagemaker.staging import ENTRY_SCRIPTS, stage_source_dir
 
 Mode = Literal["train", "hpo"]
@@ -233,10 +242,12 @@ def make_estimator(cfg: RunConfig, conn: Connection, options: EstimatorOptions) 
     with sdk_env(conn.endpoint_url):
         source_dir = stage_source_dir([ENTRY_SCRIPTS[o.mode]], run, o.entry_dir, job_extras(run, o.mode))
         try:
-            trainer = line.trainer(training_spec(conn, cfg, run, o, source_dir), conn.session)
+            spec = training_spec(conn, cfg, run, o, source_dir)
+            trainer = line.trainer(spec, conn.session)
         except BaseException:
             shutil.rmtree(source_dir, ignore_errors=True)
             raise
+    remember_spec(trainer, spec)
     weakref.finalize(trainer, shutil.rmtree, str(source_dir), True)
     return trainer
 
@@ -260,13 +271,23 @@ def submit(
 ) -> str:
     """Start a training job (estimator) or tuning job (tuner); with wait, stream logs until it ends."""
     from dogclf.sagemaker.names import unique_name
-    from dogclf.sagemaker.tuners import is_tuner, warm_pool
+    from dogclf.sagemaker.tuners import Tuner
 
+    line = sdk_line()
     with sdk_env(conn.endpoint_url), aws_errors("submitting the job"):
-        if is_tuner(job):
-            with warm_pool(conn.session.sagemaker_client, job.estimator.keep_alive_period_in_seconds):
-                job.fit(_channels(inputs), job_name=job_name, wait=False)
-            if wait:
-                job.wait()
-            return job.latest_tuning_job.name
-        return sdk_line().train(job, _channels(inputs), job_name or unique_name(job.base_job_name), wait)
+        if isinstance(job, Tuner):
+            name = job_name or unique_name(job.spec.base_name, "tuning")
+            with job_outcome(line, f"tuning job {name}"):
+                return line.tune(job.sdk, _channels(inputs), name, wait)
+        name = job_name or unique_name(job.base_job_name)
+        with job_outcome(line, f"training job {name}"):
+            return line.train(job, _channels(inputs), name, wait)
+
+
+@contextlib.contextmanager
+def job_outcome(line: SdkLine, job: str) -> Iterator[None]:
+    """A waited job that ended Failed or Stopped (the SDK line's own exception) as one line naming the job."""
+    try:
+        yield
+    except line.job_failures() as exc:
+        raise SageMakerError(f"{job} did not complete: {' '.join(str(exc).split())}") from None

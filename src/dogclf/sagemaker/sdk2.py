@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec, TuningSpec
 
 
 def _sdk_config() -> dict[str, Any]:
@@ -19,11 +21,40 @@ def _sdk_config() -> dict[str, Any]:
     return sdk_config
 
 
+@contextlib.contextmanager
+def warm_pool(client: Any, keep_alive_s: int | None) -> Iterator[None]:
+    """Send the trials' KeepAlivePeriodInSeconds, which SDK 2.x's tuner drops, in their ResourceConfig."""
+    if keep_alive_s is None:
+        yield
+        return
+
+    def add_keep_alive(params: dict[str, Any], **_: Any) -> None:
+        definition = params.get("TrainingJobDefinition") or {}
+        resources = definition.pop("HyperParameterTuningResourceConfig", None)
+        if resources is not None:
+            fields = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
+            kept = {k: v for k, v in resources.items() if k in fields}
+            definition["ResourceConfig"] = {**kept, "KeepAlivePeriodInSeconds": keep_alive_s}
+
+    event, unique_id = "before-parameter-build.sagemaker.CreateHyperParameterTuningJob", "dogclf-warm-pool"
+    client.meta.events.register(event, add_keep_alive, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)
+
+
 class Sdk2Line:
     """sagemaker 2.x: `sagemaker.Session`, `sagemaker.pytorch.PyTorch`."""
 
     major = 2
     operations = frozenset({"train", "tune", "deploy", "batch_transform", "predictor"})
+
+    def job_failures(self) -> tuple[type[BaseException], ...]:
+        """2.x's `UnexpectedStatusException` (a waited job ended Failed or Stopped)."""
+        from sagemaker.exceptions import UnexpectedStatusException
+
+        return (UnexpectedStatusException,)
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """A `sagemaker.Session` on boto_session with telemetry opted out."""
@@ -89,6 +120,61 @@ class Sdk2Line:
         """`estimator.fit` (logs streamed while waiting)."""
         trainer.fit(channels, job_name=job_name, wait=wait, logs="All" if wait else "None")
         return str(trainer.latest_training_job.name)
+
+    def tuner(self, trainer: Any, training: TrainingSpec, tuning: TuningSpec) -> Any:
+        """A HyperparameterTuner over the estimator: ranges, objective, strategy, limits, warm start."""
+        from sagemaker.tuner import (
+            CategoricalParameter,
+            ContinuousParameter,
+            HyperbandStrategyConfig,
+            HyperparameterTuner,
+            IntegerParameter,
+            StrategyConfig,
+            WarmStartConfig,
+            WarmStartTypes,
+        )
+
+        kinds = {"Continuous": ContinuousParameter, "Integer": IntegerParameter}
+        ranges = {
+            r.name: CategoricalParameter(list(r.values))
+            if r.kind == "Categorical"
+            else kinds[r.kind](r.min_value, r.max_value, scaling_type=r.scaling)
+            for r in tuning.ranges
+        }
+        strategy_config = None
+        if tuning.hyperband_resources:
+            low, high = tuning.hyperband_resources
+            strategy_config = StrategyConfig(HyperbandStrategyConfig(min_resource=low, max_resource=high))
+        warm = None
+        if tuning.warm_start_parents:
+            parents = set(tuning.warm_start_parents)
+            warm = WarmStartConfig(WarmStartTypes.IDENTICAL_DATA_AND_ALGORITHM, parents=parents)
+        try:
+            return HyperparameterTuner(
+                trainer,
+                tuning.objective,
+                ranges,
+                metric_definitions=list(training.metric_definitions),
+                strategy=tuning.strategy,
+                objective_type=tuning.objective_type,
+                max_jobs=tuning.max_jobs,
+                max_parallel_jobs=tuning.max_parallel_jobs,
+                max_runtime_in_seconds=tuning.max_runtime_s,
+                early_stopping_type=tuning.early_stopping,
+                strategy_config=strategy_config,
+                warm_start_config=warm,
+                base_tuning_job_name=tuning.base_name,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"SageMaker SDK rejected the tuner: {exc}") from None
+
+    def tune(self, tuner: Any, channels: dict[str, str], job_name: str, wait: bool) -> str:
+        """`tuner.fit` (the trials' warm pool added to the request), then with wait `tuner.wait`."""
+        with warm_pool(tuner.sagemaker_session.sagemaker_client, tuner.estimator.keep_alive_period_in_seconds):
+            tuner.fit(channels, job_name=job_name, wait=False)
+        if wait:
+            tuner.wait()
+        return str(tuner.latest_tuning_job.name)
 
     def model(self, spec: ServingSpec, session: Any) -> Any:
         """The PyTorchModel of dogclf's serving code (repacked from spec.source_dir), or a Model of spec.image."""

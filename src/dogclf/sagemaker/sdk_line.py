@@ -1,9 +1,9 @@
 """The one interface between dogclf and the SageMaker Python SDK, with one implementation per major line.
 
-dogclf resolves what it asks for into SDK-free specs (`specs.TrainingSpec`, `ServingSpec`, `EndpointSpec`,
-`TransformSpec`); the line installed (2.x: the `Estimator`/`Model` family in `sdk2`, 3.x: sagemaker-train's
-`ModelTrainer` and sagemaker-core in `sdk3`) turns them into requests. The line is picked once, from the
-installed SDK's major version.
+dogclf resolves what it asks for into SDK-free specs (`specs.TrainingSpec`, `TuningSpec`, `ServingSpec`,
+`EndpointSpec`, `TransformSpec`); the line installed (2.x: the `Estimator`/`Model` family in `sdk2`, 3.x:
+sagemaker-train's `ModelTrainer` and sagemaker-core in `sdk3`) turns them into requests. The line is picked
+once, from the installed SDK's major version.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from dogclf.errors import ConfigError
-from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec
+from dogclf.sagemaker.specs import EndpointSpec, ServingSpec, TrainingSpec, TransformSpec, TuningSpec
 
 
 class SdkLine(Protocol):
@@ -21,6 +21,10 @@ class SdkLine(Protocol):
 
     major: int
     operations: frozenset[str]  # what this line does: "train", "tune", "deploy", "batch_transform", "predictor"
+
+    def job_failures(self) -> tuple[type[BaseException], ...]:
+        """The SDK's exceptions for a waited-on job that ended Failed or Stopped, or outlasted the wait."""
+        ...
 
     def session(self, boto_session: Any, endpoint_url: str | None, bucket: str | None) -> Any:
         """The SDK's Session on `boto_session` (telemetry opted out), its clients pointed at endpoint_url."""
@@ -36,6 +40,14 @@ class SdkLine(Protocol):
 
     def train(self, trainer: Any, channels: dict[str, str], job_name: str, wait: bool) -> str:
         """Start the training job (CreateTrainingJob) on the S3 channels; with wait, until it ends; its name."""
+        ...
+
+    def tuner(self, trainer: Any, training: TrainingSpec, tuning: TuningSpec) -> Any:
+        """The line's tuning object (not yet started) whose trials run `trainer`, the training object of `training`."""
+        ...
+
+    def tune(self, tuner: Any, channels: dict[str, str], job_name: str, wait: bool) -> str:
+        """Start the tuning job (CreateHyperParameterTuningJob) on the channels; with wait, until it ends; its name."""
         ...
 
     def deploy(self, model: ServingSpec, endpoint: EndpointSpec, session: Any) -> str:
@@ -76,7 +88,7 @@ def sdk_line() -> SdkLine:
 
 
 def require(operation: str) -> SdkLine:
-    """The installed line, or a one-line ConfigError when it does not do `operation` (e.g. 'tune' on 3.x)."""
+    """The installed line, or a one-line ConfigError when it does not do `operation`."""
     line = sdk_line()
     if operation not in line.operations:
         raise ConfigError(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dogclf.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,52 @@ class TransformSpec:
     content_type: str
     accept: str
     max_concurrent_transforms: int | None = None
+
+
+@dataclass(frozen=True)
+class ParameterRange:
+    """One tuned hyperparameter: a Continuous or Integer range (min, max, SageMaker's scale) or Categorical values."""
+
+    name: str
+    kind: str  # "Continuous", "Integer" or "Categorical", as in SageMaker's <kind>ParameterRanges
+    min_value: str = ""
+    max_value: str = ""
+    scaling: str = "Auto"  # "Linear" or "Logarithmic" for ranges
+    values: tuple[str, ...] = ()  # Categorical: the values as the script receives them (plain strings)
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """One tuning job as dogclf resolves it: the substance both SDK lines send to CreateHyperParameterTuningJob.
+
+    The trials' training job is the hpo-mode TrainingSpec it goes with.
+    """
+
+    objective: str  # a metric definition's name, e.g. valid:loss
+    objective_type: str  # "Minimize" or "Maximize"
+    ranges: tuple[ParameterRange, ...]
+    strategy: str  # SageMaker's: "Bayesian", "Random", "Hyperband" or "Grid"
+    max_jobs: int | None  # None with Grid (SageMaker counts the grid)
+    max_parallel_jobs: int
+    early_stopping: str  # "Auto" or "Off"
+    hyperband_resources: tuple[int, int] | None = None  # Hyperband's (MinResource, MaxResource) in epochs
+    max_runtime_s: int | None = None
+    warm_start_parents: tuple[str, ...] = ()  # IdenticalDataAndAlgorithm warm start from these tuning jobs
+    base_name: str = "dogclf-tune"
+
+
+_BUILT_FROM: dict[int, TrainingSpec] = {}  # id(a line's training object) -> the spec it was built from
+
+
+def remember_spec(trainer: Any, spec: TrainingSpec) -> None:
+    """Record that `trainer` (a line's training object) was built from `spec`, for as long as it lives."""
+    _BUILT_FROM[id(trainer)] = spec
+    weakref.finalize(trainer, _BUILT_FROM.pop, id(trainer), None)
+
+
+def training_spec_of(trainer: Any) -> TrainingSpec:
+    """The TrainingSpec that make_estimator built `trainer` from; a ConfigError for any other object."""
+    spec = _BUILT_FROM.get(id(trainer))
+    if spec is None:
+        raise ConfigError(f"expected a training object of make_estimator, got {type(trainer).__name__}")
+    return spec

@@ -1,52 +1,32 @@
-"""Hyperparameter tuning jobs: dogclf's one search space as SageMaker ranges, strategy and budget."""
+"""Hyperparameter tuning jobs: dogclf's one search space as SageMaker ranges, strategy and budget.
+
+dogclf resolves a tuning job into an SDK-free `TuningSpec` (ranges, objective, strategy, limits, warm start) next
+to its trials' `TrainingSpec`; the installed SDK line (`sdk_line`) turns both into the request.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from dogclf.errors import ConfigError
 from dogclf.sagemaker.session import sdk_env
-from dogclf.tune.space import STRATEGIES, Categorical, Continuous, Integer, SearchSpace, named_space, resolve_space
+from dogclf.sagemaker.specs import ParameterRange, TrainingSpec, TuningSpec, training_spec_of
+from dogclf.tune.space import STRATEGIES, Categorical, Continuous, SearchSpace, named_space, resolve_space
 
 # dogclf's strategy names (tune.space) -> SageMaker's: "bayesian" -> "Bayesian", ...
 SDK_STRATEGIES = {name: name.capitalize() for name in STRATEGIES}
 SDK_SCALES = {"linear": "Linear", "log": "Logarithmic"}
 
 
-@contextlib.contextmanager
-def warm_pool(client: Any, keep_alive_s: int | None) -> Iterator[None]:
-    """Send the trials' KeepAlivePeriodInSeconds, which SDK 2.x's tuner drops, in their ResourceConfig."""
-    if keep_alive_s is None:
-        yield
-        return
+@dataclass(frozen=True)
+class Tuner:
+    """A tuning job ready for `submit`: the installed line's tuning object and the specs it was made from."""
 
-    def add_keep_alive(params: dict[str, Any], **_: Any) -> None:
-        definition = params.get("TrainingJobDefinition") or {}
-        resources = definition.pop("HyperParameterTuningResourceConfig", None)
-        if resources is not None:
-            fields = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
-            kept = {k: v for k, v in resources.items() if k in fields}
-            definition["ResourceConfig"] = {**kept, "KeepAlivePeriodInSeconds": keep_alive_s}
-
-    event, unique_id = "before-parameter-build.sagemaker.CreateHyperParameterTuningJob", "dogclf-warm-pool"
-    client.meta.events.register(event, add_keep_alive, unique_id=unique_id)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
-
-
-def is_tuner(job: Any) -> bool:
-    """Whether `job` is a tuner of make_tuner (SDK 2.x's HyperparameterTuner)."""
-    from dogclf.sagemaker.sdk_line import sdk_line
-
-    if "tune" not in sdk_line().operations:
-        return False
-    from sagemaker.tuner import HyperparameterTuner
-
-    return isinstance(job, HyperparameterTuner)
+    sdk: Any  # the line's tuning object (2.x HyperparameterTuner, 3.x the request's parts)
+    trainer: Any  # the trials' training object: keeps its staged source folder until the job is submitted
+    training: TrainingSpec
+    spec: TuningSpec
 
 
 def job_space(spec: str | None, cfg: Any) -> SearchSpace:
@@ -56,30 +36,44 @@ def job_space(spec: str | None, cfg: Any) -> SearchSpace:
     return resolve_space(spec, cfg)[1]
 
 
-def sagemaker_ranges(space: SearchSpace) -> dict[str, Any]:
-    """The space's parameters as sagemaker.tuner Continuous/Integer/CategoricalParameter ranges."""
-    from sagemaker.tuner import CategoricalParameter, ContinuousParameter, IntegerParameter
-
-    out: dict[str, Any] = {}
+def sagemaker_ranges(space: SearchSpace) -> tuple[ParameterRange, ...]:
+    """The space's parameters as SageMaker's Continuous, Integer and Categorical ranges (values as strings)."""
+    out = []
     for name, p in space.parameters.items():
-        if isinstance(p, Continuous):
-            out[name] = ContinuousParameter(p.min, p.max, scaling_type=SDK_SCALES[p.scale])
-        elif isinstance(p, Integer):
-            out[name] = IntegerParameter(p.min, p.max, scaling_type=SDK_SCALES[p.scale])
-        elif isinstance(p, Categorical):
-            out[name] = CategoricalParameter([str(v) for v in p.values])
-    return out
+        if isinstance(p, Categorical):
+            out.append(ParameterRange(name, "Categorical", values=tuple(str(v) for v in p.values)))
+        else:
+            kind = "Continuous" if isinstance(p, Continuous) else "Integer"
+            out.append(ParameterRange(name, kind, str(p.min), str(p.max), SDK_SCALES[p.scale]))
+    return tuple(out)
 
 
-def _strategy(estimator: Any, space: SearchSpace) -> tuple[str, Any, str]:
-    """SageMaker strategy name, its StrategyConfig, and the early stopping type."""
-    from sagemaker.tuner import HyperbandStrategyConfig, StrategyConfig
-
+def tuning_spec(
+    training: TrainingSpec,
+    space: SearchSpace,
+    warm_start_from: Sequence[str] = (),
+    max_runtime_s: int | None = None,
+    base_tuning_job_name: str = "dogclf-tune",
+) -> TuningSpec:
+    """The tuning job over `space` for trials of `training`: ranges, objective, strategy, budget, early stopping."""
     strategy = SDK_STRATEGIES[space.strategy]
+    hyperband, early = None, "Auto" if space.early_stopping else "Off"
     if strategy == "Hyperband":  # Hyperband stops trials itself, on the per-epoch objective lines
-        epochs = int(estimator.hyperparameters().get("epochs", "10").strip('"'))
-        return strategy, StrategyConfig(HyperbandStrategyConfig(min_resource=1, max_resource=max(epochs, 2))), "Off"
-    return strategy, None, "Auto" if space.early_stopping else "Off"
+        epochs = int(training.hyperparameters.get("epochs", "10"))
+        hyperband, early = (1, max(epochs, 2)), "Off"
+    return TuningSpec(
+        objective=space.objective,
+        objective_type=space.direction.capitalize(),
+        ranges=sagemaker_ranges(space),
+        strategy=strategy,
+        max_jobs=None if strategy == "Grid" else space.max_trials,
+        max_parallel_jobs=space.parallel_trials,
+        early_stopping=early,
+        hyperband_resources=hyperband,
+        max_runtime_s=max_runtime_s,
+        warm_start_parents=tuple(dict.fromkeys(warm_start_from)),
+        base_name=base_tuning_job_name,
+    )
 
 
 def make_tuner(
@@ -88,35 +82,12 @@ def make_tuner(
     warm_start_from: Sequence[str] = (),
     max_runtime_s: int | None = None,
     base_tuning_job_name: str = "dogclf-tune",
-) -> Any:
-    """HyperparameterTuner from a dogclf SearchSpace: ranges, objective, strategy, budget, early stopping."""
+) -> Tuner:
+    """A tuning job over `space` whose trials run `estimator` (of make_estimator, mode "hpo"), for `submit`."""
     from dogclf.sagemaker.sdk_line import require
 
-    require("tune")
-    from sagemaker.tuner import HyperparameterTuner, WarmStartConfig, WarmStartTypes
-
-    from dogclf.training.metrics import metric_definitions
-
-    strategy, strategy_config, early = _strategy(estimator, space)
-    warm = None
-    if warm_start_from:
-        warm = WarmStartConfig(WarmStartTypes.IDENTICAL_DATA_AND_ALGORITHM, parents=set(warm_start_from))
-    try:
-        with sdk_env():
-            return HyperparameterTuner(
-                estimator,
-                space.objective,
-                sagemaker_ranges(space),
-                metric_definitions=metric_definitions(),
-                strategy=strategy,
-                objective_type=space.direction.capitalize(),
-                max_jobs=None if strategy == "Grid" else space.max_trials,
-                max_parallel_jobs=space.parallel_trials,
-                max_runtime_in_seconds=max_runtime_s,
-                early_stopping_type=early,
-                strategy_config=strategy_config,
-                warm_start_config=warm,
-                base_tuning_job_name=base_tuning_job_name,
-            )
-    except ValueError as exc:
-        raise ConfigError(f"SageMaker SDK rejected the tuner: {exc}") from None
+    line = require("tune")
+    training = training_spec_of(estimator)
+    spec = tuning_spec(training, space, warm_start_from, max_runtime_s, base_tuning_job_name)
+    with sdk_env():
+        return Tuner(line.tuner(estimator, training, spec), estimator, training, spec)
