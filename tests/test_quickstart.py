@@ -127,14 +127,11 @@ def test_quickstart_cli_reruns_in_the_same_workdir(tmp_path, capsys):
 
 
 @pytest.mark.slow(minutes=9)
-@pytest.mark.xfail(
-    reason="the final run's epoch-2 spike (valid loss 2.2 -> 21.5 -> 2.3) comes from lagging BatchNorm running "
-    "statistics; optim.bn_recalibrate removes it but lowered the quickstart's test top-1 (0.81 against 1.00), so "
-    "the quickstart leaves it off (docs/local.md, 'Valid-loss spikes from scratch') and reports the spike.",
-    strict=False,
-)
+@pytest.mark.timeout(1200)  # ~540 s in CI on one thread, 806 s on 2 busy shared cores: room over the 600 s default
 def test_the_default_quickstart_converges_reports_its_spikes_and_raises_no_rule(tmp_path):
-    # What `make quickstart` runs, with every default (ResNet50 from scratch, 4 trials, 6 epochs): ~2.5 min.
+    # What `make quickstart` runs, with every default (ResNet50 from scratch, 4 trials, 6 epochs): ~5 min on 2
+    # cores. Its final run's epoch-2 valid loss spikes (2.2 -> 21.5 -> 2.3, stale BatchNorm statistics) and
+    # recovers (0.0003): the quickstart reports that epoch, and Overfit, seeing the whole run, does not fire.
     r = run_quickstart(tmp_path / "qs", overrides={"runtime.progress": False})
     classes = len(json.loads((r.model / "metadata.json").read_text())["class_names"])
     chance, losses = math.log(classes), r.final_valid_losses

@@ -71,6 +71,32 @@ def test_low_noise_stalls_of_few_classes_are_caught(tmp_path, family, variant, s
     assert row.triggered, (row.status, row.finding)
 
 
+def test_a_loss_flat_from_the_start_is_caught_once_the_run_is_as_long_as_its_noise_needs(tmp_path):
+    # lr 0 on 3 classes at batch noise 0.09 (the labelled suite's lr-zero): the last two blocks alone are too
+    # short to show a stall; every loss since the start in one fit shows it, from the length the verdict names
+    import re
+
+    from synthetic_suite import stuck
+
+    def flat(steps: int) -> Run:
+        return stuck(np.random.default_rng(SEED), {"classes": 3, "steps": steps, "epoch": 15, "sd": 0.09})
+
+    short = verdicts(flat(150), tmp_path / "150", ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert short.status == "NotEvaluated", short.finding
+    needed = int(re.search(r"needs at least about (\d+) losses", short.finding).group(1))
+    assert 150 < needed < 300, short.finding
+    long = verdicts(flat(300), tmp_path / "300", ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert long.triggered and "since the start" in long.finding, (long.status, long.finding)
+
+
+@pytest.mark.parametrize("seed", [100, 101, 102])
+def test_a_bump_after_early_progress_is_not_a_loss_flat_from_the_start(tmp_path, seed):
+    # 20 classes, x2.5 over steps 40-60 after 40 steps of progress: at step 50 a straight line through every loss
+    # rises, but the loss had already been clearly below its start (each window end is checked, as live rules do)
+    row = verdicts(held_out("early-bump", 1, seed), tmp_path, ["LossNotDecreasing"])["LossNotDecreasing"]
+    assert row.status == "NoIssuesFound", row.finding
+
+
 def test_a_stall_test_that_straddles_its_threshold_is_not_evaluated_never_a_silent_pass(tmp_path):
     # Progress early, then at the last window the fall's confidence interval contains the least drop that
     # counts: neither progress nor a stall was shown
@@ -103,6 +129,22 @@ def test_overfit_compares_like_with_like(tmp_path):
     run = Run(np.full(30, 2.0), 10, [0.6, 0.9, 1.2], [0.3, 0.1, 0.05])
     row = verdicts(run, tmp_path, ["Overfit"])["Overfit"]
     assert row.triggered and "train loss 0.1:" in row.finding
+
+
+def test_overfit_is_silent_on_a_valid_spike_that_later_validations_undo(tmp_path):
+    # The default quickstart's final run (ResNet50 from scratch; epoch 2 validated with stale BatchNorm
+    # statistics): valid 2.21 -> 21.5 -> 2.33 -> 0.125 -> 0.0003 while the train CE falls. Seen whole, the gap passed.
+    train = [1.804, 0.550, 0.137, 0.234, 0.067, 0.083]
+    valid = [2.209, 21.48, 2.326, 0.125, 0.00028, 0.00039]
+    spike = verdicts(Run(np.repeat(train, 10), 10, valid, train), tmp_path / "spike", ["Overfit"])["Overfit"]
+    assert spike.status == "NoIssuesFound", spike.finding
+    # Live, at epoch 2, the later validations are not there yet: the same gap fires
+    live = verdicts(Run(np.repeat(train[:2], 10), 10, valid[:2], train[:2]), tmp_path / "live", ["Overfit"])["Overfit"]
+    assert live.triggered and "gap 20.9" in live.finding, live.finding
+    # A valid loss that never gets back below epoch 1's while the train CE falls is memorizing
+    stays = valid[:3] + [2.4, 2.5, 2.6]
+    kept = verdicts(Run(np.repeat(train, 10), 10, stays, train), tmp_path / "stays", ["Overfit"])["Overfit"]
+    assert kept.triggered, kept.finding
 
 
 def test_overtraining_patience_fits_the_run(tmp_path):

@@ -27,8 +27,10 @@ class LossNotDecreasing(_LossRule):
     so a short bump that recovers never decides. Stalled: over the last two blocks (a block is a third of the
     steps so far, at least `patience` windows) the least-squares fall per block is under `diff_percent` % per
     `num_steps` steps, with confidence `z`, while the loss is above `progress_percent` % of that reference
-    (lower is converging); blocks too short for their noise to show such a drop or a clear one decide nothing,
-    and a latest fall whose interval straddles that drop is NotEvaluated, as is a run never decided. Without
+    (lower is converging), or the least-squares fall over every step since the first is under that rate (a
+    loss flat from the start: every loss is evidence); blocks too short for their noise to show such a drop or
+    a clear one decide nothing, and a latest fall whose interval straddles that drop is NotEvaluated, as is a
+    run never decided (with the number of losses a stall needs at the run's noise). Without
     `mode`, the first of EVAL, TRAIN, GLOBAL with two full windows is checked.
     """
 
@@ -137,7 +139,7 @@ class LossNotDecreasing(_LossRule):
             self.decided, self._open = True, ""
             return False  # clear progress
         if margin > need:
-            return False  # the noise could hide a drop of `need`: no decision yet
+            return self._stuck(values, ref, sd)  # the noise could hide a drop of `need` in the blocks
         if drop + margin < need:
             return self.fire(
                 f"the loss fell {drop:.3g} over the last {b} steps (least squares over {2 * b}; mean now "
@@ -145,12 +147,43 @@ class LossNotDecreasing(_LossRule):
                 f"{self.num_steps} steps (noise {sd:.3g} per step) while above {self.progress:g}% of the start "
                 f"{ref:.4g}"
             )
+        if self._stuck(values, ref, sd):
+            return True
         self.decided = False  # the latest evidence straddles the threshold: neither progress nor a stall
         self._open = (
             f"the loss fell {drop:.3g} ± {margin:.3g} over the last {b} steps of {len(values)}: cannot tell a stall "
             f"from the {need:.3g} that counts as progress ({self.diff_percent:g}% per {self.num_steps} steps)"
         )
         return False
+
+    def _stuck(self, values: np.ndarray, ref: float, sd: float) -> bool:
+        """Fire when the loss never fell at the rate that counts since the first step (every loss in one fit).
+
+        Only for a loss that never went clearly below its start: a window below it by `z` standard errors shows
+        progress that a bump (x2.5 for 20 steps) after it could hide from a straight-line fit.
+        """
+        m, n = len(values), self.num_steps
+        windows = values[n : m - m % n].reshape(-1, n).mean(axis=1)
+        if windows.size and float(windows.min()) < ref - self.z * sd * np.sqrt(2 / n):
+            return False
+        drop, se = _trend_drop(values, sd)
+        need = ref * self.diff_percent / 100 * (m // 2) / self.num_steps
+        if drop + self.z * se < need:
+            return self.fire(
+                f"the loss fell {drop:.3g} ± {self.z * se:.3g} per {m // 2} steps over all {m} steps since the "
+                f"start (least squares; mean now {float(values[-self.num_steps :].mean()):.4g}): under "
+                f"{self.diff_percent:g}% of the start {ref:.4g} per {self.num_steps} steps (noise {sd:.3g} per step)"
+            )
+        return False
+
+    def needed_steps(self, values: np.ndarray) -> int | None:
+        """The fewest losses at this run's noise and start for which a flat loss can be shown stalled (None: never)."""
+        sd, ref = noise_sd(values), float(values[: self.num_steps].mean())
+        if not (self.diff_percent > 0 and ref > 0 and np.isfinite(sd)):
+            return None
+        rate = ref * self.diff_percent / 100 / self.num_steps  # the least fall per step that counts as progress
+        m = float(np.cbrt(12 * (self.z * sd / rate) ** 2))  # z standard errors of the fitted slope below `rate`
+        return max(int(np.ceil(m)) + 1, 2 * self.patience * self.num_steps)
 
     def insufficient(self) -> str:
         """NotEvaluated reason: too few losses, or too noisy, to tell a stall from slow progress."""
@@ -161,9 +194,11 @@ class LossNotDecreasing(_LossRule):
         values = np.array([v for _, v in self._series or []])
         if len(values) < 2 * self.patience * self.num_steps:
             return f"only {len(values)} losses saved; comparing windows needs {2 * self.patience * self.num_steps}"
+        needed = self.needed_steps(values)
         return (
             f"{len(values)} losses with noise {noise_sd(values):.3g} per step cannot tell a stall from a drop of "
             f"{self.diff_percent:g}% per {self.num_steps} steps"
+            + (f"; showing a stall at this noise needs at least about {needed} losses" if needed else "")
         )
 
 
@@ -173,8 +208,10 @@ class Overfit(_LossRule):
     Like for like: the epoch's plain cross-entropy on the training set (saved with each validation) against
     the valid loss. At each of the last `patience` validations the gap is above `min_gap` and `ratio_threshold`
     times the train loss; across them it grew by more than `min_growth` (and the valid loss's own noise, once
-    4 validations show it) while the valid loss did not improve. A converged, flat gap or one noisy
-    validation never decides. Fewer than `patience` validations: NotEvaluated.
+    4 validations show it) while the valid loss did not improve, then or later: a gap undone by a later
+    validation whose loss falls below where the gap grew from is a passing spike (stale BatchNorm statistics,
+    one bad validation), not memorizing. Live, the later validations are not there yet. A converged, flat gap
+    or one noisy validation never decides. Fewer than `patience` validations: NotEvaluated.
     """
 
     explanation = "Validation loss is well above training loss and the gap keeps growing: the model memorizes."
@@ -213,12 +250,16 @@ class Overfit(_LossRule):
         valid = [v for _, v, _ in self._epochs[: k + 1]]
         noise = self.z * noise_sd(valid) * np.sqrt(2) if len(valid) >= 4 else 0.0
         growth, (_, v, t) = gaps[-1] - (base[1] - base[2]), last[-1]
-        if large and v >= base[1] and growth > max(self.min_growth, noise):
+        if large and v >= base[1] and growth > max(self.min_growth, noise) and not self._undone(k, base[1]):
             return self.fire(
                 f"valid loss {v:.4g} vs train loss {t:.4g}: gap {gaps[-1]:.3g} (ratio {gaps[-1] / t:.3g}) grew "
                 f"by {growth:.3g} over {k - max(k - self.patience, 0)} validation(s); the valid loss did not improve"
             )
         return False
+
+    def _undone(self, k: int, before: float) -> bool:
+        """Whether a later validation's loss fell below `before` (where the gap grew from): a passing spike."""
+        return any(v < before for _, v, _ in self._epochs[k + 1 :])
 
     def insufficient(self) -> str:
         """NotEvaluated reason: fewer validations than `patience`."""
