@@ -63,9 +63,18 @@ def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
             forced_lr(0.0),
             [],
         ),
+        # constant lr: the valid loss rises 0.38 -> 0.75 and stays there while the train loss falls to 0.0002.
+        # Under the default cosine schedule the same run comes back (0.58 -> 0.23, top-1 0.92): a passing gap
+        # that Overfit, seeing the whole run, leaves alone.
         "overfit": (
             small_data,
-            {"optim.epochs": 15, "data.augment": False, "optim.lr": 0.05, "data.batch_size": 6},
+            {
+                "optim.epochs": 15,
+                "data.augment": False,
+                "optim.lr": 0.05,
+                "data.batch_size": 6,
+                "optim.scheduler": "none",
+            },
             Trainer,
             [],
         ),
