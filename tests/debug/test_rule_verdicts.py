@@ -145,6 +145,10 @@ def test_overfit_is_silent_on_a_valid_spike_that_later_validations_undo(tmp_path
     stays = valid[:3] + [2.4, 2.5, 2.6]
     kept = verdicts(Run(np.repeat(train, 10), 10, stays, train), tmp_path / "stays", ["Overfit"])["Overfit"]
     assert kept.triggered, kept.finding
+    # nor does one noisy dip below it in between: the run ends with the gap
+    dips = valid[:3] + [2.0, 2.5, 2.6]
+    dipped = verdicts(Run(np.repeat(train, 10), 10, dips, train), tmp_path / "dips", ["Overfit"])["Overfit"]
+    assert dipped.triggered, dipped.finding
 
 
 def test_overtraining_patience_fits_the_run(tmp_path):

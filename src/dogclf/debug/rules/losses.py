@@ -208,8 +208,8 @@ class Overfit(_LossRule):
     Like for like: the epoch's plain cross-entropy on the training set (saved with each validation) against
     the valid loss. At each of the last `patience` validations the gap is above `min_gap` and `ratio_threshold`
     times the train loss; across them it grew by more than `min_growth` (and the valid loss's own noise, once
-    4 validations show it) while the valid loss did not improve, then or later: a gap undone by a later
-    validation whose loss falls below where the gap grew from is a passing spike (stale BatchNorm statistics,
+    4 validations show it) while the valid loss did not improve, then or by the end: a gap undone by the run's
+    last validation, whose loss ended below where the gap grew from, is a passing spike (stale BatchNorm statistics,
     one bad validation), not memorizing. Live, the later validations are not there yet. A converged, flat gap
     or one noisy validation never decides. Fewer than `patience` validations: NotEvaluated.
     """
@@ -258,8 +258,12 @@ class Overfit(_LossRule):
         return False
 
     def _undone(self, k: int, before: float) -> bool:
-        """Whether a later validation's loss fell below `before` (where the gap grew from): a passing spike."""
-        return any(v < before for _, v, _ in self._epochs[k + 1 :])
+        """Whether the run's last validation after k ended below `before`, where the gap grew from: a passing spike.
+
+        One noisy later dip does not undo a gap the run ends with.
+        """
+        later = self._epochs[k + 1 :]
+        return bool(later) and later[-1][1] < before
 
     def insufficient(self) -> str:
         """NotEvaluated reason: fewer validations than `patience`."""
