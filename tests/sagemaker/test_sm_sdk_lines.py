@@ -132,12 +132,17 @@ def training_substance(req: dict, s3) -> dict:
     }
 
 
-def _train_request(python: str, url: str, *flags: str) -> dict:
+def _request(python: str, url: str, command: str, operation: str, *flags: str) -> dict:
+    """The one `operation` request that `dogclf sagemaker COMMAND` sends under `python`'s SDK line."""
     start_recording(url)
-    r = _cli(python, url, "sagemaker", "train", "--data", DATA, "--role", ROLE, *flags)
+    r = _cli(python, url, "sagemaker", command, "--data", DATA, "--role", ROLE, *flags)
     assert r.returncode == 0, r.stderr
-    (req,) = recorded(url, "CreateTrainingJob")
+    (req,) = recorded(url, operation)
     return req
+
+
+def _train_request(python: str, url: str, *flags: str) -> dict:
+    return _request(python, url, "train", "CreateTrainingJob", *flags)
 
 
 @pytest.fixture
@@ -241,11 +246,7 @@ SPACE = {  # an Integer range too, a maximised objective, Random search with ear
 
 
 def _tune_request(python: str, url: str, *flags: str) -> dict:
-    start_recording(url)
-    r = _cli(python, url, "sagemaker", "tune", "--data", DATA, "--role", ROLE, *flags)
-    assert r.returncode == 0, r.stderr
-    (req,) = recorded(url, "CreateHyperParameterTuningJob")
-    return req
+    return _request(python, url, "tune", "CreateHyperParameterTuningJob", *flags)
 
 
 @needs_both
